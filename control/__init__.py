@@ -1,0 +1,1 @@
+"""Tools (specs, effects, registry), the parallel DAG executor and the agent."""

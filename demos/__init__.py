@@ -1,0 +1,1 @@
+"""The `rtagent` command line: demos, jitter, benchmarks and tools."""

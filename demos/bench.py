@@ -1,0 +1,27 @@
+"""Run a benchmark. Each prints its figures and a ratio against a baseline
+measured in the same run (see the README for what each one measures).
+
+  rtagent bench NAME [options]     e.g. rtagent bench bus --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# name -> (module, summary). Each module has add_arguments(parser) and run(args) -> int.
+BENCHES: dict[str, tuple[str, str]] = {}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench", metavar="NAME", required=True)
+    for name, (module, summary) in BENCHES.items():
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=summary, description=mod.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        p.set_defaults(_bench_run=mod.run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args._bench_run(args) or 0)

@@ -1,0 +1,69 @@
+"""`rtagent`: the command line.
+
+Each subcommand lives in its own module with two functions,
+``add_arguments(parser)`` and ``run(args) -> int``; the module's docstring is
+its ``--help`` text. Modules are imported only when their command is used, so
+``rtagent --help`` stays fast and a broken optional part cannot stop the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from realtime.errors import RtAgentError
+
+# name -> (module, one-line summary). Add a line here to add a command.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": ("demos.doctor", "check this machine: dependencies, models, audio, RT permissions"),
+    "bench": ("demos.bench", "run a benchmark and print figures against its baseline"),
+}
+
+
+def _load(module: str):  # type: ignore[no-untyped-def]
+    return importlib.import_module(module)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rtagent",
+        description="A real-time agent stack for voice and embodied control.",
+        epilog="Run `rtagent COMMAND --help` for a command's options.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = None
+    if argv:
+        wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, summary) in COMMANDS.items():
+        if wanted == name:
+            mod = _load(module)
+            p = sub.add_parser(name, help=summary, description=mod.__doc__,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
+        else:
+            sub.add_parser(name, help=summary)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0 if not argv else 2
+    try:
+        return int(args._run(args) or 0)
+    except RtAgentError as exc:
+        print(f"rtagent {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"rtagent {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Model artifacts, the Decoder protocol and the llama.cpp decoders."""

@@ -1,0 +1,1 @@
+"""PyBullet environments (Gymnasium API), perception, IK actuation and robot tools."""

@@ -1,0 +1,1 @@
+"""Traces, pattern mining, predictors and the lossless speculative executor."""
