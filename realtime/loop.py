@@ -1,0 +1,456 @@
+"""The hard-deadline loop: one command per tick, by the deadline, whatever else runs.
+
+Releases are absolute: release ``k`` is ``t0 + k * period`` (no drift, however
+long the ticks take). Each tick the loop sleeps (then spins, see
+:class:`~realtime.clock.MonotonicClock`) to the release, calls
+``tick_fn(info) -> command``, hands the command to ``emit`` and records the
+release, wake-up and end times. A tick must not block: work that takes longer
+than a tick (model decoding, tool calls) runs in a worker that posts into a
+:class:`LatestResult`; the tick polls it and, when nothing new is ready, emits
+the fallback (see :class:`HoldOrStop`). A result that arrives late is simply
+picked up by the next tick.
+
+Overrun policy: when a tick ends after the next release, the loop skips to the
+first release still in the future (never bursts to catch up) and counts the
+skipped releases. A tick that ends after ``release + budget`` is a deadline miss.
+
+Garbage collection is kept out of ticks: during :meth:`DeadlineLoop.run`
+automatic GC is disabled and generations are collected between ticks, only
+when enough slack is left before the next release.
+
+Use ``step()`` to drive the loop one tick at a time (tests, in virtual time
+with :class:`~realtime.clock.FakeClock`) and ``run()`` for the real thing.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from realtime.clock import Clock, MonotonicClock
+from realtime.errors import ConfigError
+
+__all__ = [
+    "DeadlineLoop",
+    "HoldOrStop",
+    "LatestResult",
+    "LoopOptions",
+    "LoopSummary",
+    "Posted",
+    "StopFlag",
+    "TickHistory",
+    "TickInfo",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """Options of a :class:`DeadlineLoop`.
+
+    Attributes:
+        hz: release rate in ticks per second (1..1000; the demos use 10..16).
+        budget_ms: deadline after each release, in ms (0 < budget <= one
+            period); ``None`` means one full period.
+        spin_us: spin margin of the :class:`MonotonicClock` the loop builds
+            when it is given no clock (0 = plain sleep). Ignored otherwise.
+        history_len: how many recent ticks the ring buffer keeps (>= 16).
+        gc_between_ticks: during ``run()``, disable automatic GC and collect
+            between ticks instead (only when ``gc_min_slack_ms`` is left).
+        gc_min_slack_ms: slack before the next release needed to run GC or
+            the ``between_ticks`` hook, in ms (>= 0).
+    """
+
+    hz: float = 16.0
+    budget_ms: float | None = None
+    spin_us: float = 1000.0
+    history_len: int = 65536
+    gc_between_ticks: bool = True
+    gc_min_slack_ms: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 1.0 <= self.hz <= 1000.0:
+            raise ConfigError(f"hz: expected 1..1000, got {self.hz!r}")
+        if self.budget_ms is not None and not 0.0 < self.budget_ms <= self.period_ms:
+            raise ConfigError(
+                f"budget_ms: expected 0 < budget <= period ({self.period_ms:g} ms), "
+                f"got {self.budget_ms!r}"
+            )
+        if not 0.0 <= self.spin_us <= self.period_ms * 1000.0:
+            raise ConfigError(
+                f"spin_us: expected 0..{self.period_ms * 1000:g} (one period), got {self.spin_us!r}"
+            )
+        if self.history_len < 16:
+            raise ConfigError(f"history_len: expected >= 16, got {self.history_len!r}")
+        if self.gc_min_slack_ms < 0:
+            raise ConfigError(f"gc_min_slack_ms: expected >= 0, got {self.gc_min_slack_ms!r}")
+
+    @property
+    def period_ms(self) -> float:
+        return 1000.0 / self.hz
+
+    @property
+    def period_ns(self) -> int:
+        return round(1_000_000_000 / self.hz)
+
+    @property
+    def budget_ns(self) -> int:
+        if self.budget_ms is None:
+            return self.period_ns
+        return round(self.budget_ms * 1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class TickInfo:
+    """What a tick knows about itself when ``tick_fn`` is called."""
+
+    seq: int  # ticks run before this one (0, 1, 2, ...)
+    index: int  # release index k: release_ns == t0 + k * period_ns
+    release_ns: int  # scheduled release time
+    deadline_ns: int  # the command must be emitted by this time
+    wake_ns: int  # when the loop actually woke up
+    skipped: int  # releases skipped just before this one (overrun policy)
+    period_ns: int
+
+    @property
+    def lateness_ns(self) -> int:
+        return self.wake_ns - self.release_ns
+
+    @property
+    def time_left_ns(self) -> int:
+        """Budget left at wake-up (negative if the wake-up itself was too late)."""
+        return self.deadline_ns - self.wake_ns
+
+
+@dataclass(frozen=True)
+class LoopSummary:
+    """Counters of a loop (over its whole life, not only the ring buffer)."""
+
+    hz: float
+    ticks: int
+    overruns: int  # ticks that ended after the next release
+    skipped_releases: int  # releases skipped by the overrun policy
+    deadline_misses: int  # ticks that ended after release + budget
+    worst_lateness_ns: int  # max(wake - release)
+    worst_exec_ns: int  # max(end - wake)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.ticks} ticks at {self.hz:g} Hz: {self.deadline_misses} deadline misses, "
+            f"{self.overruns} overruns ({self.skipped_releases} releases skipped), "
+            f"worst lateness {self.worst_lateness_ns / 1000:.1f} µs, "
+            f"worst tick {self.worst_exec_ns / 1000:.1f} µs"
+        )
+
+
+class TickHistory:
+    """A bounded ring buffer of per-tick times (release, wake-up, end), in ns."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._release = array("q", bytes(8 * capacity))
+        self._wake = array("q", bytes(8 * capacity))
+        self._end = array("q", bytes(8 * capacity))
+        self._count = 0  # total ever recorded
+
+    def record(self, release_ns: int, wake_ns: int, end_ns: int) -> None:
+        i = self._count % self.capacity
+        self._release[i] = release_ns
+        self._wake[i] = wake_ns
+        self._end[i] = end_ns
+        self._count += 1
+
+    def __len__(self) -> int:
+        return min(self._count, self.capacity)
+
+    @property
+    def total(self) -> int:
+        """Ticks ever recorded (may exceed ``len(self)``)."""
+        return self._count
+
+    def arrays(self) -> tuple[list[int], list[int], list[int]]:
+        """(release_ns, wake_ns, end_ns) of the kept ticks, oldest first."""
+        n = len(self)
+        start = self._count % self.capacity if self._count > self.capacity else 0
+        order = [(start + j) % self.capacity for j in range(n)]
+        return (
+            [self._release[i] for i in order],
+            [self._wake[i] for i in order],
+            [self._end[i] for i in order],
+        )
+
+
+class StopFlag(Protocol):
+    """Anything with ``is_set()``: threading.Event, multiprocessing.Event."""
+
+    def is_set(self) -> bool: ...
+
+
+class DeadlineLoop(Generic[C]):
+    """Runs ``tick_fn`` at absolute releases and emits its command each tick.
+
+    Args:
+        clock: the time source; ``None`` builds ``MonotonicClock(options.spin_us)``.
+        options: rate, budget, history, GC policy.
+        tick_fn: called once per tick with a :class:`TickInfo`; returns the
+            command. It must not block (poll workers, emit a fallback).
+        emit: called with (command, info) right after ``tick_fn`` returns.
+        between_ticks: optional housekeeping (progress display, logging) run
+            after a tick only when ``gc_min_slack_ms`` is left before the next
+            release; its time never counts as tick time.
+    """
+
+    def __init__(
+        self,
+        clock: Clock | None,
+        options: LoopOptions,
+        tick_fn: Callable[[TickInfo], C],
+        *,
+        emit: Callable[[C, TickInfo], None] | None = None,
+        between_ticks: Callable[[TickInfo], None] | None = None,
+    ) -> None:
+        self.clock: Clock = clock if clock is not None else MonotonicClock(options.spin_us)
+        self.options = options
+        self.tick_fn = tick_fn
+        self.emit = emit
+        self.between_ticks = between_ticks
+        self.history = TickHistory(options.history_len)
+        self.last_command: C | None = None
+        self.summary: LoopSummary | None = None
+        self._period = options.period_ns
+        self._budget = options.budget_ns
+        self._slack_ns = round(options.gc_min_slack_ms * 1_000_000)
+        self._t0: int | None = None
+        self._k = 0
+        self._pending_skip = 0
+        self._ticks = 0
+        self._overruns = 0
+        self._skipped = 0
+        self._misses = 0
+        self._worst_late = 0
+        self._worst_exec = 0
+        self._gc_count = 0
+
+    # -- schedule ---------------------------------------------------------
+    def start(self, t0_ns: int | None = None) -> None:
+        """Begin a fresh schedule: release k at ``t0_ns + k * period``.
+
+        ``t0_ns`` defaults to one period from now. Counters are kept.
+        """
+        self._t0 = self.clock.now_ns() + self._period if t0_ns is None else int(t0_ns)
+        self._k = 0
+        self._pending_skip = 0
+
+    @property
+    def t0_ns(self) -> int | None:
+        return self._t0
+
+    @property
+    def next_release_ns(self) -> int | None:
+        return None if self._t0 is None else self._t0 + self._k * self._period
+
+    # -- one tick ---------------------------------------------------------
+    def step(self) -> TickInfo:
+        """Sleep to the next release, run one tick, emit, record; return its info."""
+        if self._t0 is None:
+            self.start()
+        assert self._t0 is not None
+        clock = self.clock
+        k = self._k
+        release = self._t0 + k * self._period
+        clock.sleep_until_ns(release)
+        wake = clock.now_ns()
+        info = TickInfo(
+            seq=self._ticks,
+            index=k,
+            release_ns=release,
+            deadline_ns=release + self._budget,
+            wake_ns=wake,
+            skipped=self._pending_skip,
+            period_ns=self._period,
+        )
+        command = self.tick_fn(info)
+        if self.emit is not None:
+            self.emit(command, info)
+        end = clock.now_ns()
+        self.last_command = command
+        self.history.record(release, wake, end)
+        self._account(info, end)
+        self._housekeeping(info)
+        return info
+
+    def _account(self, info: TickInfo, end: int) -> None:
+        assert self._t0 is not None
+        self._ticks += 1
+        late = info.wake_ns - info.release_ns
+        if late > self._worst_late:
+            self._worst_late = late
+        exec_ns = end - info.wake_ns
+        if exec_ns > self._worst_exec:
+            self._worst_exec = exec_ns
+        if end > info.deadline_ns:
+            self._misses += 1
+        k_next = info.index + 1
+        if end > self._t0 + k_next * self._period:
+            # Overrun: skip to the first release still in the future.
+            self._overruns += 1
+            k_next = (end - self._t0) // self._period + 1
+        self._pending_skip = k_next - info.index - 1
+        self._skipped += self._pending_skip
+        self._k = k_next
+
+    def _housekeeping(self, info: TickInfo) -> None:
+        if not (self.options.gc_between_ticks or self.between_ticks):
+            return
+        assert self._t0 is not None
+        next_release = self._t0 + self._k * self._period
+        if next_release - self.clock.now_ns() < self._slack_ns:
+            return
+        if self.options.gc_between_ticks and not gc.isenabled():
+            self._gc_count += 1
+            # Same cadence as CPython's default thresholds, one step per tick.
+            gen = 2 if self._gc_count % 100 == 0 else 1 if self._gc_count % 10 == 0 else 0
+            gc.collect(gen)
+        if self.between_ticks is not None and (
+            next_release - self.clock.now_ns() >= self._slack_ns
+        ):
+            self.between_ticks(info)
+
+    # -- many ticks -------------------------------------------------------
+    def run(
+        self,
+        ticks: int | None = None,
+        seconds: float | None = None,
+        stop_event: StopFlag | None = None,
+    ) -> LoopSummary:
+        """Run a fresh schedule until ``ticks`` ticks ran, the releases within
+        ``seconds`` are done, or ``stop_event`` is set (whichever comes first;
+        with none of them, until interrupted). Returns the summary, also kept
+        in ``self.summary`` and logged, however the loop ends.
+        """
+        if ticks is not None and ticks < 0:
+            raise ConfigError(f"ticks: expected >= 0, got {ticks!r}")
+        if seconds is not None and seconds < 0:
+            raise ConfigError(f"seconds: expected >= 0, got {seconds!r}")
+        gc_was_enabled = gc.isenabled()
+        if self.options.gc_between_ticks:
+            gc.disable()
+        try:
+            self.start()
+            assert self._t0 is not None
+            end_ns = None if seconds is None else self._t0 + round(seconds * 1e9)
+            done = 0
+            while ticks is None or done < ticks:
+                if stop_event is not None and stop_event.is_set():
+                    break
+                if end_ns is not None and self._t0 + self._k * self._period >= end_ns:
+                    break
+                self.step()
+                done += 1
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+            self.summary = self.summarize()
+            log.info("deadline loop: %s", self.summary)
+        return self.summary
+
+    def summarize(self) -> LoopSummary:
+        return LoopSummary(
+            hz=self.options.hz,
+            ticks=self._ticks,
+            overruns=self._overruns,
+            skipped_releases=self._skipped,
+            deadline_misses=self._misses,
+            worst_lateness_ns=self._worst_late,
+            worst_exec_ns=self._worst_exec,
+        )
+
+
+# -- polling for finished work ------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Posted(Generic[T]):
+    """A value a worker posted, stamped with its sequence number and time."""
+
+    value: T
+    seq: int  # 1, 2, 3, ... per mailbox
+    t_ns: int  # the poster's clock reading when it posted
+
+
+class LatestResult(Generic[T]):
+    """A one-slot mailbox: workers post, the tick polls without blocking.
+
+    Latest value wins: a value posted over one that was never taken is
+    dropped (counted in ``overwritten``). ``poll()`` returns each value at
+    most once; ``latest()`` returns the newest whether taken or not.
+    Thread-safe; the lock is held only for a few assignments.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._item: Posted[T] | None = None
+        self._taken_seq = 0
+        self.posted = 0
+        self.overwritten = 0
+
+    def post(self, value: T, t_ns: int) -> int:
+        """Publish ``value`` (stamped ``t_ns``); returns its sequence number."""
+        with self._lock:
+            if self._item is not None and self._item.seq > self._taken_seq:
+                self.overwritten += 1
+            self.posted += 1
+            self._item = Posted(value, self.posted, t_ns)
+            return self.posted
+
+    def poll(self) -> Posted[T] | None:
+        """The newest value not yet polled, or ``None`` (never blocks)."""
+        with self._lock:
+            item = self._item
+            if item is None or item.seq <= self._taken_seq:
+                return None
+            self._taken_seq = item.seq
+            return item
+
+    def latest(self) -> Posted[T] | None:
+        with self._lock:
+            return self._item
+
+
+class HoldOrStop(Generic[C]):
+    """The fallback a tick emits when no fresh command is ready.
+
+    Call it every tick with the fresh command or ``None``: a fresh command is
+    returned (and remembered); without one, the last command is held for up to
+    ``max_hold_ticks`` ticks, then ``safe_stop`` is returned until a fresh
+    command arrives. ``max_hold_ticks=0`` means stop at once.
+    """
+
+    def __init__(self, safe_stop: C, max_hold_ticks: int) -> None:
+        if max_hold_ticks < 0:
+            raise ConfigError(f"max_hold_ticks: expected >= 0, got {max_hold_ticks!r}")
+        self.safe_stop = safe_stop
+        self.max_hold_ticks = max_hold_ticks
+        self._last: C | None = None
+        self._held = 0
+        self.holds = 0  # ticks that re-emitted the last command
+        self.stops = 0  # ticks that emitted safe_stop for want of a fresh command
+
+    def __call__(self, fresh: C | None) -> C:
+        if fresh is not None:
+            self._last = fresh
+            self._held = 0
+            return fresh
+        self._held += 1
+        if self._last is not None and self._held <= self.max_hold_ticks:
+            self.holds += 1
+            return self._last
+        self.stops += 1
+        return self.safe_stop
