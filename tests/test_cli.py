@@ -1,0 +1,33 @@
+"""Every registered command and benchmark answers --help (so none is broken at import)."""
+
+from __future__ import annotations
+
+import pytest
+
+from demos import bench, cli
+
+
+@pytest.mark.parametrize("name", sorted(cli.COMMANDS))
+def test_command_help(name: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main([name, "--help"])
+    assert exc.value.code == 0
+    assert "usage: rtagent" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(bench.BENCHES))
+def test_bench_help(name: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", name, "--help"])
+    assert exc.value.code == 0
+
+
+def test_no_command_prints_help(capsys) -> None:
+    assert cli.main([]) == 0
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_unknown_command_is_an_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["frobnicate"])
+    assert exc.value.code == 2
