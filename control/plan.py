@@ -1,0 +1,471 @@
+"""Plans as DAGs: tool calls with ids, ``$k`` references, resource ordering.
+
+A plan is what the decoder emits for one answer: several :class:`ToolCall`
+objects with ids ``"1"``, ``"2"``, ... (LLMCompiler's planner output). An
+argument value may refer to an earlier call's result:
+
+- a string that is exactly ``$k`` or ``$k.path`` (``$1``, ``$1.pose.x``,
+  ``$2.objects.0.name`` or ``$2.objects[0].name``) is replaced by that value,
+  keeping its type (a number stays a number);
+- inside longer text, ``$k.path`` or ``${k.path}`` is replaced by the value's
+  text, but only when call ``k`` is already in the plan when the call is
+  added, so ``"costs $5"`` stays text in a plan without a call 5;
+- references are found in nested lists and objects too.
+
+Dependencies come from references and from the tools' metadata
+(:meth:`ToolSpec.resources`): a call that writes a resource keeps its place
+after earlier calls that read or write it, and a call that reads a resource
+stays after earlier writers of it. Independent read-only calls have no edges
+and run concurrently. A resource whose argument is a reference (unknown until
+run time) is the wildcard ``light:*``; a writing tool that declares no
+resources writes ``*`` (everything), the safe default.
+
+Calls may be added one at a time while the decoder is still producing later
+ones (:meth:`Plan.add`); a reference to a call not added yet waits for it, and
+:meth:`Plan.close` reports references to calls that never came. Structural
+mistakes raise :class:`PlanError` subclasses at once; a missing result field
+or a wrong type after substitution raises from :func:`substitute` when the
+call is about to run.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from control.tools import Effect, ToolCall, ToolError, ToolRegistry, ToolSpec
+from realtime.errors import RtAgentError
+
+__all__ = [
+    "ArgumentTypeError",
+    "DuplicateCallIdError",
+    "MissingFieldError",
+    "MissingReferenceError",
+    "Plan",
+    "PlanCycleError",
+    "PlanError",
+    "PlannedCall",
+    "Reference",
+    "parse_reference",
+    "resolve_reference",
+    "substitute",
+]
+
+
+class PlanError(RtAgentError):
+    """A plan of tool calls is malformed; the agent should replan."""
+
+
+class PlanCycleError(PlanError):
+    """Calls depend on each other in a circle, so none of them can start."""
+
+
+class MissingReferenceError(PlanError):
+    """An argument refers to ``$k`` but the plan has no call ``k``."""
+
+
+class DuplicateCallIdError(PlanError):
+    """Two calls of one plan have the same id."""
+
+
+class MissingFieldError(PlanError):
+    """A reference names a field the referenced call's result does not have."""
+
+
+class ArgumentTypeError(PlanError, ValueError):
+    """After substituting references, a call's arguments fail its JSON Schema."""
+
+
+_PATH = r"((?:\.\w+|\[\d+\])*)"
+_EXACT = re.compile(r"\$(\w+)" + _PATH)
+_EMBEDDED = re.compile(r"\$\{(\w+)" + _PATH + r"\}|\$(\w+)" + _PATH)
+_SEGMENT = re.compile(r"\.(\w+)|\[(\d+)\]")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """``$call_id`` followed by a path of fields or list indexes."""
+
+    call_id: str
+    path: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return "$" + ".".join((self.call_id, *self.path))
+
+
+def _path(text: str) -> tuple[str, ...]:
+    return tuple(m.group(1) or m.group(2) for m in _SEGMENT.finditer(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_reference(value: str) -> Reference | None:
+    """The reference a string is (exactly ``$k`` or ``$k.path``), else None."""
+    if not value.startswith("$"):
+        return None
+    m = _EXACT.fullmatch(value)
+    return Reference(m.group(1), _path(m.group(2))) if m else None
+
+
+def _embedded(text: str) -> Iterator[tuple[re.Match[str], Reference]]:
+    for m in _EMBEDDED.finditer(text):
+        if m.group(1) is not None:
+            yield m, Reference(m.group(1), _path(m.group(2)))
+        else:
+            yield m, Reference(m.group(3), _path(m.group(4)))
+
+
+def _find_refs(value: Any, known: Iterable[str] | None, out: set[str]) -> bool:
+    """Add referenced ids in ``value`` to ``out``; True if ``value`` holds a reference.
+
+    ``known`` limits embedded (in-text) references to those ids; None skips them.
+    """
+    if isinstance(value, str):
+        if "$" not in value:
+            return False
+        ref = parse_reference(value)
+        if ref is not None:
+            out.add(ref.call_id)
+            return True
+        found = False
+        if known is not None:
+            for _, r in _embedded(value):
+                if r.call_id in known:
+                    out.add(r.call_id)
+                    found = True
+        return found
+    if isinstance(value, Mapping):
+        return any([_find_refs(v, known, out) for v in value.values()])
+    if isinstance(value, list | tuple):
+        return any([_find_refs(v, known, out) for v in value])
+    return False
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return f"an object with fields {sorted(map(str, value))}"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)} item(s)"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def resolve_reference(ref: Reference, values: Mapping[str, Any]) -> Any:
+    """The value ``ref`` points at in the results ``values`` (id -> result value)."""
+    if ref.call_id not in values:
+        raise MissingReferenceError(
+            f"{ref} refers to call {ref.call_id!r}, which has no result; "
+            "refer only to calls of the same plan"
+        )
+    value = values[ref.call_id]
+    walked = "$" + ref.call_id
+    for seg in ref.path:
+        if isinstance(value, Mapping) and seg in value:
+            value = value[seg]
+        elif isinstance(value, list | tuple) and seg.isdigit() and int(seg) < len(value):
+            value = value[int(seg)]
+        elif (not isinstance(value, Mapping | list | tuple | str | int | float | bool)
+              and value is not None and not seg.startswith("_") and hasattr(value, seg)):
+            value = getattr(value, seg)
+        else:
+            raise MissingFieldError(
+                f"{ref}: {walked} has no field {seg!r}; it is {_describe(value)}. "
+                "Refer to a field the result has"
+            )
+        walked += "." + seg
+    return value
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except TypeError:
+        return str(value)
+
+
+def _subst(value: Any, refs: frozenset[str], values: Mapping[str, Any]) -> Any:
+    if isinstance(value, str):
+        if "$" not in value:
+            return value
+        ref = parse_reference(value)
+        if ref is not None:
+            return resolve_reference(ref, values)
+
+        def one(m: re.Match[str]) -> str:
+            r = Reference(m.group(1) or m.group(3), _path(m.group(2) or m.group(4) or ""))
+            return _as_text(resolve_reference(r, values)) if r.call_id in refs else m.group(0)
+
+        return _EMBEDDED.sub(one, value)
+    if isinstance(value, Mapping):
+        return {k: _subst(v, refs, values) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_subst(v, refs, values) for v in value]
+    return value
+
+
+def substitute(
+    planned: PlannedCall, values: Mapping[str, Any], registry: ToolRegistry | None = None
+) -> ToolCall:
+    """``planned.call`` with its references replaced by results (id -> value).
+
+    With ``registry``, the substituted arguments are checked against the tool's
+    JSON Schema; a mismatch raises :class:`ArgumentTypeError` naming the references.
+    """
+    if not planned.refs:
+        return planned.call
+    args = _subst(planned.call.arguments, planned.refs, values)
+    call = replace(planned.call, arguments=args)
+    if registry is not None:
+        try:
+            registry.validate(call)
+        except ToolError as exc:
+            used = ", ".join("$" + r for r in sorted(planned.refs))
+            raise ArgumentTypeError(
+                f"call {call.id} ({call.name}) after substituting {used}: {exc}. "
+                "Refer to a field of the right type, or pass the value directly"
+            ) from exc
+    return call
+
+
+# Resources ---------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def _pattern(resource: str) -> re.Pattern[str]:
+    return re.compile(".*".join(re.escape(part) for part in resource.split("*")))
+
+
+def _match(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    return ("*" in a and _pattern(a).fullmatch(b) is not None) or (
+        "*" in b and _pattern(b).fullmatch(a) is not None
+    )
+
+
+def resources_overlap(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Whether two resource sets share a resource (``*`` matches any text)."""
+    if not a or not b:
+        return False
+    if not a.isdisjoint(b):
+        return True
+    if not any("*" in r for r in a) and not any("*" in r for r in b):
+        return False
+    return any(_match(x, y) for x in a for y in b)
+
+
+def call_resources(spec: ToolSpec, arguments: Mapping[str, Any]) -> tuple[
+    frozenset[str], frozenset[str]
+]:
+    """(reads, writes) of a call; arguments that hold references count as ``*``."""
+    args = {k: ("*" if _mentions_ref(v) else v) for k, v in arguments.items()}
+    reads, writes = spec.resources(args)
+    if spec.effect is Effect.WRITE and not writes:
+        writes = frozenset({"*"})
+    return reads, writes
+
+
+def _mentions_ref(value: Any) -> bool:
+    if isinstance(value, str):
+        return "$" in value and _EMBEDDED.search(value) is not None
+    if isinstance(value, Mapping):
+        return any(_mentions_ref(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_mentions_ref(v) for v in value)
+    return False
+
+
+# The plan ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """One call of a plan with what it waits for.
+
+    ``refs`` are the ids whose results its arguments use; ``deps`` adds the
+    earlier calls it must follow because of shared resources.
+    """
+
+    call: ToolCall
+    index: int
+    refs: frozenset[str]
+    deps: frozenset[str]
+    reads: frozenset[str]
+    writes: frozenset[str]
+
+    @property
+    def id(self) -> str:
+        return self.call.id
+
+    @property
+    def order_deps(self) -> frozenset[str]:
+        """Dependencies from resource order only (no data flows along them)."""
+        return self.deps - self.refs
+
+
+class Plan:
+    """A DAG of tool calls, built call by call.
+
+    Args:
+        specs: the tools the plan may use (a registry, specs, or name -> spec).
+    """
+
+    def __init__(self, specs: ToolRegistry | Iterable[ToolSpec] | Mapping[str, ToolSpec]) -> None:
+        if isinstance(specs, ToolRegistry):
+            self._specs = {s.name: s for s in specs.specs()}
+        elif isinstance(specs, Mapping):
+            self._specs = dict(specs)
+        else:
+            self._specs = {s.name: s for s in specs}
+        self._calls: dict[str, PlannedCall] = {}
+        self._order: list[PlannedCall] = []
+        self._writers: list[PlannedCall] = []
+        self._dependants: dict[str, list[str]] = {}
+        self.closed = False
+
+    @classmethod
+    def from_calls(
+        cls, calls: Iterable[ToolCall], specs: ToolRegistry | Iterable[ToolSpec]
+    ) -> Plan:
+        """A complete plan; raises :class:`PlanError` before anything runs."""
+        plan = cls(specs)
+        for call in calls:
+            plan.add(call)
+        plan.close()
+        return plan
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __iter__(self) -> Iterator[PlannedCall]:
+        return iter(self._order)
+
+    def __contains__(self, call_id: object) -> bool:
+        return call_id in self._calls
+
+    def __getitem__(self, call_id: str) -> PlannedCall:
+        return self._calls[call_id]
+
+    def spec(self, name: str) -> ToolSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise PlanError(
+                f"the plan calls unknown tool {name!r}; known tools: "
+                f"{', '.join(sorted(self._specs)) or 'none'}"
+            ) from None
+
+    def dependants(self, call_id: str) -> list[str]:
+        """Ids of the calls that wait directly for ``call_id`` (added so far)."""
+        return self._dependants.get(call_id, [])
+
+    def add(self, call: ToolCall) -> PlannedCall:
+        """Add the next call; raises :class:`PlanError` (and adds nothing) if it is wrong."""
+        if self.closed:
+            raise PlanError("the plan is closed; start a new plan to add calls")
+        if not call.id:
+            call = replace(call, id=str(len(self._order) + 1))
+        if call.id in self._calls:
+            raise DuplicateCallIdError(
+                f"two calls have id {call.id!r} ({self._calls[call.id].call.name} and "
+                f"{call.name}); give each call of a plan its own id"
+            )
+        spec = self.spec(call.name)
+        refs: set[str] = set()
+        _find_refs(call.arguments, self._calls, refs)
+        reads, writes = call_resources(spec, call.arguments)
+        deps = set(refs)
+        if writes:
+            for earlier in self._order:
+                if resources_overlap(writes, earlier.reads | earlier.writes):
+                    deps.add(earlier.id)
+        if reads:
+            for earlier in self._writers:
+                if resources_overlap(reads, earlier.writes):
+                    deps.add(earlier.id)
+        self._check_cycle(call, deps)
+        planned = PlannedCall(call, len(self._order), frozenset(refs), frozenset(deps),
+                              reads, writes)
+        self._calls[call.id] = planned
+        self._order.append(planned)
+        if writes:
+            self._writers.append(planned)
+        for dep in sorted(deps, key=self._position):
+            self._dependants.setdefault(dep, []).append(call.id)
+        return planned
+
+    def _position(self, call_id: str) -> tuple[int, str]:
+        known = self._calls.get(call_id)
+        return (known.index if known else len(self._order), call_id)
+
+    def _check_cycle(self, call: ToolCall, deps: set[str]) -> None:
+        # The graph was acyclic before; any new cycle runs through ``call``.
+        stack: list[tuple[str, tuple[str, ...]]] = [(d, (call.id, d)) for d in deps]
+        seen: set[str] = set()
+        while stack:
+            node, path = stack.pop()
+            if node == call.id:
+                loop = " -> ".join("$" + p for p in path)
+                raise PlanCycleError(
+                    f"calls wait for each other in a circle ({loop}; '->' means 'waits for'); "
+                    "a call may only use results of calls that do not need it"
+                )
+            if node in seen or node not in self._calls:
+                continue
+            seen.add(node)
+            stack.extend((d, (*path, d)) for d in self._calls[node].deps)
+
+    def unresolved(self) -> dict[str, list[str]]:
+        """Referenced ids that are not in the plan -> ids of the calls waiting for them."""
+        return {d: ids for d, ids in self._dependants.items() if d not in self._calls}
+
+    def close(self) -> None:
+        """Mark the plan complete; raises :class:`MissingReferenceError` if refs dangle."""
+        self.closed = True
+        missing = self.unresolved()
+        if missing:
+            parts = [f"${d} (used by call {', '.join(ids)})" for d, ids in sorted(missing.items())]
+            raise MissingReferenceError(
+                f"the plan refers to calls it does not have: {'; '.join(parts)}; "
+                f"its calls are {', '.join(self._calls) or 'none'}"
+            )
+
+    def critical_path(self, durations: Mapping[str, float]) -> tuple[float, list[str]]:
+        """The longest chain of dependent calls given each call's duration."""
+        finish: dict[str, float] = {}
+        best: dict[str, str | None] = {}
+        for planned in self.topological_order():
+            prev = max(planned.deps, key=lambda d: finish[d], default=None)
+            finish[planned.id] = (finish[prev] if prev else 0.0) + durations.get(planned.id, 0.0)
+            best[planned.id] = prev
+        if not finish:
+            return 0.0, []
+        end: str | None = max(finish, key=lambda k: finish[k])
+        length = finish[end]  # type: ignore[index]
+        chain: list[str] = []
+        while end is not None:
+            chain.append(end)
+            end = best[end]
+        return length, chain[::-1]
+
+    def topological_order(self) -> list[PlannedCall]:
+        """Calls ordered so each comes after everything it waits for."""
+        done: set[str] = set()
+        out: list[PlannedCall] = []
+        pending = list(self._order)
+        while pending:
+            rest = []
+            for planned in pending:
+                if planned.deps <= done:
+                    out.append(planned)
+                    done.add(planned.id)
+                else:
+                    rest.append(planned)
+            if len(rest) == len(pending):
+                raise PlanCycleError("the plan has unresolved or circular dependencies")
+            pending = rest
+        return out
