@@ -383,6 +383,8 @@ class DagExecutor:
         if isinstance(source, list | tuple):
             source = Plan.from_calls(source, self.registry)
         if isinstance(source, Plan):
+            if not source.closed:
+                source.close()
             async with self.session(source) as session:
                 return await session.wait()
         calls = source if isinstance(source, AsyncIterable) else _threaded(iter(source))
@@ -393,7 +395,7 @@ class DagExecutor:
                 session.close()
             except PlanError as exc:
                 session.abandon(exc)
-                exc.partial = await session.wait()  # type: ignore[attr-defined]
+                exc.partial = await session.wait()
                 raise
             return await session.wait()
 
@@ -415,7 +417,7 @@ class DagExecutor:
             try:
                 previous = await self.run(source)
             except PlanError as exc:
-                previous = getattr(exc, "partial", None) or DagRun(Plan(self.registry))
+                previous = exc.partial or DagRun(Plan(self.registry))
                 previous.plan_error = exc
             runs.append(previous)
             if previous.ok:

@@ -57,7 +57,13 @@ __all__ = [
 
 
 class PlanError(RtAgentError):
-    """A plan of tool calls is malformed; the agent should replan."""
+    """A plan of tool calls is malformed; the agent should replan.
+
+    ``partial`` is the executor's run of the calls that started before the
+    mistake showed (a streamed plan), else None.
+    """
+
+    partial: Any = None
 
 
 class PlanCycleError(PlanError):
@@ -223,9 +229,10 @@ def substitute(
         try:
             registry.validate(call)
         except ToolError as exc:
-            used = ", ".join("$" + r for r in sorted(planned.refs))
+            used = ", ".join(f"{k}={v!r}" for k, v in planned.call.arguments.items()
+                             if _mentions_ref(v))
             raise ArgumentTypeError(
-                f"call {call.id} ({call.name}) after substituting {used}: {exc}. "
+                f"call {call.id} ({call.name}) with references {used}: {exc}. "
                 "Refer to a field of the right type, or pass the value directly"
             ) from exc
     return call
