@@ -19,6 +19,7 @@ from realtime.errors import RtAgentError
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("demos.doctor", "check this machine: dependencies, models, audio, RT permissions"),
     "bench": ("demos.bench", "run a benchmark and print figures against its baseline"),
+    "jitter": ("demos.jitter", "measure the deadline loop's jitter (vs cyclictest, under load)"),
 }
 
 

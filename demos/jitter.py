@@ -1,0 +1,330 @@
+"""Measure the deadline loop's release jitter on this machine, optionally under
+load and side by side with cyclictest.
+
+The loop runs at --hz for --seconds on the real clock (sleep-then-spin wake-ups,
+GC kept between ticks, optional RT hardening) and reports release lateness
+(actual wake-up minus scheduled release), period, tick time and deadline misses.
+
+  rtagent jitter --hz 16 --seconds 60 --load decoder --compare-cyclictest \\
+                 --json jitter.json --plot jitter.png
+
+--load decoder runs the real llama.cpp model decoding continuously in another
+process (2 threads); --load cpu runs one busy process per CPU. With
+--compare-cyclictest, cyclictest then runs at the same interval, for the same
+time, under the same load (SCHED_FIFO priority --priority when --fifo took),
+and both are printed with the ratio of their p99 and max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import time
+from typing import Any
+
+LOADS = ("none", "cpu", "decoder")
+TARGET_MAX_US = 2000.0
+TARGET_P99_RATIO = 2.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hz", type=float, default=16.0, help="loop rate, 10..16 (default 16)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="run time (default 10)")
+    parser.add_argument("--load", choices=LOADS, default="none",
+                        help="background load while measuring (default none)")
+    parser.add_argument("--fifo", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the loop (and cyclictest) with SCHED_FIFO if permitted "
+                             "(default on)")
+    parser.add_argument("--priority", type=int, default=80, help="SCHED_FIFO priority (80)")
+    parser.add_argument("--spin-us", type=float, default=1000.0,
+                        help="spin margin before each release, µs (default 1000; 0 = sleep only)")
+    parser.add_argument("--cpus", default=None,
+                        help="pin the loop (and cyclictest) to these CPUs, e.g. 1 or 0,1")
+    parser.add_argument("--gc-freeze", action=argparse.BooleanOptionalAction, default=True,
+                        help="gc.freeze() the heap before running (default on)")
+    parser.add_argument("--gc-between-ticks", action=argparse.BooleanOptionalAction,
+                        default=True, help="keep GC out of ticks (default on)")
+    parser.add_argument("--mlock", action=argparse.BooleanOptionalAction, default=False,
+                        help="mlockall() the process (default off)")
+    parser.add_argument("--timer-slack", action=argparse.BooleanOptionalAction, default=True,
+                        help="set the timer slack to 1 ns (default on)")
+    parser.add_argument("--dma-latency", action=argparse.BooleanOptionalAction, default=False,
+                        help="hold /dev/cpu_dma_latency at 0 µs, as cyclictest does (default off)")
+    parser.add_argument("--json", dest="json_path", default=None, metavar="PATH",
+                        help="write the full report (stats, samples, settings) as JSON")
+    parser.add_argument("--plot", dest="plot_path", default=None, metavar="PATH",
+                        help="write a PNG: lateness histogram and time series")
+    parser.add_argument("--compare-cyclictest", action="store_true",
+                        help="also run cyclictest at the same interval, same time, same load")
+    parser.add_argument("--model", default=None, help="GGUF for --load decoder (default: embedded)")
+
+
+# -- load processes (spawned: module top level must stay import-light) --------
+def _cpu_burn(stop: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while not stop.is_set():
+        for _ in range(200_000):
+            pass
+
+
+def _decoder_load(model_path: str, stop: Any, ready: Any, tokens: Any, error: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import llama_cpp
+
+        llm = llama_cpp.Llama(model_path=model_path, n_threads=2, verbose=False)
+    except Exception as exc:  # reported by the parent
+        error.value = f"{type(exc).__name__}: {exc}"[:255].encode()
+        ready.set()
+        return
+    prompt = "Write a long story about a robot arm that sorts coloured blocks on a table."
+    ready.set()
+    while not stop.is_set():
+        for _ in llm.create_completion(prompt, max_tokens=256, stream=True, temperature=0.9):
+            with tokens.get_lock():
+                tokens.value += 1
+            if stop.is_set():
+                break
+
+
+class Load:
+    """Background load in spawned processes; ``stop()`` ends them (also on error)."""
+
+    def __init__(self, kind: str, model: str | None) -> None:
+        import multiprocessing as mp
+
+        self.kind = kind
+        self.ctx = mp.get_context("spawn")
+        self.stop_event = self.ctx.Event()
+        self.tokens = self.ctx.Value("q", 0)
+        self.procs: list[Any] = []
+        self.model = model
+        self._t_start = 0.0
+        self._tok_start = 0
+
+    def start(self, console: Any) -> str:
+        from realtime.errors import RtAgentError
+
+        if self.kind == "none":
+            return "no load"
+        if self.kind == "cpu":
+            n = len(os.sched_getaffinity(0))
+            for _ in range(n):
+                p = self.ctx.Process(target=_cpu_burn, args=(self.stop_event,), daemon=True)
+                p.start()
+                self.procs.append(p)
+            return f"{n} busy processes (one per CPU)"
+        from models.artifacts import resolve_gguf
+
+        path = str(resolve_gguf(self.model))
+        ready, error = self.ctx.Event(), self.ctx.Array("c", 256)
+        p = self.ctx.Process(target=_decoder_load, daemon=True,
+                             args=(path, self.stop_event, ready, self.tokens, error))
+        p.start()
+        self.procs.append(p)
+        with console.status("loading the decoder load (llama.cpp)..."):
+            ok = ready.wait(timeout=120)
+            deadline = time.monotonic() + 60  # wait for the first tokens too
+            while ok and not error.value and self.tokens.value < 8:
+                if time.monotonic() > deadline or not p.is_alive():
+                    break
+                time.sleep(0.05)
+        if not ok or error.value or self.tokens.value == 0:
+            why = error.value.decode(errors="replace") or "it produced no tokens"
+            self.stop()
+            raise RtAgentError(f"--load decoder could not start llama.cpp ({why}); "
+                               "run `rtagent doctor`, or use --load cpu")
+        self._t_start, self._tok_start = time.monotonic(), self.tokens.value
+        return f"llama.cpp decoding {os.path.basename(path)} continuously (2 threads)"
+
+    def rate(self) -> str:
+        if self.kind != "decoder" or not self._t_start:
+            return ""
+        dt = time.monotonic() - self._t_start
+        return f"{(self.tokens.value - self._tok_start) / dt:.1f} tok/s during the run"
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for p in self.procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=5)
+        self.procs.clear()
+
+
+# -- cyclictest --------------------------------------------------------------------
+def run_cyclictest(period_us: int, seconds: float, prio: int | None, cpus: str | None,
+                   progress: Any, hz: float, meta: dict[str, Any]) -> Any:
+    """Run cyclictest; returns a JitterReport, or a string saying why not."""
+    import json
+    import shutil
+    import subprocess
+    import tempfile
+
+    from realtime.jitter import report_from_cyclictest_json
+
+    exe = shutil.which("cyclictest")
+    if exe is None:
+        return "cyclictest not found: install rt-tests (`apt-get install rt-tests`)"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "cyclictest.json")
+        cmd = [exe, "-q", f"-i{period_us}", f"-D{max(1, round(seconds))}s", "-t1", "-m",
+               "--histogram=100000", f"--json={out}"]
+        if prio is not None:
+            cmd.append(f"-p{prio}")
+        if cpus:
+            cmd.append(f"-a{cpus}")
+        task = progress.add_task("cyclictest", total=max(1, round(seconds)))
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            while proc.poll() is None:
+                progress.update(task, completed=min(time.monotonic() - t0, seconds))
+                progress.refresh()
+                time.sleep(0.25)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+            err = proc.communicate(timeout=10)[1].decode(errors="replace").strip()
+        if proc.returncode != 0 or not os.path.exists(out):
+            return f"cyclictest failed (exit {proc.returncode}): {err[-300:]}"
+        with open(out) as f:
+            doc = json.load(f)
+    meta = {**meta, "command": " ".join(cmd[:-1] + ["--json=..."])}
+    return report_from_cyclictest_json(doc, hz=hz, meta=meta)
+
+
+# -- the command ------------------------------------------------------------------
+def _hardening_options(args: argparse.Namespace) -> Any:
+    from realtime.errors import ConfigError
+    from realtime.hardening import HardeningOptions
+
+    cpus = None
+    if args.cpus:
+        try:
+            cpus = tuple(int(c) for c in args.cpus.split(","))
+        except ValueError:
+            raise ConfigError(f"--cpus: expected e.g. 1 or 0,1, got {args.cpus!r}") from None
+    return HardeningOptions(
+        fifo_priority=args.priority if args.fifo else None,
+        cpus=cpus,
+        gc_freeze=args.gc_freeze,
+        mlock=args.mlock,
+        timer_slack_ns=1 if args.timer_slack else None,
+        cpu_dma_latency_us=0 if args.dma_latency else None,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from realtime.clock import MonotonicClock
+    from realtime.errors import ConfigError
+    from realtime.hardening import Hardening
+    from realtime.jitter import render_table, report_from_history, save_json, save_plot
+    from realtime.loop import DeadlineLoop, HoldOrStop, LatestResult, LoopOptions, TickInfo
+
+    if not 0 < args.seconds <= 3600:
+        raise ConfigError(f"--seconds: expected 0 < s <= 3600, got {args.seconds!r}")
+    options = LoopOptions(hz=args.hz, spin_us=args.spin_us,
+                          history_len=max(16, int(args.hz * args.seconds) + 16),
+                          gc_between_ticks=args.gc_between_ticks)
+    hopts = _hardening_options(args)
+    console = Console()
+    load = Load(args.load, args.model)
+    reports: list[Any] = []
+    try:
+        load_desc = load.start(console)  # before hardening: children stay SCHED_OTHER
+        console.print(f"[bold]rtagent jitter[/]: {args.hz:g} Hz for {args.seconds:g} s, "
+                      f"load: {load_desc}")
+        # The tick does what a real tick does: poll for finished work, else fall back.
+        mailbox: LatestResult[int] = LatestResult()
+        fallback: HoldOrStop[int] = HoldOrStop(safe_stop=0, max_hold_ticks=3)
+
+        def tick(info: TickInfo) -> int:
+            fresh = mailbox.poll()
+            return fallback(fresh.value if fresh else None)
+
+        progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                            TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+                            TimeRemainingColumn(), console=console, auto_refresh=False,
+                            transient=True)
+        hardening = Hardening(hopts)
+        with progress:
+            task = progress.add_task("deadline loop", total=args.seconds)
+            last_draw = [0]
+
+            def between_ticks(info: TickInfo) -> None:
+                if info.release_ns - last_draw[0] >= 250_000_000:
+                    last_draw[0] = info.release_ns
+                    progress.update(task, completed=(info.index + 1) / args.hz)
+                    progress.refresh()
+
+            loop = DeadlineLoop(MonotonicClock(args.spin_us), options, tick,
+                                between_ticks=between_ticks)
+            with hardening:
+                summary = loop.run(seconds=args.seconds)
+            fifo_ok = hardening.applied("fifo")
+            steps = [str(s) for s in hardening.steps]
+            load_rate = load.rate()
+            meta = {"load": args.load, "load_detail": load_desc, "load_rate": load_rate,
+                    "seconds": args.seconds, "spin_us": args.spin_us,
+                    "fifo": fifo_ok, "hardening": steps,
+                    "gc_between_ticks": args.gc_between_ticks}
+            reports.append(report_from_history(loop.history, summary, meta=meta))
+            ct_note = ""
+            if args.compare_cyclictest:
+                period_us = round(1e6 / args.hz)
+                prio = args.priority if fifo_ok else None
+                ct = run_cyclictest(period_us, args.seconds, prio, args.cpus, progress,
+                                    args.hz, {"load": args.load, "fifo": fifo_ok})
+                if isinstance(ct, str):
+                    ct_note = ct
+                else:
+                    reports.append(ct)
+        load_rate = load.rate() or load_rate
+    finally:
+        load.stop()
+
+    for s in steps:
+        console.print(f"  hardening {s}")
+    if args.fifo and not fifo_ok:
+        console.print("[yellow]SCHED_FIFO is not available here: the loop ran as "
+                      "SCHED_OTHER (see the fifo line above for why and how to allow it).[/]")
+    if load_rate:
+        console.print(f"  load: {load_rate}")
+    if ct_note:
+        console.print(f"[yellow]{ct_note}; showing the loop alone.[/]")
+    console.print(render_table(reports, title=f"release lateness at {args.hz:g} Hz, "
+                                              f"load {args.load}"))
+    _print_targets(console, reports)
+    if args.json_path:
+        out = save_json(args.json_path, reports, hz=args.hz, seconds=args.seconds,
+                        load=args.load, fifo=fifo_ok, hardening=steps)
+        console.print(f"wrote {out}")
+    if args.plot_path:
+        out = save_plot(args.plot_path, reports,
+                        title=f"release lateness at {args.hz:g} Hz, load {args.load}")
+        console.print(f"wrote {out}")
+    return 0
+
+
+def _print_targets(console: Any, reports: list[Any]) -> None:
+    loop = reports[0]
+    lat = loop.lateness_us
+    checks = [
+        (f"max lateness {lat.max:.0f} µs <= {TARGET_MAX_US:.0f} µs", lat.max <= TARGET_MAX_US),
+        (f"deadline misses {loop.deadline_misses} == 0", loop.deadline_misses == 0),
+    ]
+    if len(reports) > 1:
+        ct = reports[-1].lateness_us
+        ratio = lat.p99 / ct.p99 if ct.p99 else float("inf")
+        checks.append((f"p99 {lat.p99:.0f} µs = {ratio:.2f}x cyclictest p99 {ct.p99:.0f} µs "
+                       f"<= {TARGET_P99_RATIO:g}x", ratio <= TARGET_P99_RATIO))
+        mratio = lat.max / ct.max if ct.max else float("inf")
+        console.print(f"  max ratio vs cyclictest: {mratio:.2f}x")
+    for text, ok in checks:
+        console.print(f"  target {text}: {'[green]met[/]' if ok else '[red]not met[/]'}")

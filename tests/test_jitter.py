@@ -1,0 +1,179 @@
+"""Jitter statistics on known data, JSON round trip, PNG plot, cyclictest parsing,
+and the `rtagent jitter` command on the real clock (short smoke runs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from realtime.clock import FakeClock
+from realtime.errors import RtAgentError
+from realtime.jitter import (
+    HIST_EDGES_US,
+    Distribution,
+    JitterReport,
+    load_json,
+    render_table,
+    report_from_cyclictest_json,
+    report_from_history,
+    save_json,
+    save_plot,
+)
+from realtime.loop import DeadlineLoop, LoopOptions, TickInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_distribution_of_known_values() -> None:
+    d = Distribution.from_values([float(x) for x in range(1, 101)])  # 1..100
+    assert (d.count, d.min, d.max, d.mean) == (100, 1.0, 100.0, 50.5)
+    assert d.p50 == pytest.approx(50.5)
+    assert d.p90 == pytest.approx(90.1)
+    assert d.p99 == pytest.approx(99.01)
+    assert d.p999 == pytest.approx(99.901)
+    with pytest.raises(RtAgentError, match="no samples"):
+        Distribution.from_values([])
+
+
+def test_distribution_from_histogram_counts_is_the_inverse_cdf() -> None:
+    counts = {10: 90, 20: 9, 500: 1}  # 100 cycles
+    d = Distribution.from_counts(counts)
+    assert (d.count, d.min, d.max) == (100, 10.0, 500.0)
+    assert (d.p50, d.p90, d.p99, d.p999) == (10.0, 10.0, 20.0, 500.0)
+    assert d.mean == pytest.approx((900 + 180 + 500) / 100)
+    assert Distribution.from_counts(counts, mean=7.0).mean == 7.0
+
+
+def _report_from_fake_loop() -> JitterReport:
+    # Wake-ups late by 1, 2, ..., 100 µs; every tick takes 30 µs; tick 50 sleeps 70 ms.
+    clock = FakeClock(overshoot_ns=0)
+    clock.queue_overshoots([(i + 1) * 1000 for i in range(100)])
+
+    def tick(info: TickInfo) -> int:
+        clock.advance(70_000_000 if info.seq == 50 else 30_000)
+        return 0
+
+    loop = DeadlineLoop(clock, LoopOptions(hz=16, gc_between_ticks=False), tick)
+    summary = loop.run(ticks=100)
+    return report_from_history(loop.history, summary, meta={"load": "none"})
+
+
+def test_report_from_loop_history() -> None:
+    r = _report_from_fake_loop()
+    assert r.ticks == 100 and r.hz == 16.0
+    assert r.lateness_us.min == 1.0 and r.lateness_us.max == 100.0
+    assert r.lateness_us.p50 == pytest.approx(50.5)
+    assert r.exec_us is not None and r.exec_us.max == 70_000.0 and r.exec_us.p50 == 30.0
+    assert (r.deadline_misses, r.overruns, r.skipped_releases) == (1, 1, 1)
+    assert r.period_us is not None and r.period_us.count == 99
+    # Periods between wake-ups: one period plus the change in lateness (+1 µs),
+    # and 2 periods across the skipped release.
+    assert r.period_us.min == pytest.approx(62_501.0)
+    assert r.period_us.max == pytest.approx(125_001.0)
+    assert sum(r.histogram) == 100 and len(r.histogram) == len(HIST_EDGES_US)
+    # Buckets [0,5) [5,10) [10,20) [20,50) [50,100) [100,200)
+    assert r.histogram[:6] == [4, 5, 10, 30, 50, 1]
+    assert len(r.samples["lateness_us"]) == 100 and r.samples["t_s"][16] == 1.0
+
+
+def test_json_round_trip(tmp_path: Path) -> None:
+    r = _report_from_fake_loop()
+    ct = report_from_cyclictest_json(_cyclictest_doc(), hz=16.0)
+    path = save_json(tmp_path / "sub" / "j.json", [r, ct], load="none")
+    doc = json.loads(path.read_text())
+    assert doc["load"] == "none" and doc["version"] == 1
+    back = load_json(path)
+    assert back == [r, ct]
+
+
+def test_json_version_is_checked(tmp_path: Path) -> None:
+    p = tmp_path / "j.json"
+    p.write_text(json.dumps({"version": 99, "reports": []}))
+    with pytest.raises(RtAgentError, match="expected jitter JSON version 1"):
+        load_json(p)
+
+
+def _cyclictest_doc() -> dict[str, object]:
+    return {"thread": {"0": {"histogram": {"50": 95, "60": 3, "200": 1},
+                             "cycles": 100, "min": 50, "max": 3000, "avg": 81.5}}}
+
+
+def test_cyclictest_json_with_overflow_counts_at_max() -> None:
+    r = report_from_cyclictest_json(_cyclictest_doc(), hz=16.0, meta={"fifo": True})
+    assert r.source == "cyclictest" and r.ticks == 100
+    assert (r.lateness_us.p50, r.lateness_us.p99, r.lateness_us.max) == (50.0, 200.0, 3000.0)
+    assert r.lateness_us.mean == 81.5
+    assert sum(r.histogram) == 100 and r.deadline_misses is None
+    with pytest.raises(RtAgentError, match="cyclictest JSON is not in the expected format"):
+        report_from_cyclictest_json({"thread": {}}, hz=16.0)
+
+
+def test_plot_is_a_png(tmp_path: Path) -> None:
+    r = _report_from_fake_loop()
+    ct = report_from_cyclictest_json(_cyclictest_doc(), hz=16.0)
+    out = save_plot(tmp_path / "j.png", [r, ct], title="test")
+    data = out.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 10_000
+
+
+def test_table_shows_ratios_against_the_baseline() -> None:
+    from rich.console import Console
+
+    r = _report_from_fake_loop()
+    ct = report_from_cyclictest_json(_cyclictest_doc(), hz=16.0)
+    console = Console(width=160, record=True)
+    console.print(render_table([r, ct]))
+    text = console.export_text()
+    assert "rtagent loop / cyclictest" in text
+    assert f"{r.lateness_us.p99 / 200.0:.2f}x" in text  # p99 ratio
+    assert f"{100.0 / 3000.0:.2f}x" in text  # max ratio
+
+
+def _rtagent(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "demos.cli", "jitter", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+
+
+def test_cli_smoke_run_writes_json_and_png(tmp_path: Path) -> None:
+    args = ["--hz", "16", "--seconds", "1.5", "--json", str(tmp_path / "j.json"),
+            "--plot", str(tmp_path / "j.png")]
+    if shutil.which("cyclictest"):
+        args.append("--compare-cyclictest")
+    proc = _rtagent(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "release lateness at 16 Hz" in proc.stdout
+    assert "hardening" in proc.stdout
+    reports = load_json(tmp_path / "j.json")
+    assert reports[0].source == "rtagent loop" and reports[0].ticks == 24
+    assert reports[0].deadline_misses is not None
+    if shutil.which("cyclictest"):
+        assert [r.source for r in reports] == ["rtagent loop", "cyclictest"]
+    assert (tmp_path / "j.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_cli_rejects_bad_rate() -> None:
+    proc = _rtagent("--hz", "5000", "--seconds", "1")
+    assert proc.returncode == 1
+    assert "hz: expected 1..1000" in proc.stderr
+
+
+@pytest.mark.slow
+def test_cli_under_real_decoder_load(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    proc = _rtagent("--hz", "10", "--seconds", "2", "--load", "decoder", "--no-fifo",
+                    "--json", str(tmp_path / "j.json"), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "tok/s during the run" in proc.stdout
+    (report,) = load_json(tmp_path / "j.json")
+    assert report.meta["load"] == "decoder" and report.meta["fifo"] is False
+    assert report.ticks == 20
