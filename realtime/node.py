@@ -1,0 +1,158 @@
+"""A base for one rtagent process: its name, run directory, heartbeats, signals, shutdown.
+
+A process started by :class:`realtime.supervisor.Supervisor` finds its name,
+run directory and heartbeat endpoint in its environment (``RTAGENT_NODE_NAME``,
+``RTAGENT_RUN_DIR``, ``RTAGENT_HEARTBEAT_ENDPOINT``); :meth:`Node.from_env`
+reads them. A node:
+
+- publishes :class:`~realtime.messages.Heartbeat` on topic ``hb/NAME`` when its
+  loop calls :meth:`Node.beat` (rate-limited to ``heartbeat_period_ms``), so a
+  hung loop stops beating and the supervisor notices;
+- turns SIGTERM/SIGINT into :attr:`Node.stopping` (a clean exit from its loop);
+- asks the kernel to SIGTERM it when its supervisor dies (``PR_SET_PDEATHSIG``),
+  so a killed supervisor leaves no orphans;
+- owns its sockets: everything registered with :meth:`Node.own` is closed by
+  :meth:`Node.close`, also on exceptions (use ``with Node(...) as node:``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, Literal, Protocol
+
+from realtime.bus import Publisher
+from realtime.endpoints import RunDirectory
+from realtime.messages import Heartbeat
+
+__all__ = ["HEARTBEAT_ENV", "NAME_ENV", "SUPERVISOR_PID_ENV", "Node"]
+
+NAME_ENV = "RTAGENT_NODE_NAME"
+HEARTBEAT_ENV = "RTAGENT_HEARTBEAT_ENDPOINT"
+SUPERVISOR_PID_ENV = "RTAGENT_SUPERVISOR_PID"
+_PR_SET_PDEATHSIG = 1
+
+NodeState = Literal["starting", "running", "degraded", "stopping"]
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+class Node:
+    def __init__(
+        self,
+        name: str,
+        *,
+        run_dir: RunDirectory | None = None,
+        heartbeat_endpoint: str | None = None,
+        heartbeat_period_ms: float = 200.0,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.name = name
+        self.pid = os.getpid()
+        self.run_dir = run_dir or RunDirectory.from_env()
+        self.clock_ns = clock_ns
+        self.heartbeat_period_ns = int(heartbeat_period_ms * 1e6)
+        self.counters: dict[str, int] = {}
+        self.state: NodeState = "starting"
+        self._stop = threading.Event()
+        self._owned: list[_Closable] = []
+        self._last_beat_ns: int | None = None
+        self._old_handlers: dict[int, Any] = {}
+        self._hb: Publisher | None = None
+        if heartbeat_endpoint:
+            self._hb = self.own(Publisher(heartbeat_endpoint, source=name, bind=False))
+
+    @classmethod
+    def from_env(cls, default_name: str = "node", **kw: Any) -> Node:
+        """A node configured by its supervisor's environment (works standalone too)."""
+        supervisor = os.environ.get(SUPERVISOR_PID_ENV)
+        if supervisor and supervisor.isdigit():
+            _die_with_parent(int(supervisor))
+        return cls(
+            os.environ.get(NAME_ENV, default_name),
+            heartbeat_endpoint=os.environ.get(HEARTBEAT_ENV) or None,
+            **kw,
+        )
+
+    # ------------------------------------------------------------ ownership, signals
+
+    def own(self, thing: Any) -> Any:
+        """Register something with ``close()``; it is closed (last first) on shutdown."""
+        self._owned.append(thing)
+        return thing
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT set :attr:`stopping` (main thread only)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def wait(self, timeout_s: float) -> bool:
+        """Sleep up to ``timeout_s``, waking early on stop; ``True`` if stopping."""
+        return self._stop.wait(timeout_s)
+
+    # ------------------------------------------------------------ heartbeats
+
+    def beat(self, state: NodeState = "running", *, force: bool = False) -> bool:
+        """Publish a heartbeat if the period has passed (or ``force``); ``True`` if sent."""
+        self.state = state
+        if self._hb is None:
+            return False
+        now = self.clock_ns()
+        last = self._last_beat_ns
+        if not force and last is not None and now - last < self.heartbeat_period_ns:
+            return False
+        self._last_beat_ns = now
+        hb = Heartbeat(node=self.name, pid=self.pid, state=state, counters=dict(self.counters))
+        self._hb.publish(hb, topic=f"hb/{self.name}")
+        return True
+
+    # ------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        if self._hb is not None and not self._hb.sock.closed:
+            self.beat("stopping", force=True)
+        while self._owned:
+            thing = self._owned.pop()
+            with contextlib.suppress(Exception):  # closing the rest matters more
+                thing.close()
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
+        self._old_handlers.clear()
+        self.run_dir.close()
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
