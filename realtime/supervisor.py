@@ -188,6 +188,10 @@ class Supervisor:
     def restarts(self, name: str) -> int:
         return self._procs[name].restarts
 
+    def last_heartbeat(self, name: str) -> Heartbeat | None:
+        """The newest heartbeat from the current incarnation of ``name``."""
+        return self._procs[name].last_heartbeat
+
     @property
     def stop_requested(self) -> str:
         """Why the supervisor wants to stop ('' while it does not)."""
@@ -222,6 +226,7 @@ class Supervisor:
         proc.state = ProcState.STARTING
         proc.started_ns = self.clock_ns()
         proc.last_beat_ns = None
+        proc.last_heartbeat = None
         self._event(spec.name, f"started pid {proc.popen.pid}")
 
     def step(self) -> None:

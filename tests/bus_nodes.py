@@ -1,0 +1,128 @@
+"""Small real nodes for the bus, supervisor and watchdog tests (run as processes).
+
+    python tests/bus_nodes.py ROLE [ARG]
+
+Roles: ticker (PUB WorldState on ``ticks``), relay (``ticks`` -> ``relayed``),
+sink (counts ``relayed``, reports in heartbeat counters), echo (republishes
+``in`` on ``out`` and serves ``sum``/``fail`` tool calls on ``tools``),
+decider (sends Commands on ``cmd`` every 20 ms), mute (beats ARG times, then
+hangs), crash (beats, then exits with status 3 after ARG beats).
+Endpoints live in ``$RTAGENT_RUN_DIR`` (the supervisor or the test sets it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from realtime.bus import (  # noqa: E402
+    CommandChannel,
+    LatestValueSubscriber,
+    Publisher,
+    ReplyServer,
+)
+from realtime.messages import Command, ToolReply, ToolRequest, WorldState  # noqa: E402
+from realtime.node import Node  # noqa: E402
+
+
+def ticker(node: Node) -> None:
+    pub = node.own(Publisher(node.run_dir.endpoint("ticks"), source=node.name))
+    i = 0
+    while not node.wait(0.02):
+        i += 1
+        pub.publish(WorldState(version=i))
+        node.counters["sent"] = i
+        node.beat()
+
+
+def relay(node: Node) -> None:
+    sub = node.own(LatestValueSubscriber(node.run_dir.endpoint("ticks"), ["WorldState"]))
+    pub = node.own(Publisher(node.run_dir.endpoint("relayed"), source=f"relay:{os.getpid()}"))
+    while not node.stopping:
+        got = sub.wait_latest(max_age_ms=500, timeout_ms=50)
+        if got is not None:
+            pub.publish(WorldState(version=got.message.version))
+        node.beat()
+
+
+def sink(node: Node) -> None:
+    sub = node.own(LatestValueSubscriber(node.run_dir.endpoint("relayed"), ["WorldState"]))
+    node.counters.update(received=0, relay_pid=0)
+    while not node.stopping:
+        got = sub.wait_latest(max_age_ms=500, timeout_ms=50)
+        if got is not None:
+            node.counters["received"] += 1
+            node.counters["relay_pid"] = int(got.message.source.split(":")[1])
+        node.beat()
+
+
+def echo(node: Node) -> None:
+    sub = node.own(LatestValueSubscriber(node.run_dir.endpoint("in"), [""], age_from="receive"))
+    pub = node.own(Publisher(node.run_dir.endpoint("out"), source=node.name))
+    tools = node.own(ReplyServer(node.run_dir.endpoint("tools"), source=node.name))
+
+    def handle(req: ToolRequest) -> ToolReply:
+        args = json.loads(req.arguments_json)
+        if req.name == "fail":
+            raise ValueError("asked to fail")
+        return ToolReply(value_json=json.dumps(sum(args["values"])))
+
+    while not node.stopping:
+        got = sub.read_latest(max_age_ms=10_000)
+        if got is not None and got.new:
+            pub.publish(got.message, topic=got.topic)
+        tools.serve_once(handle, timeout_ms=5)
+        node.beat()
+
+
+def decider(node: Node) -> None:
+    ch = node.own(CommandChannel(node.run_dir.endpoint("cmd"), source=node.name))
+    tick = 0
+    while not node.wait(0.02):
+        tick += 1
+        ch.send(Command(mode="move", target_position_m=(0.4, 0.0, 0.2), tick=tick))
+        ch.poll_acks()
+        node.beat()
+
+
+def mute(node: Node, beats: int) -> None:
+    for _ in range(beats):
+        node.beat(force=True)
+        node.wait(0.02)
+    while not node.stopping:  # hung: no more heartbeats
+        node.wait(0.05)
+
+
+def crash(node: Node, beats: int) -> None:
+    for _ in range(beats):
+        node.beat(force=True)
+        node.wait(0.02)
+    node.close()
+    raise SystemExit(3)
+
+
+ROLES = {"ticker": ticker, "relay": relay, "sink": sink, "echo": echo, "decider": decider}
+
+
+def main(argv: list[str]) -> int:
+    role = argv[0]
+    node = Node.from_env(default_name=role, heartbeat_period_ms=50)
+    node.install_signal_handlers()
+    with node:
+        node.beat("starting", force=True)
+        if role in ROLES:
+            ROLES[role](node)
+        elif role == "mute":
+            mute(node, int(argv[1]))
+        elif role == "crash":
+            crash(node, int(argv[1]))
+        else:
+            raise SystemExit(f"unknown role {role!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
