@@ -10,7 +10,9 @@ import argparse
 import importlib
 
 # name -> (module, summary). Each module has add_arguments(parser) and run(args) -> int.
-BENCHES: dict[str, tuple[str, str]] = {}
+BENCHES: dict[str, tuple[str, str]] = {
+    "dag": ("demos.bench_dag", "parallel tool calls: DAG executor vs sequential and the bound"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
