@@ -25,12 +25,15 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from control.plan import Plan, PlanError, PlannedCall, substitute
 from control.tools import ToolCall, ToolRegistry, ToolResult
 from realtime.clock import Clock, MonotonicClock
 from realtime.errors import ConfigError
+
+if TYPE_CHECKING:
+    from realtime.trace import Tracer
 
 __all__ = [
     "CallStatus",
@@ -129,6 +132,14 @@ class DagRun:
 
     def values(self) -> dict[str, Any]:
         return {i: r.value for i, r in self.results.items() if r.ok}
+
+    def trace(self, tracer: Tracer, track: str = "tools") -> None:
+        """Record each call that ran as a span (``realtime.trace``, Chrome/Perfetto)."""
+        for e in self.timeline.values():
+            if e.started_ns:
+                tracer.complete(f"{e.id} {e.name}", track, e.started_ns, e.ended_ns, "dag",
+                                status=str(e.status), deps=",".join(e.deps),
+                                ready_ns=e.ready_ns)
 
     def failure_report(self) -> str:
         """What went wrong, one line per failed call, worded for a replanning model."""
@@ -291,7 +302,8 @@ class DagSession:
         message = error or f"{type(exc).__name__}: {exc}"
         now = self._now()
         self.run.results[call_id] = ToolResult(
-            call or self.plan[call_id].call, False, error=message, started_ns=now, ended_ns=now)
+            call or self.plan[call_id].call, False, error=message,
+            started_ns=self.run.timeline[call_id].started_ns or now, ended_ns=now)
         self._finish(call_id, status, message)
 
     def _finish(self, call_id: str, status: CallStatus, error: str | None) -> None:

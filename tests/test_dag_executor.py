@@ -26,6 +26,7 @@ from control.plan import (
 )
 from control.tools import Effect, ToolCall, ToolRegistry, ToolResult, ToolSpec, load_tool_specs
 from realtime.errors import ConfigError
+from realtime.trace import Tracer, to_chrome
 
 ROOT = Path(__file__).resolve().parents[1]
 VOICE = load_tool_specs(json.loads((ROOT / "audio" / "voice_tools.json").read_text()))
@@ -92,6 +93,11 @@ def test_fan_out_runs_concurrently_and_fan_in_gets_every_result() -> None:
     line = result.timeline["4"]
     assert line.deps == ("1", "2") and line.started_ns >= result.timeline["2"].ended_ns
     assert json.dumps([e.to_json() for e in result.timeline.values()])
+    tracer = Tracer("decision")
+    result.trace(tracer)
+    spans = [e for e in to_chrome(tracer.events())["traceEvents"] if e.get("ph") == "X"]
+    assert sorted(e["name"] for e in spans) == ["1 get_weather", "2 get_weather",
+                                                "3 get_weather", "4 send_message"]
 
 
 def test_chains_pass_nested_fields_and_keep_types() -> None:
@@ -350,3 +356,17 @@ def test_cancel_stops_running_and_waiting_calls() -> None:
 
     result = run(main())
     assert result.ids(CallStatus.CANCELLED) == ["1", "2"]
+
+
+def test_bench_dag_runs_and_reports_against_the_bound(tmp_path: Path) -> None:
+    from demos.cli import main
+
+    out = tmp_path / "dag.json"
+    assert main(["bench", "dag", "--latency-ms", "2", "--repeats", "1", "--kmax", "3",
+                 "--overhead-runs", "3", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert [r["bound"] for r in figures["fan_out"]] == [2.0, 3.0]
+    assert {r["plan"] for r in figures["mixed"]} == {"diamond", "chains+free",
+                                                     "write-conflicts", "map-reduce-8"}
+    assert figures["mixed"][0]["critical_path"] == ["1", "4", "5"]
+    assert all(r["speedup"] > 0 for r in figures["fan_out"] + figures["voice"])
