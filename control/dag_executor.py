@@ -297,6 +297,8 @@ class DagSession:
 
     def _finish_failed(self, call_id: str, status: CallStatus, exc: BaseException | None,
                        error: str | None = None, call: ToolCall | None = None) -> None:
+        if self.run.timeline[call_id].status in _DONE:
+            return
         if exc is not None:
             self.run.errors[call_id] = exc
         message = error or f"{type(exc).__name__}: {exc}"

@@ -1,31 +1,24 @@
 """Plans as DAGs: tool calls with ids, ``$k`` references, resource ordering.
 
-A plan is what the decoder emits for one answer: several :class:`ToolCall`
-objects with ids ``"1"``, ``"2"``, ... (LLMCompiler's planner output). An
-argument value may refer to an earlier call's result:
+A plan is the decoder's calls for one answer, ids ``"1"``, ``"2"``, ...
+(LLMCompiler's planner output). An argument may use another call's result:
+a string that is exactly ``$k`` or ``$k.path`` (``$1``, ``$1.pose.x``,
+``$2.objects[0].name`` = ``$2.objects.0.name``) becomes that value, type kept;
+inside longer text ``$k.path`` or ``${k.path}`` becomes the value's text, but
+only if call ``k`` is already in the plan (so ``"costs $5"`` stays text).
+References are found in nested lists and objects too.
 
-- a string that is exactly ``$k`` or ``$k.path`` (``$1``, ``$1.pose.x``,
-  ``$2.objects.0.name`` or ``$2.objects[0].name``) is replaced by that value,
-  keeping its type (a number stays a number);
-- inside longer text, ``$k.path`` or ``${k.path}`` is replaced by the value's
-  text, but only when call ``k`` is already in the plan when the call is
-  added, so ``"costs $5"`` stays text in a plan without a call 5;
-- references are found in nested lists and objects too.
+Dependencies come from references and from tool metadata
+(:meth:`ToolSpec.resources`): a write stays after earlier reads and writes of
+its resources, a read after earlier writes; independent reads have no edges.
+A resource argument that is a reference is a wildcard (``light:*``); a
+writing tool that declares no resources writes ``*``, the safe default.
 
-Dependencies come from references and from the tools' metadata
-(:meth:`ToolSpec.resources`): a call that writes a resource keeps its place
-after earlier calls that read or write it, and a call that reads a resource
-stays after earlier writers of it. Independent read-only calls have no edges
-and run concurrently. A resource whose argument is a reference (unknown until
-run time) is the wildcard ``light:*``; a writing tool that declares no
-resources writes ``*`` (everything), the safe default.
-
-Calls may be added one at a time while the decoder is still producing later
-ones (:meth:`Plan.add`); a reference to a call not added yet waits for it, and
-:meth:`Plan.close` reports references to calls that never came. Structural
-mistakes raise :class:`PlanError` subclasses at once; a missing result field
-or a wrong type after substitution raises from :func:`substitute` when the
-call is about to run.
+Calls may be added while the decoder still produces later ones
+(:meth:`Plan.add`); a reference to a call not yet added waits for it and
+:meth:`Plan.close` reports those that never came. Structural mistakes raise
+:class:`PlanError` subclasses at once; a missing result field or a wrong type
+after substitution raises from :func:`substitute` when the call is to run.
 """
 
 from __future__ import annotations
@@ -33,7 +26,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -50,8 +43,10 @@ __all__ = [
     "PlanError",
     "PlannedCall",
     "Reference",
+    "call_resources",
     "parse_reference",
     "resolve_reference",
+    "resources_overlap",
     "substitute",
 ]
 
@@ -116,38 +111,28 @@ def parse_reference(value: str) -> Reference | None:
     return Reference(m.group(1), _path(m.group(2))) if m else None
 
 
-def _embedded(text: str) -> Iterator[tuple[re.Match[str], Reference]]:
-    for m in _EMBEDDED.finditer(text):
-        if m.group(1) is not None:
-            yield m, Reference(m.group(1), _path(m.group(2)))
-        else:
-            yield m, Reference(m.group(3), _path(m.group(4)))
+def _embedded_ref(m: re.Match[str]) -> Reference:
+    if m.group(1) is not None:
+        return Reference(m.group(1), _path(m.group(2)))
+    return Reference(m.group(3), _path(m.group(4)))
 
 
-def _find_refs(value: Any, known: Iterable[str] | None, out: set[str]) -> bool:
-    """Add referenced ids in ``value`` to ``out``; True if ``value`` holds a reference.
-
-    ``known`` limits embedded (in-text) references to those ids; None skips them.
-    """
+def _find_refs(value: Any, known: Container[str], out: set[str]) -> None:
+    """Add the ids ``value`` refers to; in-text references count only for ``known`` ids."""
     if isinstance(value, str):
-        if "$" not in value:
-            return False
-        ref = parse_reference(value)
-        if ref is not None:
-            out.add(ref.call_id)
-            return True
-        found = False
-        if known is not None:
-            for _, r in _embedded(value):
-                if r.call_id in known:
-                    out.add(r.call_id)
-                    found = True
-        return found
-    if isinstance(value, Mapping):
-        return any([_find_refs(v, known, out) for v in value.values()])
-    if isinstance(value, list | tuple):
-        return any([_find_refs(v, known, out) for v in value])
-    return False
+        if "$" in value:
+            ref = parse_reference(value)
+            if ref is not None:
+                out.add(ref.call_id)
+                return
+            out.update(r.call_id for r in map(_embedded_ref, _EMBEDDED.finditer(value))
+                       if r.call_id in known)
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            _find_refs(v, known, out)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _find_refs(v, known, out)
 
 
 def _describe(value: Any) -> str:
@@ -185,12 +170,7 @@ def resolve_reference(ref: Reference, values: Mapping[str, Any]) -> Any:
 
 
 def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except TypeError:
-        return str(value)
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _subst(value: Any, refs: frozenset[str], values: Mapping[str, Any]) -> Any:
@@ -202,7 +182,7 @@ def _subst(value: Any, refs: frozenset[str], values: Mapping[str, Any]) -> Any:
             return resolve_reference(ref, values)
 
         def one(m: re.Match[str]) -> str:
-            r = Reference(m.group(1) or m.group(3), _path(m.group(2) or m.group(4) or ""))
+            r = _embedded_ref(m)
             return _as_text(resolve_reference(r, values)) if r.call_id in refs else m.group(0)
 
         return _EMBEDDED.sub(one, value)
@@ -401,13 +381,9 @@ class Plan:
         self._order.append(planned)
         if writes:
             self._writers.append(planned)
-        for dep in sorted(deps, key=self._position):
+        for dep in deps:
             self._dependants.setdefault(dep, []).append(call.id)
         return planned
-
-    def _position(self, call_id: str) -> tuple[int, str]:
-        known = self._calls.get(call_id)
-        return (known.index if known else len(self._order), call_id)
 
     def _check_cycle(self, call: ToolCall, deps: set[str]) -> None:
         # The graph was acyclic before; any new cycle runs through ``call``.
