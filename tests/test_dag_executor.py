@@ -370,3 +370,18 @@ def test_bench_dag_runs_and_reports_against_the_bound(tmp_path: Path) -> None:
                                                      "write-conflicts", "map-reduce-8"}
     assert figures["mixed"][0]["critical_path"] == ["1", "4", "5"]
     assert all(r["speedup"] > 0 for r in figures["fan_out"] + figures["voice"])
+
+
+def test_runs_the_decoders_compact_format_with_references() -> None:
+    from models.callformat import parse
+
+    home = Home(ROBOT)
+    home.values["locate_object"] = {"x": 0.45, "y": -0.12, "z": 0.02}
+    text = ("locate_object(object=red_cube)\nlocate_object(object=blue_cube)\n"
+            "plan_path(x=$1.x, y=$1.y, z=0.3)\nmove_to(x=$2.x, y=$2.y, z=0.3)")
+    calls = parse(text, ROBOT)
+    assert [call.id for call in calls] == ["1", "2", "3", "4"]
+    result = run(DagExecutor(home.registry).run(calls))
+    assert result.ok
+    assert result.results["3"].call.arguments == {"x": 0.45, "y": -0.12, "z": 0.3}
+    assert result.timeline["4"].deps == ("2", "3")  # data from 2; the arm after 3's read
