@@ -1,0 +1,143 @@
+"""Predictors of the next tool calls, behind one protocol.
+
+``predictor.predict(ctx, k) -> list[Prediction]``: the ``k`` most likely next
+calls with probabilities. Implementations:
+
+- :class:`PatternPredictor`: the mined PASTE-style pattern library;
+- :class:`speculation.draft.DraftPredictor`: a small learned torch model;
+- :class:`DecoderHintPredictor`: a distribution over next tool names read from
+  the decoder itself (any callable), arguments filled by a pattern library;
+- :class:`CombinedPredictor`: a weighted mixture of the others.
+
+Predictors register by name (``PREDICTORS``) so the command line can build them.
+A predictor may also guess results (``guess_result``) for thinking ahead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from control.tools import ToolCall
+from realtime.errors import ConfigError
+from speculation.derive import Context, Prediction
+from speculation.patterns import Guess, PatternLibrary
+from speculation.traces import Episode
+
+__all__ = [
+    "CombinedPredictor",
+    "DecoderHintPredictor",
+    "Guesser",
+    "PatternPredictor",
+    "Predictor",
+    "top_k",
+]
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """Gives the ``k`` most likely next calls in a context."""
+
+    def predict(self, ctx: Context, k: int) -> list[Prediction]: ...
+
+
+@runtime_checkable
+class Guesser(Protocol):
+    """Guesses the result of a call before it returns (for thinking ahead)."""
+
+    def guess_result(self, call: ToolCall, ctx: Context | None = None) -> Guess | None: ...
+
+
+def top_k(predictions: Iterable[Prediction], k: int) -> list[Prediction]:
+    """Deduplicate by call key (keeping the most likely) and keep the ``k`` best."""
+    best: dict[str, Prediction] = {}
+    for p in predictions:
+        key = p.call.key()
+        if key not in best or best[key].probability < p.probability:
+            best[key] = p
+    return sorted(best.values(), key=lambda p: -p.probability)[:k]
+
+
+class PatternPredictor:
+    """The pattern library as a predictor; learns online from finished episodes."""
+
+    name = "pattern"
+
+    def __init__(self, library: PatternLibrary) -> None:
+        self.library = library
+
+    def predict(self, ctx: Context, k: int) -> list[Prediction]:
+        return self.library.predict(ctx, k)
+
+    def guess_result(self, call: ToolCall, ctx: Context | None = None) -> Guess | None:
+        return self.library.guess_result(call, ctx)
+
+    def learn(self, episodes: Iterable[Episode]) -> None:
+        self.library.update(episodes)
+
+
+HintFn = Callable[[Context], Mapping[str, float]]
+
+
+class DecoderHintPredictor:
+    """Next-tool distribution from the decoder (e.g. its probabilities for each tool
+    name after the last call); arguments come from a pattern library's derivations."""
+
+    name = "decoder"
+
+    def __init__(self, hint: HintFn, library: PatternLibrary) -> None:
+        self.hint = hint
+        self.library = library
+
+    def predict(self, ctx: Context, k: int) -> list[Prediction]:
+        dist = self.hint(ctx)
+        out = []
+        for tool, p in sorted(dist.items(), key=lambda kv: -kv[1])[: k + 2]:
+            if p <= 0:
+                continue
+            for args, q in self.library.derive_arguments(tool, ctx):
+                out.append(Prediction(ToolCall(tool, args), p * q, "decoder"))
+        return top_k(out, k)
+
+
+class CombinedPredictor:
+    """A weighted mixture: P(call) = sum_i w_i P_i(call) / sum_i w_i."""
+
+    name = "combined"
+
+    def __init__(self, parts: Sequence[Predictor], weights: Sequence[float] | None = None
+                 ) -> None:
+        if not parts:
+            raise ConfigError("CombinedPredictor: expected at least one predictor, got none")
+        w = list(weights) if weights is not None else [1.0] * len(parts)
+        if len(w) != len(parts) or any(x < 0 for x in w) or sum(w) <= 0:
+            raise ConfigError(f"CombinedPredictor: expected {len(parts)} non-negative weights "
+                              f"with a positive sum, got {w}")
+        self.parts = list(parts)
+        self.weights = [x / sum(w) for x in w]
+
+    def predict(self, ctx: Context, k: int) -> list[Prediction]:
+        total: dict[str, float] = {}
+        calls: dict[str, ToolCall] = {}
+        for part, w in zip(self.parts, self.weights, strict=True):
+            for p in part.predict(ctx, k + 2):
+                key = p.call.key()
+                total[key] = total.get(key, 0.0) + w * p.probability
+                calls[key] = p.call
+        out = [Prediction(calls[key], prob, "combined") for key, prob in total.items()]
+        return top_k(out, k)
+
+    def guess_result(self, call: ToolCall, ctx: Context | None = None) -> Guess | None:
+        for part in self.parts:
+            if isinstance(part, Guesser):
+                g = part.guess_result(call, ctx)
+                if g is not None:
+                    return g
+        return None
+
+    def learn(self, episodes: Iterable[Episode]) -> None:
+        eps = list(episodes)
+        for part in self.parts:
+            learn = getattr(part, "learn", None)
+            if callable(learn):
+                learn(eps)
