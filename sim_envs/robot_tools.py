@@ -1,0 +1,181 @@
+"""Backends for every tool in ``robot_tools.json``, built into a ``ToolRegistry``.
+
+Every function reads the *latest* perceived world state (``world()``), never
+the simulator. Read-only tools compute an answer (no motion). Write tools
+start a skill on the :class:`~sim_envs.skills.SkillRunner` and wait for it
+(they run in a worker thread while the control loop keeps ticking); each has a
+dry run that returns the plan the real call would follow and never moves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from control.tools import ToolCall, ToolRegistry, ToolSpec, load_tool_specs
+from realtime.errors import RtAgentError
+from sim_envs.kinematics import PandaKinematics
+from sim_envs.perception import WorldState
+from sim_envs.planning import (
+    grasp_waypoints,
+    home_waypoints,
+    path_waypoints,
+    place_waypoints,
+    plan,
+    point_waypoints,
+)
+from sim_envs.skills import GoHome, Grasp, MoveTo, PlaceOn, PointAt, Release, Skill, SkillOptions, SkillRunner
+
+__all__ = ["SPEC_PATH", "RobotToolBackend", "SkillFailedError", "restricted_specs",
+           "robot_tool_specs", "skill_for"]
+
+SPEC_PATH = Path(__file__).with_name("robot_tools.json")
+OBJECT_ARGS = {"locate_object": "object", "plan_grasp": "object", "grasp": "object",
+               "point_at": "object", "place_on": "target"}
+
+
+class SkillFailedError(RtAgentError):
+    """A motion ran but did not achieve its goal (the reason says why)."""
+
+
+@cache
+def _spec_json() -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = json.loads(SPEC_PATH.read_text())
+    return data
+
+
+def robot_tool_specs() -> list[ToolSpec]:
+    return load_tool_specs(_spec_json())
+
+
+def restricted_specs(world: WorldState) -> list[ToolSpec]:
+    """The specs with object arguments restricted to what perception sees now."""
+    seen = world.visible()
+    out = []
+    for spec in robot_tool_specs():
+        arg = OBJECT_ARGS.get(spec.name)
+        if arg is not None:
+            allowed = [v for v in spec.properties[arg].get("enum", []) if v in seen]
+            spec = spec.with_enum(arg, allowed)
+        out.append(spec)
+    return out
+
+
+def skill_for(call: ToolCall, options: SkillOptions | None = None) -> Skill:
+    """The skill a write call runs."""
+    a: Mapping[str, Any] = call.arguments
+    makers: dict[str, Callable[[], Skill]] = {
+        "move_to": lambda: MoveTo(float(a["x"]), float(a["y"]), float(a["z"]), options),
+        "grasp": lambda: Grasp(str(a["object"]), options),
+        "place_on": lambda: PlaceOn(str(a["target"]), options),
+        "point_at": lambda: PointAt(str(a["object"]), options),
+        "release": lambda: Release(options),
+        "go_home": lambda: GoHome(options),
+    }
+    if call.name not in makers:
+        raise RtAgentError(f"{call.name!r} is not a motion tool; motions: {sorted(makers)}")
+    return makers[call.name]()
+
+
+def _r(v: Any) -> Any:
+    return [round(float(x), 4) for x in v]
+
+
+class RobotToolBackend:
+    """The robot's tools over a world-state source and a skill runner."""
+
+    def __init__(self, world: Callable[[], WorldState], runner: SkillRunner,
+                 kinematics: PandaKinematics | None = None,
+                 skill_options: SkillOptions | None = None, wait_timeout_s: float = 60.0) -> None:
+        self.world = world
+        self.runner = runner
+        self.kin = kinematics or PandaKinematics()
+        self.skill_options = skill_options or SkillOptions()
+        self.wait_timeout_s = wait_timeout_s
+
+    # -- read-only -----------------------------------------------------------
+    def detect_objects(self) -> dict[str, Any]:
+        w = self.world()
+        return {"objects": [o.to_json() for o in w.objects.values() if o.visible],
+                "holding": w.gripper.holding}
+
+    def locate_object(self, object: str) -> dict[str, Any]:
+        w = self.world()
+        o = w.objects.get(object)
+        if o is None or not o.visible:
+            raise RtAgentError(f"{object!r} is not in view; visible: {w.visible() or 'nothing'}")
+        return {"object": object, "position": _r(o.position_m), "yaw": round(o.yaw_rad, 3),
+                "held": o.held}
+
+    def plan_grasp(self, object: str) -> dict[str, Any]:
+        w = self.world()
+        return {"object": object, **plan(w, self.kin, grasp_waypoints(w, object)).to_json()}
+
+    def plan_path(self, x: float, y: float, z: float) -> dict[str, Any]:
+        w = self.world()
+        return {"goal": [x, y, z], **plan(w, self.kin, path_waypoints(w, x, y, z)).to_json()}
+
+    # -- writes and their dry runs --------------------------------------------------
+    def _run(self, call: ToolCall) -> dict[str, Any]:
+        handle = self.runner.submit(skill_for(call, self.skill_options))
+        outcome = handle.wait(self.wait_timeout_s)
+        if not outcome.ok:
+            raise SkillFailedError(f"{call.name} failed: {outcome.reason}")
+        return {**outcome.to_json(), "gripper": self.world().gripper.to_json()}
+
+    def _dry(self, name: str, waypoints: Any) -> dict[str, Any]:
+        return {"dry_run": True, "tool": name, **plan(self.world(), self.kin, waypoints).to_json()}
+
+    def move_to(self, x: float, y: float, z: float) -> dict[str, Any]:
+        return self._run(ToolCall("move_to", {"x": x, "y": y, "z": z}))
+
+    def dry_move_to(self, x: float, y: float, z: float) -> dict[str, Any]:
+        return self._dry("move_to", path_waypoints(self.world(), x, y, z))
+
+    def grasp(self, object: str) -> dict[str, Any]:
+        return self._run(ToolCall("grasp", {"object": object}))
+
+    def dry_grasp(self, object: str) -> dict[str, Any]:
+        w = self.world()
+        if w.gripper.holding:
+            raise RtAgentError(f"already holding {w.gripper.holding!r}; place or release it first")
+        return self._dry("grasp", grasp_waypoints(w, object))
+
+    def place_on(self, target: str) -> dict[str, Any]:
+        return self._run(ToolCall("place_on", {"target": target}))
+
+    def dry_place_on(self, target: str) -> dict[str, Any]:
+        return self._dry("place_on", place_waypoints(self.world(), target))
+
+    def point_at(self, object: str) -> dict[str, Any]:
+        return self._run(ToolCall("point_at", {"object": object}))
+
+    def dry_point_at(self, object: str) -> dict[str, Any]:
+        return self._dry("point_at", point_waypoints(self.world(), object))
+
+    def release(self) -> dict[str, Any]:
+        return self._run(ToolCall("release", {}))
+
+    def dry_release(self) -> dict[str, Any]:
+        w = self.world()
+        return {"dry_run": True, "tool": "release", "feasible": True,
+                "holding": w.gripper.holding, "est_duration_s": 0.4}
+
+    def go_home(self) -> dict[str, Any]:
+        return self._run(ToolCall("go_home", {}))
+
+    def dry_go_home(self) -> dict[str, Any]:
+        return self._dry("go_home", home_waypoints())
+
+    def registry(self, specs: list[ToolSpec] | None = None) -> ToolRegistry:
+        """Every robot tool with its backend (and dry run for the writes)."""
+        reg = ToolRegistry()
+        for spec in specs or robot_tool_specs():
+            fn = getattr(self, spec.name)
+            dry = getattr(self, f"dry_{spec.name}", None)
+            reg.register(spec, fn, dry)
+        return reg
+

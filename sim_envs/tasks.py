@@ -1,0 +1,151 @@
+"""The task suite: instructions, the tool calls that solve them, success checks.
+
+Each :class:`Task` has the instruction a user would type, the scene seed, the
+expected tool calls (what a perfect agent calls, in order) and a success check
+that reads the *simulator's* ground truth after the run — never perception.
+:func:`task_suite` gives the standard suite (24 tasks over 6 seeds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from control.tools import ToolCall
+from realtime.errors import RtAgentError
+from sim_envs.scene import CUBE_IDS, CUBE_SIZE_M, HOME_Q, TabletopScene
+
+__all__ = ["Task", "get_task", "task_suite"]
+
+Check = Callable[[TabletopScene], bool]
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    instruction: str
+    seed: int
+    expected: tuple[ToolCall, ...]
+    check: Check
+    max_time_s: float = 30.0
+    """Sim-time budget for the whole task."""
+
+    def success(self, scene: TabletopScene) -> bool:
+        return bool(self.check(scene))
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.id, "instruction": self.instruction, "seed": self.seed,
+                "expected": [c.to_json() for c in self.expected]}
+
+
+def _word(obj: str) -> str:
+    return obj.replace("_", " ")
+
+
+def _call(name: str, **arguments: object) -> ToolCall:
+    return ToolCall(name, arguments)
+
+
+def _in_bin(*objs: str) -> Check:
+    return lambda s: all(s.in_bin(o) for o in objs)
+
+
+def _stacked(top: str, bottom: str) -> Check:
+    return lambda s: s.on_top_of(top, bottom)
+
+
+def _lifted(obj: str) -> Check:
+    return lambda s: bool(s.object_position(obj)[2] > 0.08 and s.touching_gripper(obj))
+
+
+def _pointing(obj: str) -> Check:
+    def check(s: TabletopScene) -> bool:
+        g, c = s.grasp_point(), s.object_position(obj)
+        return bool(np.linalg.norm(g[:2] - c[:2]) < 0.03 and 0.08 < g[2] - c[2] < 0.25)
+    return check
+
+
+def _at(x: float, y: float, z: float) -> Check:
+    return lambda s: bool(np.linalg.norm(s.grasp_point() - np.array([x, y, z])) < 0.02)
+
+
+def _home(s: TabletopScene) -> bool:
+    return bool(np.max(np.abs(s.joint_state().arm_q - np.asarray(HOME_Q))) < 0.05)
+
+
+def _undisturbed(s: TabletopScene) -> bool:
+    """Read-only tasks: no cube was moved off the table or lifted."""
+    return all(abs(s.object_position(c)[2] - CUBE_SIZE_M / 2) < 0.01 for c in CUBE_IDS)
+
+
+def _both(a: Check, b: Check) -> Check:
+    return lambda s: a(s) and b(s)
+
+
+def _bin_task(seed: int, obj: str, text: str) -> Task:
+    return Task(f"bin-{obj}-s{seed}", text.format(_word(obj)), seed,
+                (_call("grasp", object=obj), _call("place_on", target="bin")), _in_bin(obj))
+
+
+def _stack_task(seed: int, top: str, bottom: str) -> Task:
+    return Task(f"stack-{top}-on-{bottom}-s{seed}",
+                f"stack the {_word(top)} on the {_word(bottom)}", seed,
+                (_call("grasp", object=top), _call("place_on", target=bottom)),
+                _stacked(top, bottom))
+
+
+def _point_task(seed: int, obj: str) -> Task:
+    return Task(f"point-{obj}-s{seed}", f"point at the {_word(obj)}", seed,
+                (_call("point_at", object=obj),), _pointing(obj), 15.0)
+
+
+def _move_task(seed: int, x: float, y: float, z: float) -> Task:
+    return Task(f"move-{x}-{y}-{z}-s{seed}", f"move the gripper to x {x} y {y} z {z}", seed,
+                (_call("move_to", x=x, y=y, z=z),), _at(x, y, z), 15.0)
+
+
+def task_suite(seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)) -> list[Task]:
+    """The standard suite: every kind of task, objects rotating over the seeds."""
+    tasks: list[Task] = []
+    bin_texts = ("put the {} in the bin", "drop the {} into the bin",
+                 "throw the {} in the bin")
+    moves = ((0.5, 0.0, 0.3), (0.4, 0.2, 0.25), (0.55, -0.15, 0.2), (0.45, 0.1, 0.4))
+    for k, seed in enumerate(seeds):
+        a, b = CUBE_IDS[k % 4], CUBE_IDS[(k + 1) % 4]
+        c, d = CUBE_IDS[(k + 2) % 4], CUBE_IDS[(k + 3) % 4]
+        tasks.append(_bin_task(seed, a, bin_texts[k % len(bin_texts)]))
+        tasks.append(_stack_task(seed, b, c))
+        tasks.append(_point_task(seed, d))
+        if k % 2 == 0:
+            tasks.append(_move_task(seed, *moves[(k // 2) % len(moves)]))
+        else:
+            tasks.append(Task(f"home-after-move-s{seed}",
+                              "move the gripper to x 0.5 y 0.1 z 0.3, then go home", seed,
+                              (_call("move_to", x=0.5, y=0.1, z=0.3), _call("go_home")),
+                              _home, 20.0))
+        if k % 3 == 0:
+            tasks.append(Task(f"pick-{c}-s{seed}", f"pick up the {_word(c)}", seed,
+                              (_call("grasp", object=c),), _lifted(c), 20.0))
+        elif k % 3 == 1:
+            tasks.append(Task(f"two-in-bin-{a}-{c}-s{seed}",
+                              f"put the {_word(a)} and the {_word(c)} in the bin", seed,
+                              (_call("grasp", object=a), _call("place_on", target="bin"),
+                               _call("grasp", object=c), _call("place_on", target="bin")),
+                              _in_bin(a, c), 45.0))
+        else:
+            tasks.append(Task(f"bin-then-home-{d}-s{seed}",
+                              f"put the {_word(d)} in the bin and go home", seed,
+                              (_call("grasp", object=d), _call("place_on", target="bin"),
+                               _call("go_home")), _both(_in_bin(d), _home), 40.0))
+    tasks.append(Task("where-is-green-s0", "where is the green cube?", seeds[0],
+                      (_call("locate_object", object="green_cube"),), _undisturbed, 5.0))
+    return tasks
+
+
+def get_task(task_id: str) -> Task:
+    for t in task_suite():
+        if t.id == task_id:
+            return t
+    raise RtAgentError(f"no task {task_id!r}; run `rtagent bench sim --list-tasks` for the ids")
