@@ -26,6 +26,7 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +247,7 @@ async def _overhead(runs: int) -> list[dict[str, Any]]:
             await _sequential(calls, reg, reg.invoke)
             await ex.run(calls)
         (seq_ms, _), (dag_ms, _) = await _timed(
-            [lambda c=calls: _sequential(c, reg, reg.invoke), lambda c=calls: ex.run(c)], reps)
+            [partial(_sequential, calls, reg, reg.invoke), partial(ex.run, calls)], reps)
         seq_us, dag_us = seq_ms * 1000 / n, dag_ms * 1000 / n
         over = dag_us - seq_us
         print(f"  {name:<12} {seq_us:>12.1f} {dag_us:>12.1f} {over:>17.1f}"
