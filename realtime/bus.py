@@ -2,6 +2,8 @@
 
 Patterns (sync side; :mod:`realtime.bus_async` has the asyncio side):
 
+- :class:`Subscriber` (SUB): every message, in order, for streams that must not
+  be conflated (audio chunks, final transcripts, logs).
 - :class:`Publisher` (PUB) and :class:`LatestValueSubscriber` (SUB): latest-value
   topics. The reader drains its socket and keeps only the newest message per
   topic (ZMQ_CONFLATE cannot be used: it breaks multipart messages), then
@@ -24,7 +26,7 @@ owner thread each, closed by ``close()`` or ``with``.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import zmq
 
@@ -39,6 +41,7 @@ from realtime.bus_base import (
 )
 from realtime.bus_rpc import CommandChannel, CommandServer, ReplyServer, RequestClient
 from realtime.codec import Buffer
+from realtime.errors import ConfigError
 from realtime.messages import Message
 
 __all__ = [
@@ -53,10 +56,8 @@ __all__ = [
     "ReplyServer",
     "RequestClient",
     "RequestTimeoutError",
+    "Subscriber",
 ]
-
-M = TypeVar("M", bound=Message)
-
 
 class Publisher(BusSocket):
     """PUB socket (binds by default). ``publish`` never blocks; at the high-water
@@ -76,13 +77,16 @@ class Publisher(BusSocket):
         self.send_frames(frames)
 
 
-class LatestValueSubscriber(BusSocket):
-    """SUB socket keeping the newest message per topic (connects by default).
+class Subscriber(BusSocket):
+    """SUB socket delivering every message in order (connects by default): for
+    streams that must not be conflated (audio, final transcripts, logs, traces).
 
     ``topics`` are prefixes (``""`` = everything). ``types`` limits what is
     accepted (anything else is dropped as ``unexpected_type``). Ages come from
     the message's source ``t_ns`` (same host) or, with ``age_from="receive"``,
     from the time it was received (use across hosts: monotonic clocks differ).
+    A slow reader loses the oldest-queued messages at ``rcvhwm`` (counted by
+    ZeroMQ, not here); gaps show in ``seq``.
     """
 
     socket_type = zmq.SUB
@@ -98,12 +102,63 @@ class LatestValueSubscriber(BusSocket):
         **kw: Any,
     ) -> None:
         if age_from not in ("source", "receive"):
-            raise ValueError(f"age_from: expected 'source' or 'receive', got {age_from!r}")
+            raise ConfigError(f"age_from: expected 'source' or 'receive', got {age_from!r}")
         super().__init__(endpoint, source="", bind=bind, **kw)
         for topic in topics:
             self.sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
         self.types = types
         self.age_from = age_from
+
+    def _parse(self, parts: list[Buffer]) -> tuple[str, Message] | None:
+        if len(parts) < 2:
+            self.drop("truncated", "topic frame without a message")
+            return None
+        msg = decode_or_drop(self, parts[1:])
+        if msg is None:
+            return None
+        if self.types is not None and not isinstance(msg, self.types):
+            self.drop("unexpected_type", f"got {type(msg).__name__}")
+            return None
+        try:
+            topic = bytes(parts[0]).decode()
+        except UnicodeDecodeError:
+            self.drop("malformed", "topic is not UTF-8")
+            return None
+        self.stats.received += 1
+        return topic, msg
+
+    def _age_ms(self, msg: Message, received_ns: int, now: int) -> float:
+        since = msg.t_ns if self.age_from == "source" and msg.t_ns else received_ns
+        return (now - since) / 1e6
+
+    def recv(self, timeout_ms: float = 0.0) -> Latest[Message] | None:
+        """The next valid message, waiting up to ``timeout_ms`` (``None``: nothing came)."""
+        deadline = self.clock_ns() + int(timeout_ms * 1e6)
+        while True:
+            parts = self.recv_parts(zmq.NOBLOCK)
+            if parts is not None:
+                got = self._parse(parts)
+                if got is not None:
+                    now = self.clock_ns()
+                    return Latest(got[1], self._age_ms(got[1], now, now), got[0], now, True)
+                continue
+            left_ns = deadline - self.clock_ns()
+            if left_ns <= 0:
+                return None
+            self.sock.poll(max(1, left_ns // 1_000_000 + 1), zmq.POLLIN)
+
+
+class LatestValueSubscriber(Subscriber):
+    """A :class:`Subscriber` keeping only the newest message per topic.
+
+    ``read_latest(max_age_ms)`` drains the socket (ZMQ_CONFLATE cannot be used:
+    it breaks multipart messages), then returns the newest message with its age,
+    or ``None`` when there is none or it is too old (counted as ``stale``; a
+    stale value is forgotten). ``Latest.new`` says whether it was read before.
+    """
+
+    def __init__(self, endpoint: str, topics: tuple[str, ...] | list[str] = ("",), **kw: Any):
+        super().__init__(endpoint, topics, **kw)
         self._latest: dict[str, tuple[Message, int]] = {}
         self._unread: set[str] = set()
 
@@ -114,31 +169,15 @@ class LatestValueSubscriber(BusSocket):
             parts = self.recv_parts(zmq.NOBLOCK)
             if parts is None:
                 break
-            if self._take(parts):
+            got = self._parse(parts)
+            if got is not None:
+                topic, msg = got
+                if topic in self._latest:
+                    self.stats.superseded += 1
+                self._latest[topic] = (msg, self.clock_ns())
+                self._unread.add(topic)
                 kept += 1
         return kept
-
-    def _take(self, parts: list[Buffer]) -> bool:
-        if len(parts) < 2:
-            self.drop("truncated", "topic frame without a message")
-            return False
-        msg = decode_or_drop(self, parts[1:])
-        if msg is None:
-            return False
-        if self.types is not None and not isinstance(msg, self.types):
-            self.drop("unexpected_type", f"got {type(msg).__name__}")
-            return False
-        try:
-            topic = bytes(parts[0]).decode()
-        except UnicodeDecodeError:
-            self.drop("malformed", "topic is not UTF-8")
-            return False
-        if topic in self._latest:
-            self.stats.superseded += 1
-        self._latest[topic] = (msg, self.clock_ns())
-        self._unread.add(topic)
-        self.stats.received += 1
-        return True
 
     def read_latest(self, max_age_ms: float, topic: str | None = None) -> Latest[Message] | None:
         """The newest message (on ``topic``, or on any topic) no older than ``max_age_ms``."""
@@ -151,9 +190,7 @@ class LatestValueSubscriber(BusSocket):
         if held is None:
             return None
         msg, received_ns = held
-        now = self.clock_ns()
-        since = msg.t_ns if self.age_from == "source" and msg.t_ns else received_ns
-        age_ms = (now - since) / 1e6
+        age_ms = self._age_ms(msg, received_ns, self.clock_ns())
         if age_ms > max_age_ms:
             del self._latest[topic]
             self._unread.discard(topic)

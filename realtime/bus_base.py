@@ -170,6 +170,12 @@ class BusSocket:
             ) from exc
         self.bound = bind
 
+    @property
+    def bound_endpoint(self) -> str:
+        """The endpoint actually bound or connected (``tcp://127.0.0.1:*`` -> the real port)."""
+        last = self.sock.getsockopt(zmq.LAST_ENDPOINT)
+        return last.decode() if isinstance(last, bytes) else str(last)
+
     # ------------------------------------------------------------ stamping, sending
 
     def stamp(self, msg: Message, *, force_seq: bool = False) -> Message:
