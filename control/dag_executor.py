@@ -70,7 +70,9 @@ class DagOptions:
 
     Attributes:
         max_concurrency: calls running at once (at least 1).
-        call_timeout_s: seconds one call may take before it fails; None: no limit.
+        call_timeout_s: seconds one call may take before it fails; None: no limit. A
+            blocking tool in a worker thread cannot be interrupted: its thread ends in
+            the background and its result is ignored.
         tool_timeouts_s: per-tool overrides of ``call_timeout_s`` (tool name -> seconds).
         validate_substituted: check arguments that came from references against the
             tool's JSON Schema before invoking (a clear error naming the reference).

@@ -1,12 +1,8 @@
 """Plans as DAGs: tool calls with ids, ``$k`` references, resource ordering.
 
 A plan is the decoder's calls for one answer, ids ``"1"``, ``"2"``, ...
-(LLMCompiler's planner output). An argument may use another call's result:
-a string that is exactly ``$k`` or ``$k.path`` (``$1``, ``$1.pose.x``,
-``$2.objects[0].name`` = ``$2.objects.0.name``) becomes that value, type kept;
-inside longer text ``$k.path`` or ``${k.path}`` becomes the value's text, but
-only if call ``k`` is already in the plan (so ``"costs $5"`` stays text).
-References are found in nested lists and objects too.
+(LLMCompiler's planner output); arguments may use earlier results through
+``$k`` references (:mod:`control.plan_refs`).
 
 Dependencies come from references and from tool metadata
 (:meth:`ToolSpec.resources`): a write stays after earlier reads and writes of
@@ -24,14 +20,26 @@ after substitution raises from :func:`substitute` when the call is to run.
 from __future__ import annotations
 
 import functools
-import json
 import re
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from control.plan_refs import (
+    ArgumentTypeError,
+    DuplicateCallIdError,
+    MissingFieldError,
+    MissingReferenceError,
+    PlanCycleError,
+    PlanError,
+    Reference,
+    find_references,
+    mentions_reference,
+    parse_reference,
+    resolve_reference,
+    substitute_references,
+)
 from control.tools import Effect, ToolCall, ToolError, ToolRegistry, ToolSpec
-from realtime.errors import RtAgentError
 
 __all__ = [
     "ArgumentTypeError",
@@ -49,173 +57,6 @@ __all__ = [
     "resources_overlap",
     "substitute",
 ]
-
-
-class PlanError(RtAgentError):
-    """A plan of tool calls is malformed; the agent should replan.
-
-    ``partial`` is the executor's run of the calls that started before the
-    mistake showed (a streamed plan), else None.
-    """
-
-    partial: Any = None
-
-
-class PlanCycleError(PlanError):
-    """Calls depend on each other in a circle, so none of them can start."""
-
-
-class MissingReferenceError(PlanError):
-    """An argument refers to ``$k`` but the plan has no call ``k``."""
-
-
-class DuplicateCallIdError(PlanError):
-    """Two calls of one plan have the same id."""
-
-
-class MissingFieldError(PlanError):
-    """A reference names a field the referenced call's result does not have."""
-
-
-class ArgumentTypeError(PlanError, ValueError):
-    """After substituting references, a call's arguments fail its JSON Schema."""
-
-
-_PATH = r"((?:\.\w+|\[\d+\])*)"
-_EXACT = re.compile(r"\$(\w+)" + _PATH)
-_EMBEDDED = re.compile(r"\$\{(\w+)" + _PATH + r"\}|\$(\w+)" + _PATH)
-_SEGMENT = re.compile(r"\.(\w+)|\[(\d+)\]")
-
-
-@dataclass(frozen=True)
-class Reference:
-    """``$call_id`` followed by a path of fields or list indexes."""
-
-    call_id: str
-    path: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        return "$" + ".".join((self.call_id, *self.path))
-
-
-def _path(text: str) -> tuple[str, ...]:
-    return tuple(m.group(1) or m.group(2) for m in _SEGMENT.finditer(text))
-
-
-@functools.lru_cache(maxsize=4096)
-def parse_reference(value: str) -> Reference | None:
-    """The reference a string is (exactly ``$k`` or ``$k.path``), else None."""
-    if not value.startswith("$"):
-        return None
-    m = _EXACT.fullmatch(value)
-    return Reference(m.group(1), _path(m.group(2))) if m else None
-
-
-def _embedded_ref(m: re.Match[str]) -> Reference:
-    if m.group(1) is not None:
-        return Reference(m.group(1), _path(m.group(2)))
-    return Reference(m.group(3), _path(m.group(4)))
-
-
-def _find_refs(value: Any, known: Container[str], out: set[str]) -> None:
-    """Add the ids ``value`` refers to; in-text references count only for ``known`` ids."""
-    if isinstance(value, str):
-        if "$" in value:
-            ref = parse_reference(value)
-            if ref is not None:
-                out.add(ref.call_id)
-                return
-            out.update(r.call_id for r in map(_embedded_ref, _EMBEDDED.finditer(value))
-                       if r.call_id in known)
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            _find_refs(v, known, out)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            _find_refs(v, known, out)
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return f"an object with fields {sorted(map(str, value))}"
-    if isinstance(value, list | tuple):
-        return f"a list of {len(value)} item(s)"
-    return f"{type(value).__name__} {value!r}"[:80]
-
-
-def resolve_reference(ref: Reference, values: Mapping[str, Any]) -> Any:
-    """The value ``ref`` points at in the results ``values`` (id -> result value)."""
-    if ref.call_id not in values:
-        raise MissingReferenceError(
-            f"{ref} refers to call {ref.call_id!r}, which has no result; "
-            "refer only to calls of the same plan"
-        )
-    value = values[ref.call_id]
-    walked = "$" + ref.call_id
-    for seg in ref.path:
-        if isinstance(value, Mapping) and seg in value:
-            value = value[seg]
-        elif isinstance(value, list | tuple) and seg.isdigit() and int(seg) < len(value):
-            value = value[int(seg)]
-        elif (not isinstance(value, Mapping | list | tuple | str | int | float | bool)
-              and value is not None and not seg.startswith("_") and hasattr(value, seg)):
-            value = getattr(value, seg)
-        else:
-            raise MissingFieldError(
-                f"{ref}: {walked} has no field {seg!r}; it is {_describe(value)}. "
-                "Refer to a field the result has"
-            )
-        walked += "." + seg
-    return value
-
-
-def _as_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _subst(value: Any, refs: frozenset[str], values: Mapping[str, Any]) -> Any:
-    if isinstance(value, str):
-        if "$" not in value:
-            return value
-        ref = parse_reference(value)
-        if ref is not None:
-            return resolve_reference(ref, values)
-
-        def one(m: re.Match[str]) -> str:
-            r = _embedded_ref(m)
-            return _as_text(resolve_reference(r, values)) if r.call_id in refs else m.group(0)
-
-        return _EMBEDDED.sub(one, value)
-    if isinstance(value, Mapping):
-        return {k: _subst(v, refs, values) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_subst(v, refs, values) for v in value]
-    return value
-
-
-def substitute(
-    planned: PlannedCall, values: Mapping[str, Any], registry: ToolRegistry | None = None
-) -> ToolCall:
-    """``planned.call`` with its references replaced by results (id -> value).
-
-    With ``registry``, the substituted arguments are checked against the tool's
-    JSON Schema; a mismatch raises :class:`ArgumentTypeError` naming the references.
-    """
-    if not planned.refs:
-        return planned.call
-    args = _subst(planned.call.arguments, planned.refs, values)
-    call = replace(planned.call, arguments=args)
-    if registry is not None:
-        try:
-            registry.validate(call)
-        except ToolError as exc:
-            used = ", ".join(f"{k}={v!r}" for k, v in planned.call.arguments.items()
-                             if _mentions_ref(v))
-            raise ArgumentTypeError(
-                f"call {call.id} ({call.name}) with references {used}: {exc}. "
-                "Refer to a field of the right type, or pass the value directly"
-            ) from exc
-    return call
 
 
 # Resources ---------------------------------------------------------------------------
@@ -249,21 +90,11 @@ def call_resources(spec: ToolSpec, arguments: Mapping[str, Any]) -> tuple[
     frozenset[str], frozenset[str]
 ]:
     """(reads, writes) of a call; arguments that hold references count as ``*``."""
-    args = {k: ("*" if _mentions_ref(v) else v) for k, v in arguments.items()}
+    args = {k: ("*" if mentions_reference(v) else v) for k, v in arguments.items()}
     reads, writes = spec.resources(args)
     if spec.effect is Effect.WRITE and not writes:
         writes = frozenset({"*"})
     return reads, writes
-
-
-def _mentions_ref(value: Any) -> bool:
-    if isinstance(value, str):
-        return "$" in value and _EMBEDDED.search(value) is not None
-    if isinstance(value, Mapping):
-        return any(_mentions_ref(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_mentions_ref(v) for v in value)
-    return False
 
 
 # The plan ----------------------------------------------------------------------------
@@ -363,7 +194,7 @@ class Plan:
             )
         spec = self.spec(call.name)
         refs: set[str] = set()
-        _find_refs(call.arguments, self._calls, refs)
+        find_references(call.arguments, self._calls, refs)
         reads, writes = call_resources(spec, call.arguments)
         deps = set(refs)
         if writes:
@@ -452,3 +283,28 @@ class Plan:
                 raise PlanCycleError("the plan has unresolved or circular dependencies")
             pending = rest
         return out
+
+
+def substitute(
+    planned: PlannedCall, values: Mapping[str, Any], registry: ToolRegistry | None = None
+) -> ToolCall:
+    """``planned.call`` with its references replaced by results (id -> value).
+
+    With ``registry``, the substituted arguments are checked against the tool's
+    JSON Schema; a mismatch raises :class:`ArgumentTypeError` naming the references.
+    """
+    if not planned.refs:
+        return planned.call
+    args = substitute_references(planned.call.arguments, planned.refs, values)
+    call = replace(planned.call, arguments=args)
+    if registry is not None:
+        try:
+            registry.validate(call)
+        except ToolError as exc:
+            used = ", ".join(f"{k}={v!r}" for k, v in planned.call.arguments.items()
+                             if mentions_reference(v))
+            raise ArgumentTypeError(
+                f"call {call.id} ({call.name}) with references {used}: {exc}. "
+                "Refer to a field of the right type, or pass the value directly"
+            ) from exc
+    return call
