@@ -440,3 +440,32 @@ def test_any_plan_gives_the_sequential_results(steps: list[tuple[bool, str, int,
     assert result.ok and result.values() == expected
     for entry in result.timeline.values():
         assert all(result.timeline[d].ended_ns <= entry.started_ns for d in entry.deps)
+
+
+def test_through_the_speculative_executor_a_running_prediction_is_joined() -> None:
+    from speculation.executor import SpeculativeExecutor
+
+    home = Home(VOICE)
+    release = asyncio.Event()
+    home.gates["get_weather"] = lambda args: release.wait()
+
+    async def main() -> tuple[DagRun, int]:
+        spec = SpeculativeExecutor(home.registry, None)
+        try:
+            assert await spec.speculate([c("", "get_weather", city="Paris")]) == 1
+            await asyncio.sleep(0)
+            assert home.log == ["start get_weather(Paris)"]  # predicted, running ahead
+            session = DagExecutor(home.registry, spec.call).session()
+            session.add(c("1", "get_weather", city="Paris"))
+            session.add(c("2", "get_weather", city="Rome"))
+            session.close()
+            await asyncio.sleep(0.01)
+            release.set()
+            return await session.wait(), spec.metrics.joins
+        finally:
+            await spec.aclose()
+
+    result, joins = run(main())
+    assert result.ok and joins == 1
+    assert result.results["1"].speculative and not result.results["2"].speculative
+    assert home.log.count("start get_weather(Paris)") == 1  # joined, never started twice
