@@ -1,0 +1,472 @@
+"""SimpleTool-style decoding on llama.cpp: structure forced, values decoded in parallel.
+
+The answer is in the compact call format (:mod:`models.callformat`). Nothing
+of its structure is sampled:
+
+- **Jump-forward**: forced spans (``(``, argument names, ``, ``, the rest of an
+  enum member once it is unique) are appended in the same batch as the next
+  decision, never one token at a time.
+- **Function name**: only the first tokens of the tokenized names are scored
+  (a trie, not a grammar over the whole vocabulary); where several names share
+  the chosen first token, the whole candidates are ranked by log-probability
+  in one batch, each candidate in its own forked sequence.
+- **Arguments** under per-type constraints (:mod:`models.constraints`). Two
+  schedules: ``"sequential"`` (one sequence, every value conditioned on the
+  ones before) and ``"parallel"`` (one sequence per required argument, all
+  forked from the shared prefix ``name(`` and advanced together in one
+  ``llama_batch`` per step). ``"auto"`` times one decode step of 1 vs 3
+  sequences on this model and device at start-up and picks parallel only where
+  three sequences cost clearly less than three steps (a GPU; not this CPU).
+- Several calls per answer (``max_calls``), yielded one by one by ``decode_stream``.
+- The system prompt, tool list and examples are evaluated once; a call
+  evaluates only the tokens after the cached prefix.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from control.tools import ToolCall, ToolSpec
+from models.callformat import ArgSpec, arg_specs, check_expressible, render, render_value
+from models.constraints import Matcher, VocabIndex, matcher_for
+from models.decoder import DecodeContext, DecodeError, DecodeResult, register_decoder
+from models.llama_backend import BackendOptions, BatchItem, LlamaContext, LlamaModel
+from models.prompts import Example, build_messages, fallback_template, render_answer
+from realtime.errors import ConfigError
+
+__all__ = ["SimpleToolDecoder"]
+
+Schedule = Literal["auto", "parallel", "sequential"]
+_MAX_FORKS = 7
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    m = float(x.max())
+    return x - (m + float(np.log(np.exp(x - m).sum())))
+
+
+@dataclass
+class _Alt:
+    kind: str  # "arg", "end", "more", "tool", "none"
+    tokens: list[int]
+    index: int = -1
+
+
+@dataclass
+class _Head:
+    seq: int
+    arg: int
+    matcher: Matcher
+    follow_first: np.ndarray
+    pending: list[int]
+    text: str = ""
+    steps: int = 0
+    done: bool = False
+
+
+@dataclass
+class _Stats:
+    sampled: int = 0
+    prompt_tokens: int = 0
+    prompt_evaluated: int = 0
+    first_call_ms: float | None = None
+    calls: list[ToolCall] = field(default_factory=list)
+
+
+@register_decoder("simpletool")
+class SimpleToolDecoder:
+    """See the module docstring. Close it (or use ``with``) to free llama.cpp memory."""
+
+    name = "simpletool"
+
+    def __init__(self, model_path: str | Path, *, n_threads: int | None = None,
+                 n_gpu_layers: int = 0, lora_path: str | Path | None = None,
+                 schedule: Schedule = "auto", max_calls: int = 4, n_ctx_tokens: int = 2048,
+                 examples: Sequence[Example] | None = None, verbose: bool = False) -> None:
+        if schedule not in ("auto", "parallel", "sequential"):
+            raise ConfigError(f"schedule: expected auto, parallel or sequential, got {schedule!r}")
+        if max_calls < 1:
+            raise ConfigError(f"max_calls: expected >= 1, got {max_calls}")
+        self.options = BackendOptions(n_ctx_tokens=n_ctx_tokens, n_seq_max=_MAX_FORKS + 1,
+                                      n_threads=n_threads, n_gpu_layers=n_gpu_layers,
+                                      lora_path=lora_path, verbose=verbose)
+        self.model = LlamaModel(model_path, self.options)
+        try:
+            self.ctx = LlamaContext(self.model, self.options)
+            self.vocab = VocabIndex(self.model)
+        except BaseException:
+            self.model.close()
+            raise
+        from models.artifacts import describe_gguf
+
+        self.template = self.model.chat_template() or fallback_template(
+            describe_gguf(model_path).architecture)
+        self.eot = self._find_eot()
+        self.max_calls = max_calls
+        self.examples = examples
+        self.step_ms: dict[int, float] = {}
+        self.schedule: Literal["parallel", "sequential"] = (
+            self._measure_schedule() if schedule == "auto" else schedule)
+
+    # ------------------------------------------------------------------ set-up
+    def _find_eot(self) -> int:
+        """The token the chat template writes after an assistant turn."""
+        text = self.model.apply_chat_template(
+            self.template, [{"role": "user", "content": "a"},
+                            {"role": "assistant", "content": "XYZ"}], False)
+        after = text.split("XYZ", 1)[1]
+        toks = self.model.tokenize(after, parse_special=True)
+        if toks and self.model.is_eog(toks[0]):
+            return toks[0]
+        eog = self.model.eog_tokens()
+        if not eog:
+            raise DecodeError("the model has no end-of-turn token; use an instruct GGUF")
+        return eog[0]
+
+    def _measure_schedule(self) -> Literal["parallel", "sequential"]:
+        """Time one step of 1 and of 3 sequences; parallel only if 3 cost < 2.4x one."""
+        ctx = self.ctx
+        ctx.sync_prefix(0, self.model.tokenize("Calibrating the decoder schedule.",
+                                               add_special=True))
+        n = len(ctx.tokens[0])
+        tok = ctx.tokens[0][-1]
+        for k in (1, 3):
+            best = float("inf")
+            for _ in range(3):
+                for s in range(1, k + 1):
+                    ctx.fork(0, s)
+                t0 = time.perf_counter()
+                ctx.decode([BatchItem(tok, n, (s,), True) for s in range(1, k + 1)])
+                best = min(best, (time.perf_counter() - t0) * 1e3)
+            self.step_ms[k] = best
+        ctx.clear()
+        return "parallel" if self.step_ms[3] < 2.4 * self.step_ms[1] else "sequential"
+
+    # ------------------------------------------------------------------ public
+    def decode(self, context: DecodeContext | Sequence[Mapping[str, str]],
+               tools: Sequence[ToolSpec]) -> DecodeResult:
+        t0 = time.perf_counter()
+        passes0 = self.ctx.forward_passes
+        stats = _Stats()
+        calls = list(self._run(DecodeContext.coerce(context), tools, stats, t0))
+        latency = (time.perf_counter() - t0) * 1e3
+        as_json = render_answer(calls, tools, "json")
+        return DecodeResult(
+            calls=calls, latency_ms=latency, prompt_tokens=stats.prompt_tokens,
+            forward_passes=self.ctx.forward_passes - passes0, sampled_tokens=stats.sampled,
+            json_tokens=len(self.vocab.tokenize(as_json)), text=render(calls, tools),
+            prompt_tokens_evaluated=stats.prompt_evaluated, first_call_ms=stats.first_call_ms)
+
+    def decode_stream(self, context: DecodeContext | Sequence[Mapping[str, str]],
+                      tools: Sequence[ToolSpec]) -> Iterator[ToolCall]:
+        """Yield each call as soon as its closing ``)`` is decided."""
+        yield from self._run(DecodeContext.coerce(context), tools, _Stats(), time.perf_counter())
+
+    def close(self) -> None:
+        if getattr(self, "ctx", None) is not None:
+            self.ctx.close()
+        if getattr(self, "model", None) is not None:
+            self.model.close()
+
+    def __enter__(self) -> SimpleToolDecoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ one decode
+    def _run(self, context: DecodeContext, tools: Sequence[ToolSpec], stats: _Stats,
+             t0: float) -> Iterator[ToolCall]:
+        if not tools:
+            raise ConfigError("decode: expected at least one tool, got none")
+        check_expressible(tools)
+        self._check_enums(context, tools)
+        msgs = build_messages(tools, context.messages, "compact", self.examples)
+        text = self.model.apply_chat_template(self.template, msgs, True)
+        prompt = self.model.tokenize(text, add_special=self.model.add_bos, parse_special=True)
+        cached = self._common_prefix(prompt)
+        stats.prompt_tokens, stats.prompt_evaluated = len(prompt), len(prompt) - cached
+        self.stats = stats
+        self.pending: list[int] = []
+        self.logits = self.ctx.logits(self.ctx.sync_prefix(0, prompt))
+        max_calls = context.max_calls or self.max_calls
+        try:
+            for n in range(max_calls):
+                call, kind = self._one_call(context, tools, n, n + 1 < max_calls)
+                if call is None:
+                    return
+                stats.calls.append(call)
+                if stats.first_call_ms is None:
+                    stats.first_call_ms = (time.perf_counter() - t0) * 1e3
+                yield call
+                if kind == "end":
+                    return
+        finally:
+            for s in range(1, self.options.n_seq_max):
+                if self.ctx.tokens[s]:
+                    self.ctx.drop(s)
+
+    def _check_enums(self, context: DecodeContext, tools: Sequence[ToolSpec]) -> None:
+        names = {a for t in tools for a in t.properties}
+        unknown = sorted(set(context.enums) - names)
+        if unknown:
+            raise ConfigError(f"enums restrict argument(s) {unknown} that no tool has; "
+                              f"arguments: {sorted(names)}")
+
+    def _common_prefix(self, prompt: list[int]) -> int:
+        cached = self.ctx.tokens[0]
+        n = 0
+        while n < min(len(cached), len(prompt) - 1) and cached[n] == prompt[n]:
+            n += 1
+        return n
+
+    # ------------------------------------------------------------------ choices
+    def _flush(self) -> np.ndarray:
+        if self.pending:
+            row = self.ctx.append(0, self.pending)
+            assert row is not None
+            self.logits = self.ctx.logits(row)
+            self.pending = []
+        return self.logits
+
+    def _choose(self, alts: Sequence[_Alt]) -> int:
+        """Pick an alternative; the chosen tokens not yet evaluated go to ``pending``."""
+        if len(alts) == 1:
+            self.pending += alts[0].tokens
+            return 0
+        logits = self._flush()
+        firsts = np.array(sorted({a.tokens[0] for a in alts}), dtype=np.int64)
+        best = int(firsts[int(np.argmax(logits[firsts]))])
+        self.stats.sampled += 1
+        group = [i for i, a in enumerate(alts) if a.tokens[0] == best]
+        if len(group) == 1:
+            self.pending += alts[group[0]].tokens
+            return group[0]
+        return group[self._rank([alts[i].tokens for i in group])]
+
+    def _rank(self, cands: list[list[int]]) -> int:
+        """Whole-candidate log-probability ranking; each candidate in its own fork."""
+        ctx = self.ctx
+        cp = 1
+        while all(len(c) > cp for c in cands) and len({c[cp] for c in cands}) == 1:
+            cp += 1
+        if len(cands) > _MAX_FORKS:  # more than we can fork: greedy on the next token
+            self.pending += cands[0][:cp]
+            logits = self._flush()
+            nxt = [c[cp] if len(c) > cp else -1 for c in cands]
+            i = int(np.argmax([logits[t] if t >= 0 else -np.inf for t in nxt]))
+            self.pending += cands[i][cp:]
+            return i
+        seqs = list(range(1, len(cands) + 1))
+        for s in seqs:
+            ctx.fork(0, s)
+        shared = self.pending + cands[0][:cp]
+        base = len(ctx.tokens[0])
+        items = [BatchItem(t, base + j, (0, *seqs), j == len(shared) - 1)
+                 for j, t in enumerate(shared)]
+        pos = base + len(shared)
+        for s, c in zip(seqs, cands, strict=True):
+            items += [BatchItem(t, pos + j, (s,), True) for j, t in enumerate(c[cp:-1])]
+        rows = ctx.decode(items)
+        first = _log_softmax(ctx.logits(rows[0]))
+        scores, r = [], 1
+        for c in cands:
+            score = float(first[c[cp]]) if len(c) > cp else -np.inf
+            for j in range(cp, len(c) - 1):
+                score += float(_log_softmax(ctx.logits(rows[r]))[c[j + 1]])
+                r += 1
+            scores.append(score)
+        best = int(np.argmax(scores))
+        if len(cands[best]) - 1 > cp:
+            ctx.fork(seqs[best], 0)
+        for s in seqs:
+            ctx.drop(s)
+        self.pending = cands[best][-1:] if len(cands[best]) > cp else []
+        if not self.pending:  # the shared part was the whole candidate
+            self.logits = first
+        self.stats.sampled += 1
+        return best
+
+    # ------------------------------------------------------------------ calls
+    def _one_call(self, context: DecodeContext, tools: Sequence[ToolSpec], n: int,
+                  can_more: bool) -> tuple[ToolCall | None, str]:
+        alts: list[_Alt] = []
+        usable: list[tuple[ToolSpec, list[ArgSpec], list[Matcher | None]]] = []
+        for spec in tools:
+            args = arg_specs(spec)
+            matchers: list[Matcher | None] = []
+            for a in args:
+                enum = context.enums.get(a.name)
+                matchers.append(None if enum is not None and not enum
+                                else matcher_for(a, self.vocab, enum))
+            if any(m is None and a.required for m, a in zip(matchers, args, strict=True)):
+                continue  # a required argument has no allowed value now (e.g. nothing seen)
+            head = f"{spec.name}()" if not args else f"{spec.name}("
+            alts.append(_Alt("tool", self.vocab.tokenize(head), len(usable)))
+            usable.append((spec, args, matchers))
+        if n == 0:
+            alts.append(_Alt("none", self.vocab.tokenize("none()") + [self.eot]))
+        if not alts:
+            raise DecodeError("no tool can be called now (every tool needs a value that "
+                              "the run-time enums leave empty)")
+        choice = alts[self._choose(alts)]
+        if choice.kind == "none":
+            return None, "end"
+        spec, args, matchers = usable[choice.index]
+        values: dict[str, Any] = {}
+        if self.schedule == "parallel":
+            kind = self._args_parallel(args, matchers, values, can_more)
+        else:
+            kind = self._args_sequential(args, matchers, values, -1, can_more)
+        return ToolCall(spec.name, values, id=str(n + 1)), kind
+
+    def _follows(self, args: list[ArgSpec], matchers: Sequence[Matcher | None], i: int,
+                 close: str, can_more: bool) -> list[_Alt]:
+        """What may come after argument ``i``'s value (``i = -1``: right after ``(``)."""
+        alts: list[_Alt] = []
+        tok = self.vocab.tokenize
+        for j in range(i + 1, len(args)):
+            if matchers[j] is not None:
+                sep = ", " if i >= 0 else ""
+                alts.append(_Alt("arg", tok(close + sep + args[j].name), j))
+            if args[j].required:
+                return alts
+        if not args:  # "name()" already written
+            alts.append(_Alt("end", [self.eot]))
+            if can_more:
+                alts.append(_Alt("more", tok("\n")))
+            return alts
+        alts.append(_Alt("end", tok(close + ")") + [self.eot]))
+        if can_more:
+            alts.append(_Alt("more", tok(close + ")\n")))
+        return alts
+
+    def _args_sequential(self, args: list[ArgSpec], matchers: Sequence[Matcher | None],
+                         values: dict[str, Any], start: int, can_more: bool) -> str:
+        alt = self._follows(args, matchers, start, "", can_more)
+        pick = alt[self._choose(alt)]
+        while pick.kind == "arg":
+            m = matchers[pick.index]
+            assert m is not None
+            follows = self._follows(args, matchers, pick.index, m.close, can_more)
+            text, k = self._value(m, follows)
+            values[args[pick.index].name] = m.value(text)
+            pick = follows[k]
+        return pick.kind
+
+    def _value(self, m: Matcher, follows: list[_Alt]) -> tuple[str, int]:
+        """Decode one value on the main sequence; returns its text and the follow chosen."""
+        text = ""
+        texts = self.vocab.texts
+        for _ in range(m.max_tokens + 1):
+            ids = m.allowed(text)
+            done = m.complete(text)
+            if done and len(ids) == 0 and len(follows) == 1:
+                self.pending += follows[0].tokens
+                return text, 0
+            logits = self._flush()
+            fids = np.array(sorted({f.tokens[0] for f in follows}) if done else [], np.int64)
+            both = np.concatenate([ids, fids])
+            if len(both) == 0:
+                break
+            best = int(both[int(np.argmax(logits[both]))])
+            if done and best in set(fids.tolist()):
+                group = [i for i, f in enumerate(follows) if f.tokens[0] == best]
+                self.stats.sampled += 1
+                if len(group) == 1:
+                    self.pending += follows[group[0]].tokens
+                    return text, group[0]
+                return text, group[self._rank([follows[i].tokens for i in group])]
+            text += texts[best] or ""
+            self.pending.append(best)
+            self.stats.sampled += 1
+            rest = m.forced(text)
+            if rest:
+                self.pending += self.vocab.tokenize(rest)
+                text += rest
+        raise DecodeError(f"no valid continuation for value {text!r} within "
+                          f"{m.max_tokens} tokens; nothing was returned for this call")
+
+    def _args_parallel(self, args: list[ArgSpec], matchers: Sequence[Matcher | None],
+                       values: dict[str, Any], can_more: bool) -> str:
+        req = [j for j, a in enumerate(args) if a.required]
+        optional_inside = any(not a.required for a in args[:req[-1]]) if req else True
+        if len(req) < 2 or optional_inside:
+            return self._args_sequential(args, matchers, values, -1, can_more)
+        ctx, tok = self.ctx, self.vocab.tokenize
+        heads = []
+        for h, j in enumerate(req):
+            m = matchers[j]
+            assert m is not None
+            firsts = {tok(m.close + ",")[0], tok(m.close + ")")[0]}
+            heads.append(_Head(h + 1, j, m, np.array(sorted(firsts), np.int64),
+                               tok(args[j].name)))
+            ctx.fork(0, h + 1)
+        base = len(ctx.tokens[0])
+        shared = [BatchItem(t, base + i, (0, *(hd.seq for hd in heads)))
+                  for i, t in enumerate(self.pending)]
+        self.pending = []
+        while any(not hd.done for hd in heads):
+            items = list(shared)
+            shared = []
+            live = [hd for hd in heads if not hd.done]
+            for hd in live:
+                pos = len(ctx.tokens[hd.seq]) + sum(1 for it in items if hd.seq in it.seq_ids)
+                items += [BatchItem(t, pos + i, (hd.seq,), i == len(hd.pending) - 1)
+                          for i, t in enumerate(hd.pending)]
+                hd.pending = []
+            rows = ctx.decode(items)
+            for hd, row in zip(live, rows, strict=True):
+                self._head_step(hd, ctx.logits(row))
+        for hd in heads:
+            ctx.drop(hd.seq)
+            values[args[hd.arg].name] = hd.matcher.value(hd.text)
+        rendered = ", ".join(f"{args[j].name}={render_value(values[args[j].name], args[j])}"
+                             for j in req)
+        self.pending = tok(rendered)
+        rest = self._follows(args, matchers, req[-1], "", can_more)
+        pick = rest[self._choose(rest)]
+        if pick.kind == "arg":  # an optional argument after the required ones
+            self.pending += []  # already appended by _choose
+            return self._continue_optional(args, matchers, values, pick, can_more)
+        return pick.kind
+
+    def _continue_optional(self, args: list[ArgSpec], matchers: Sequence[Matcher | None],
+                           values: dict[str, Any], pick: _Alt, can_more: bool) -> str:
+        while pick.kind == "arg":
+            m = matchers[pick.index]
+            assert m is not None
+            follows = self._follows(args, matchers, pick.index, m.close, can_more)
+            text, k = self._value(m, follows)
+            values[args[pick.index].name] = m.value(text)
+            pick = follows[k]
+        return pick.kind
+
+    def _head_step(self, hd: _Head, logits: np.ndarray) -> None:
+        m, texts = hd.matcher, self.vocab.texts
+        ids = m.allowed(hd.text) if hd.steps < m.max_tokens else np.zeros(0, np.int64)
+        done = m.complete(hd.text)
+        cands = np.concatenate([ids, hd.follow_first]) if done else ids
+        if len(cands) == 0:
+            raise DecodeError(f"no valid continuation for value {hd.text!r}; nothing returned")
+        best = int(cands[int(np.argmax(logits[cands]))])
+        self.stats.sampled += 1
+        if done and best in set(hd.follow_first.tolist()):
+            hd.done = True
+            return
+        hd.text += texts[best] or ""
+        hd.steps += 1
+        hd.pending = [best]
+        rest = m.forced(hd.text)
+        if rest:
+            hd.text += rest
+        if m.complete(hd.text) and len(m.allowed(hd.text)) == 0:
+            hd.done = True  # nothing can follow but the structure: no need to evaluate
+        elif rest:
+            hd.pending += self.vocab.tokenize(rest)
