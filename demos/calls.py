@@ -1,0 +1,86 @@
+"""Decode tool calls for a file of queries.
+
+  rtagent calls --tools TOOLS.json --input QUERIES.jsonl [--decoder simpletool|baseline]
+                [--model PATH] [--out RESULTS.jsonl]
+
+TOOLS.json is a list of OpenAI-style function specs. Each QUERIES.jsonl line is
+{"id", "messages": [...], "tools"?: [...], "enums"?: {...}, "expected"?: [...]}: per-line
+"tools" override the file, "enums" restrict arguments at run time (e.g. the
+objects the robot sees), and "expected" calls are scored (exact match) at the end.
+Each RESULTS.jsonl line is {"id", "calls": [{"name", "arguments"}], "latency_ms",
+"prompt_tokens", "forward_passes", "sampled_tokens"} (or {"id", "error"}).
+
+Example: rtagent calls --tools sim_envs/robot_tools.json --input models/evalsets/robot.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tools", type=Path, help="JSON list of function specs")
+    parser.add_argument("--input", type=Path, required=True, help="queries, one JSON per line")
+    parser.add_argument("--decoder", default="simpletool", choices=["simpletool", "baseline"])
+    parser.add_argument("--model", help="GGUF path (default: the embedded default model)")
+    parser.add_argument("--model-name", help="embedded model: smollm2-135m or gemma3-270m")
+    parser.add_argument("--lora", help="llama.cpp LoRA adapter GGUF to apply")
+    parser.add_argument("--out", type=Path, help="results JSONL (default: standard output)")
+    parser.add_argument("--limit", type=int, help="only the first N queries")
+    parser.add_argument("--n-threads", type=int, help="CPU threads (default: usable cores)")
+    parser.add_argument("--n-gpu-layers", type=int, default=0, help="layers on the GPU (-1: all)")
+    parser.add_argument("--schedule", default="auto", choices=["auto", "parallel", "sequential"],
+                        help="simpletool: parallel argument heads or one sequence")
+    parser.add_argument("--max-calls", type=int, default=4, help="most calls per answer")
+
+
+def run(args: argparse.Namespace) -> int:
+    from control.tools import load_tool_specs
+    from models.decoder import DecodeContext, DecodeError, make_decoder
+    from models.evalsets.score import Score, load_cases
+    from realtime.errors import ConfigError
+
+    file_tools = None
+    if args.tools:
+        try:
+            file_tools = load_tool_specs(json.loads(args.tools.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"--tools: cannot read a JSON tool list from {args.tools}: {exc}") \
+                from exc
+    cases = load_cases(args.input, args.limit)
+    if file_tools is None and any(c.tools is None for c in cases):
+        raise ConfigError("--tools is required unless every query line has its own 'tools'")
+    out = args.out.open("w") if args.out else sys.stdout
+    score = Score()
+    options = {"schedule": args.schedule} if args.decoder == "simpletool" else {}
+    dec = make_decoder(args.decoder, args.model, model_name=args.model_name,
+                       n_threads=args.n_threads, n_gpu_layers=args.n_gpu_layers,
+                       lora_path=args.lora, max_calls=args.max_calls, **options)
+    try:
+        for case in cases:
+            tools = load_tool_specs(list(case.tools)) if case.tools else file_tools
+            assert tools is not None
+            ctx = DecodeContext(case.messages, enums=case.enums)
+            try:
+                res = dec.decode(ctx, tools)
+            except DecodeError as exc:
+                line = {"id": case.id, "error": str(exc)}
+                got = None
+            else:
+                line = {"id": case.id, **res.to_json()}
+                got = line["calls"]
+            if case.expected is not None:
+                score.add(case.expected, got)
+            out.write(json.dumps(line) + "\n")
+            out.flush()
+    finally:
+        dec.close()
+        if args.out:
+            out.close()
+    if score.cases:
+        print(f"{score.cases} scored: exact match {score.exact_rate:.1%}, right tools "
+              f"{score.tool_rate:.1%}, errors {score.errors}", file=sys.stderr)
+    return 0
