@@ -469,3 +469,26 @@ def test_through_the_speculative_executor_a_running_prediction_is_joined() -> No
     assert result.ok and joins == 1
     assert result.results["1"].speculative and not result.results["2"].speculative
     assert home.log.count("start get_weather(Paris)") == 1  # joined, never started twice
+
+
+@pytest.mark.slow
+def test_real_decoder_stream_feeds_the_executor_while_it_decodes() -> None:
+    import time
+
+    from models.decoder import DecodeContext, make_decoder
+
+    home = Home(VOICE)
+    done_ns: list[int] = []
+
+    with make_decoder("simpletool") as dec:
+        def decoded() -> Iterator[ToolCall]:  # runs in the executor's worker thread
+            yield from dec.decode_stream(
+                DecodeContext.from_request("What's the weather in Paris and in Rome?"), VOICE)
+            done_ns.append(time.monotonic_ns())
+
+        result = run_sync(DagExecutor(home.registry).run(decoded()))
+    assert result.timeline and result.ok, result.failure_report()
+    first = result.timeline["1"]
+    assert first.name in {s.name for s in VOICE}
+    assert first.ready_ns < done_ns[0]  # launched before the decoder had finished
+    assert len([e for e in home.log if e.startswith("start ")]) == len(result.timeline)
