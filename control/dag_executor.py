@@ -22,6 +22,7 @@ The executor never calls tools itself: ``invoke`` does (by default
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import TypeVar
 
@@ -288,6 +289,10 @@ class DagExecutor:
                 session.abandon(exc)
                 exc.partial = await session.wait()
                 raise
+            finally:
+                aclose = getattr(calls, "aclose", None)
+                if aclose is not None:  # stop the producer if we stopped early
+                    await aclose()
             return await session.wait()
 
     async def run_with_replans(self, plan_fn: PlanFn, max_replans: int = 2) -> ReplanOutcome:
@@ -319,11 +324,17 @@ class DagExecutor:
 async def _threaded(it: Iterator[ToolCall]) -> AsyncIterator[ToolCall]:
     # A blocking producer (a decoder's generator) runs in a worker thread.
     end = object()
-    while True:
-        item = await asyncio.to_thread(next, it, end)
-        if item is end:
-            return
-        yield item  # type: ignore[misc]
+    try:
+        while True:
+            item = await asyncio.to_thread(next, it, end)
+            if item is end:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            with contextlib.suppress(ValueError):  # still running in its thread
+                close()
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from control.dag_executor import CallStatus, DagExecutor, DagOptions, DagRun, run_sync
 from control.plan import (
     ArgumentTypeError,
+    DuplicateCallIdError,
     MissingFieldError,
     MissingReferenceError,
     PlanCycleError,
@@ -274,6 +275,24 @@ def test_a_streamed_plan_error_lets_started_calls_finish() -> None:
     partial = info.value.partial
     assert isinstance(partial, DagRun) and partial.status("1") is CallStatus.OK
     assert partial.status("2") is CallStatus.FAILED and partial.status("3") is CallStatus.OK
+
+
+def test_a_broken_stream_stops_and_closes_its_producer() -> None:
+    home = Home(VOICE)
+    produced: list[str] = []
+
+    def decoder() -> Iterator[ToolCall]:
+        try:
+            for call in (c("1", "get_calendar"), c("1", "list_timers"), c("3", "get_calendar")):
+                produced.append(call.id)
+                yield call
+        finally:
+            produced.append("closed")
+
+    with pytest.raises(DuplicateCallIdError) as info:
+        run(DagExecutor(home.registry).run(decoder()))
+    assert produced == ["1", "1", "closed"]
+    assert info.value.partial.status("1") is CallStatus.OK
 
 
 def test_missing_fields_and_type_mismatches_fail_the_call_for_a_replan() -> None:
