@@ -69,9 +69,11 @@ class LocalRobot:
     def skill_options(self) -> SkillOptions:
         return self.options.skill_options()
 
-    def reset(self, seed: int | None = None) -> WorldState:
+    def reset(self, seed: int | None = None,
+              arm_q: tuple[float, ...] | None = None) -> WorldState:
+        """A new episode: scene by ``seed``, arm at ``arm_q`` (home if None)."""
         self.runner.cancel("reset")
-        self.scene.reset(seed)
+        self.scene.reset(seed, arm_q=arm_q)
         self.actuator.reset()
         self.perception.reset()
         self.ticks = 0

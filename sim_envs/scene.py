@@ -191,15 +191,18 @@ class TabletopScene:
 
     # -- episode ------------------------------------------------------------
 
-    def reset(self, seed: int | None = None, *, bin_side: float | None = None) -> None:
-        """Home the arm, open the gripper and place the bin and cubes at random by ``seed``."""
+    def reset(self, seed: int | None = None, *, bin_side: float | None = None,
+              arm_q: tuple[float, ...] | None = None) -> None:
+        """Put the arm at ``arm_q`` (home by default) with the gripper open, and place the
+        bin and cubes at random by ``seed``."""
         self.rng = np.random.default_rng(seed)
         c = self.client
-        for j, q in zip(ARM_JOINTS, HOME_Q, strict=True):
+        start = HOME_Q if arm_q is None else tuple(arm_q)
+        for j, q in zip(ARM_JOINTS, start, strict=True):
             pb.resetJointState(self.robot, j, q, 0.0, physicsClientId=c)
         for j in FINGER_JOINTS:
             pb.resetJointState(self.robot, j, FINGER_OPEN_M / 2, 0.0, physicsClientId=c)
-        self.set_joint_targets(np.asarray(HOME_Q), FINGER_OPEN_M)
+        self.set_joint_targets(np.asarray(start), FINGER_OPEN_M)
         if bin_side is not None:
             self.bin_side = -1.0 if bin_side < 0 else 1.0
         elif self.options.randomize_bin:

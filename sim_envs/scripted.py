@@ -34,7 +34,7 @@ class ScriptedResult:
 
 def run_scripted(robot: LocalRobot, task: Task, settle_s: float = 0.5) -> ScriptedResult:
     """Reset to the task's seed, run its expected calls one by one, check success."""
-    robot.reset(task.seed)
+    robot.reset(task.seed, task.start_arm_q)
     effects = {s.name: s.effect for s in robot_tool_specs()}
     backend = RobotToolBackend(lambda: require_world(robot), robot.runner,
                                robot.actuator.kin, robot.skill_options)

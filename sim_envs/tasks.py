@@ -21,6 +21,11 @@ __all__ = ["Task", "get_task", "task_suite"]
 
 Check = Callable[[TabletopScene], bool]
 
+# Arm postures away from home (grasp point over the table, gripper down).
+AWAY_POSES = ((0.145, -0.0, 0.235, -2.139, 0.0, 2.139, 0.866),
+              (-0.008, -0.072, -0.409, -2.358, -0.038, 2.292, 0.095),
+              (0.056, 0.14, -0.059, -1.828, 0.009, 1.968, 0.479))
+
 
 @dataclass(frozen=True)
 class Task:
@@ -31,6 +36,8 @@ class Task:
     check: Check
     max_time_s: float = 30.0
     """Sim-time budget for the whole task."""
+    start_arm_q: tuple[float, ...] | None = None
+    """Where the arm starts (home if None): "go home" tasks start away from home."""
 
     def success(self, scene: TabletopScene) -> bool:
         return bool(self.check(scene))
@@ -111,6 +118,7 @@ def task_suite(seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)) -> list[Task]:
     tasks: list[Task] = []
     bin_texts = ("put the {} in the bin", "drop the {} into the bin",
                  "throw the {} in the bin")
+    home_texts = ("go home", "return to the home position", "go back to your start pose")
     moves = ((0.5, 0.0, 0.3), (0.4, 0.2, 0.25), (0.55, -0.15, 0.2), (0.45, 0.1, 0.4))
     for k, seed in enumerate(seeds):
         a, b = CUBE_IDS[k % 4], CUBE_IDS[(k + 1) % 4]
@@ -121,10 +129,9 @@ def task_suite(seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)) -> list[Task]:
         if k % 2 == 0:
             tasks.append(_move_task(seed, *moves[(k // 2) % len(moves)]))
         else:
-            tasks.append(Task(f"home-after-move-s{seed}",
-                              "move the gripper to x 0.5 y 0.1 z 0.3, then go home", seed,
-                              (_call("move_to", x=0.5, y=0.1, z=0.3), _call("go_home")),
-                              _home, 20.0))
+            tasks.append(Task(f"home-s{seed}", home_texts[(k // 2) % len(home_texts)], seed,
+                              (_call("go_home"),), _home, 15.0,
+                              AWAY_POSES[(k // 2) % len(AWAY_POSES)]))
         if k % 3 == 0:
             tasks.append(Task(f"pick-{c}-s{seed}", f"pick up the {_word(c)}", seed,
                               (_call("grasp", object=c),), _lifted(c), 20.0))
