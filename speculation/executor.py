@@ -59,6 +59,7 @@ class SpeculationOptions:
     top_k: int = 3                   # predictions launched after each call
     min_probability: float = 0.05    # below this a prediction is not launched
     max_depth: int = 2               # 2: also prepare the call after next
+    multi_step_min_probability: float = 0.5  # only likely runs get a follow-up predicted
     launch_at_issue: bool = True     # predict the next call as soon as one is issued
     dry_runs: bool = True            # run dry runs of dry_run tools ahead
     cpu_headroom: float = 0.0        # cores that must stay spare (needs spare_cores_fn)
@@ -360,6 +361,7 @@ class SpeculativeExecutor:
             return
         res = entry.done_ok()
         if (res is None or entry.depth >= self.options.max_depth or entry.gen < self._gen
+                or entry.probability < self.options.multi_step_min_probability
                 or not self._cache.valid(entry)):
             return
         step = Step(name=entry.call.name, arguments=dict(entry.call.arguments), result=res.value)

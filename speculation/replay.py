@@ -29,7 +29,7 @@ from speculation.executor import SpeculationOptions, SpeculativeExecutor
 from speculation.metadata import resources_overlap
 from speculation.metrics import SpeculationMetrics
 from speculation.patterns import Guess
-from speculation.predictors import Predictor
+from speculation.predictors import Guesser, Predictor
 from speculation.traces import Episode, Step
 from speculation.vtime import run_virtual
 
@@ -204,16 +204,19 @@ async def _agent(ep: Episode, backend: ReplayBackend, call: CallFn,
 def replay_run(label: str, specs: Sequence[ToolSpec], episodes: Sequence[Episode], *,
                predictor: Predictor | None, options: SpeculationOptions | None = None,
                think_ahead: bool = False, history: Sequence[Episode] = (),
-               online: Callable[[Episode], None] | None = None) -> RunResult:
-    """Replay ``episodes`` on a virtual clock; ``predictor=None`` is the baseline."""
+               online: Callable[[Episode], None] | None = None,
+               guesser: Guesser | None = None) -> RunResult:
+    """Replay ``episodes`` on a virtual clock; ``predictor=None`` is the baseline.
+    ``guesser`` guesses results (defaults to the predictor, if it can)."""
     return run_virtual(_replay(label, specs, episodes, predictor, options, think_ahead,
-                               history, online))
+                               history, online, guesser))
 
 
 async def _replay(label: str, specs: Sequence[ToolSpec], episodes: Sequence[Episode],
                   predictor: Predictor | None, options: SpeculationOptions | None,
                   think_ahead: bool, history: Sequence[Episode],
-                  online: Callable[[Episode], None] | None) -> RunResult:
+                  online: Callable[[Episode], None] | None, guesser: Guesser | None
+                  ) -> RunResult:
     backend = ReplayBackend(specs, [*history, *episodes])
     registry = backend.registry()
     run = RunResult(label)
@@ -224,7 +227,7 @@ async def _replay(label: str, specs: Sequence[ToolSpec], episodes: Sequence[Epis
         from dataclasses import replace
 
         opts = replace(opts, cpu_s_fn=backend.cpu_s)
-        executor = SpeculativeExecutor(registry, predictor, opts)
+        executor = SpeculativeExecutor(registry, predictor, opts, guesser=guesser)
 
     async def direct(c: ToolCall, _obs: Mapping[str, Any]) -> ToolResult:
         return await registry.invoke(c)
