@@ -1,0 +1,280 @@
+"""The agent: decoder -> parallel DAG executor -> (speculative) tools, off the loop.
+
+The deadline loop must never wait, so the agent runs on its own thread with an
+asyncio (uvloop) event loop. The loop talks to it through two non-blocking
+calls: :meth:`Agent.submit` hands over a request (an instruction, a final
+transcript) and :meth:`Agent.poll` returns the turns finished since the last
+poll. A turn:
+
+1. builds the decode context from the *latest* observation (``context_fn``) and
+   the tools allowed *now* (``tools_fn``, e.g. enums narrowed to visible objects);
+2. streams the decoder's calls straight into the DAG executor, so the first call
+   starts while later ones are still being decoded (LLMCompiler's streaming);
+3. runs every call through ``invoke`` (the speculative executor's ``call`` in the
+   demos, which serves or joins predicted calls) — independent calls at once;
+4. on failure, replans with the failure report as feedback (bounded).
+
+Turns run one at a time, in order (one body, one plan at a time); the decoder
+runs on one worker thread because a llama.cpp context is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from control.dag_executor import DagExecutor, DagRun, Invoke, loop_factory
+from control.dag_run import DagOptions
+from control.tools import ToolCall, ToolRegistry, ToolSpec, canonical_json
+from realtime.errors import ConfigError
+from realtime.trace import Tracer
+
+__all__ = ["Agent", "AgentOptions", "Turn"]
+
+ContextFn = Callable[[str, Sequence[Mapping[str, str]]], Any]  # -> models.decoder.DecodeContext
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """How the agent plans and runs a turn."""
+
+    max_replans: int = 1  # extra decode+run rounds after a failed call
+    dag: DagOptions = field(default_factory=DagOptions)
+
+    def __post_init__(self) -> None:
+        if self.max_replans < 0:
+            raise ConfigError(f"max_replans: expected >= 0, got {self.max_replans!r}")
+
+
+@dataclass
+class Turn:
+    """One request and what the agent did about it (times: monotonic ns)."""
+
+    id: int
+    text: str
+    submitted_ns: int
+    calls: list[ToolCall] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    ok: bool = False
+    error: str | None = None
+    replans: int = 0
+    decode_ms: list[float] = field(default_factory=list)  # one per decode (replans add more)
+    first_call_ns: int = 0  # when the decoder produced the first call
+    first_result_ns: int = 0  # when the first call finished
+    done_ns: int = 0
+    speculative_hits: int = 0
+
+    @property
+    def latency_ms(self) -> float:
+        return (self.done_ns - self.submitted_ns) / 1e6 if self.done_ns else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "text": self.text, "ok": self.ok, "error": self.error,
+            "calls": [c.to_json() for c in self.calls], "results": self.results,
+            "replans": self.replans, "decode_ms": [round(d, 2) for d in self.decode_ms],
+            "latency_ms": round(self.latency_ms, 2),
+            "first_call_ms": round((self.first_call_ns - self.submitted_ns) / 1e6, 2)
+            if self.first_call_ns else None,
+            "speculative_hits": self.speculative_hits,
+        }
+
+
+class Agent:
+    """Runs turns on a background event loop; ``submit``/``poll`` never block.
+
+    Args:
+        decoder: a :class:`models.decoder.Decoder` (``decode_stream``).
+        registry: the tools (specs for the DAG, and the default ``invoke``).
+        context_fn: ``(request, history) -> DecodeContext`` from the latest observation.
+        tools_fn: the tool specs allowed now (None: all of the registry's).
+        invoke: how one call runs (default ``registry.invoke``; the demos pass
+            ``SpeculativeExecutor.call``).
+    """
+
+    def __init__(self, decoder: Any, registry: ToolRegistry, context_fn: ContextFn, *,
+                 tools_fn: Callable[[], Sequence[ToolSpec]] | None = None,
+                 invoke: Invoke | None = None, options: AgentOptions | None = None,
+                 tracer: Tracer | None = None, now_ns: Callable[[], int] = time.monotonic_ns):
+        self.decoder = decoder
+        self.registry = registry
+        self.context_fn = context_fn
+        self.tools_fn = tools_fn or registry.specs
+        self.options = options or AgentOptions()
+        self.tracer = tracer or Tracer("agent", enabled=False)
+        self._now = now_ns
+        self._invoke = invoke or registry.invoke
+        self._done: queue.SimpleQueue[Turn] = queue.SimpleQueue()
+        self._next_id = 0
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._decode_thread = ThreadPoolExecutor(1, thread_name_prefix="decoder")
+        self._loop = loop_factory()()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="agent", daemon=True)
+        self._thread.start()
+        self._turn_lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The agent's event loop (e.g. to build a SpeculativeExecutor on it)."""
+        return self._loop
+
+    def run_on_loop(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the agent's loop thread and return its result (set-up only)."""
+        async def wrap() -> Any:
+            return fn()
+        return asyncio.run_coroutine_threadsafe(wrap(), self._loop).result()
+
+    @property
+    def busy(self) -> bool:
+        """True while a submitted turn has not been returned by ``poll``."""
+        with self._lock:
+            return self._pending > 0
+
+    def submit(self, text: str) -> int:
+        """Queue a request; returns its turn id at once."""
+        if self._closed:
+            raise ConfigError("agent is closed")
+        with self._lock:
+            self._next_id += 1
+            self._pending += 1
+            turn = Turn(self._next_id, text, self._now())
+        fut: Future[None] = asyncio.run_coroutine_threadsafe(self._run_turn(turn), self._loop)
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # surfaced via the turn
+        return turn.id
+
+    def poll(self) -> list[Turn]:
+        """Turns finished since the last poll (never blocks)."""
+        out: list[Turn] = []
+        while True:
+            try:
+                out.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        if out:
+            with self._lock:
+                self._pending -= len(out)
+        return out
+
+    def wait(self, timeout_s: float) -> list[Turn]:
+        """Block until every submitted turn is done or ``timeout_s`` (tests, CLI tools)."""
+        deadline = time.monotonic() + timeout_s
+        out: list[Turn] = []
+        while self.busy and time.monotonic() < deadline:
+            out += self.poll()
+            time.sleep(0.005)
+        return out + self.poll()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        async def stop() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        if self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._decode_thread.shutdown(wait=True, cancel_futures=True)
+        self._loop.close()
+
+    # -- the turn, on the agent's loop ----------------------------------------------------
+    async def _run_turn(self, turn: Turn) -> None:
+        async with self._turn_lock:
+            try:
+                await self._plan_and_run(turn)
+            except Exception as exc:  # a turn's failure is reported, never lost
+                turn.ok, turn.error = False, f"{type(exc).__name__}: {exc}"
+            finally:
+                turn.done_ns = self._now()
+                self.tracer.complete(f"turn {turn.id}", "agent", turn.submitted_ns, turn.done_ns,
+                                     ok=turn.ok, text=turn.text[:60])
+                self._done.put(turn)
+
+    async def _plan_and_run(self, turn: Turn) -> None:
+        history: list[dict[str, str]] = []
+        dag = DagExecutor(self.registry, self._on_call(turn), self.options.dag)
+        for attempt in range(self.options.max_replans + 1):
+            context = self.context_fn(turn.text, history)
+            tools = list(self.tools_fn())
+            calls: list[ToolCall] = []
+            run: DagRun = await dag.run(self._stream(turn, context, tools, calls))
+            turn.calls = calls
+            turn.results = [_result_json(run, c) for c in calls]
+            turn.replans = attempt
+            if run.ok:
+                turn.ok, turn.error = True, None
+                return
+            turn.ok, turn.error = False, run.failure_report() or "a call failed"
+            history = [{"role": "user", "content": turn.text},
+                       {"role": "assistant", "content": "\n".join(_short(c) for c in calls)},
+                       {"role": "user", "content": f"That failed: {turn.error}. Try again."}]
+
+    def _stream(self, turn: Turn, context: Any, tools: list[ToolSpec],
+                sink: list[ToolCall]) -> Any:
+        """The decoder's calls as an async stream, decoded on the decoder thread."""
+        loop = asyncio.get_running_loop()
+        it: Iterator[ToolCall] = iter(self.decoder.decode_stream(context, tools))
+        start = self._now()
+        tracer = self.tracer
+
+        def next_call() -> ToolCall | None:
+            return next(it, None)
+
+        async def gen() -> Any:
+            try:
+                while True:
+                    call = await loop.run_in_executor(self._decode_thread, next_call)
+                    if call is None:
+                        break
+                    if not call.id:  # the plan numbers calls the same way
+                        call = replace(call, id=str(len(sink) + 1))
+                    if not turn.first_call_ns:
+                        turn.first_call_ns = self._now()
+                    sink.append(call)
+                    yield call
+            finally:
+                end = self._now()
+                turn.decode_ms.append((end - start) / 1e6)
+                tracer.complete("decode", "decoder", start, end, calls=len(sink))
+                close = getattr(it, "close", None)
+                if close is not None:
+                    await loop.run_in_executor(self._decode_thread, close)
+        return gen()
+
+    def _on_call(self, turn: Turn) -> Invoke:
+        async def invoke(call: ToolCall) -> Any:
+            result = await self._invoke(call)
+            if not turn.first_result_ns:
+                turn.first_result_ns = self._now()
+            if getattr(result, "speculative", False):
+                turn.speculative_hits += 1
+            return result
+        return invoke
+
+
+def _short(call: ToolCall) -> str:
+    args = ", ".join(f"{k}={canonical_json(v)}" for k, v in call.arguments.items())
+    return f"{call.name}({args})"
+
+
+def _result_json(run: DagRun, call: ToolCall) -> dict[str, Any]:
+    r = run.results.get(call.id)
+    if r is None:
+        entry = run.timeline.get(call.id)
+        return {"name": call.name, "ok": False,
+                "error": entry.error if entry else "not run", "speculative": False}
+    return {"name": call.name, "ok": r.ok, "value": r.value, "error": r.error,
+            "speculative": r.speculative, "ms": round(r.duration_ms, 2)}

@@ -1,0 +1,127 @@
+"""The agent: decode -> DAG -> tools on its own thread; submit/poll never block."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from control.agent import Agent, AgentOptions
+from control.tools import Effect, SpeculationPolicy, ToolCall, ToolRegistry, ToolSpec, load_tool_specs
+
+ROOT = Path(__file__).resolve().parents[1]
+NUM = {"type": "object", "properties": {"x": {"type": "number"}}, "required": ["x"]}
+
+
+class ScriptedDecoder:
+    """A fake decoder (unit tests only): yields scripted answers, one per decode."""
+
+    name = "scripted"
+
+    def __init__(self, answers: list[list[ToolCall]], delay_s: float = 0.0) -> None:
+        self.answers = answers
+        self.delay_s = delay_s
+        self.contexts: list[object] = []
+        self.threads: set[str] = set()
+
+    def decode_stream(self, context, tools):
+        self.contexts.append(context)
+        self.threads.add(threading.current_thread().name)
+        for call in self.answers.pop(0):
+            time.sleep(self.delay_s)
+            yield call
+
+
+def _registry(log: list[str]) -> ToolRegistry:
+    reg = ToolRegistry()
+
+    def slow(x: float) -> float:
+        log.append(f"start {x}")
+        time.sleep(0.2)
+        log.append(f"end {x}")
+        return x * 10
+
+    def fail(x: float) -> float:
+        raise RuntimeError("gripper jammed")
+
+    reg.register(ToolSpec("look", parameters=NUM, effect=Effect.READ,
+                          speculation=SpeculationPolicy.ALLOW), slow)
+    reg.register(ToolSpec("fail", parameters=NUM), fail)
+    return reg
+
+
+def _context(text, history):
+    return {"text": text, "history": list(history)}
+
+
+def test_submit_returns_at_once_and_independent_calls_overlap() -> None:
+    log: list[str] = []
+    dec = ScriptedDecoder([[ToolCall("look", {"x": 1}), ToolCall("look", {"x": 2})]])
+    agent = Agent(dec, _registry(log), _context)
+    try:
+        t = time.perf_counter()
+        agent.submit("look twice")
+        assert time.perf_counter() - t < 0.05  # handed over, not run
+        assert agent.busy and agent.poll() == []
+        (turn,) = agent.wait(10)
+    finally:
+        agent.close()
+    assert turn.ok and [r["value"] for r in turn.results] == [10, 20]
+    assert log.index("start 2") < log.index("end 1")  # ran concurrently
+    assert dec.threads == {"decoder_0"}
+    assert turn.first_call_ns >= turn.submitted_ns and len(turn.decode_ms) == 1
+
+
+def test_failure_replans_with_the_report_as_feedback() -> None:
+    dec = ScriptedDecoder([[ToolCall("fail", {"x": 1})], [ToolCall("look", {"x": 3})]])
+    agent = Agent(dec, _registry([]), _context, options=AgentOptions(max_replans=1))
+    try:
+        agent.submit("do it")
+        (turn,) = agent.wait(10)
+    finally:
+        agent.close()
+    assert turn.ok and turn.replans == 1 and turn.calls[0].name == "look"
+    feedback = dec.contexts[1]["history"][-1]["content"]
+    assert "gripper jammed" in feedback
+
+
+def test_a_failing_turn_is_reported_not_lost() -> None:
+    dec = ScriptedDecoder([[ToolCall("fail", {"x": 1})]])
+    agent = Agent(dec, _registry([]), _context, options=AgentOptions(max_replans=0))
+    try:
+        agent.submit("a")
+        agent.submit("b")  # the decoder has no answer left: the turn fails cleanly
+        turns = agent.wait(10)
+    finally:
+        agent.close()
+    assert [t.ok for t in turns] == [False, False]
+    assert "gripper jammed" in turns[0].error and "IndexError" in turns[1].error
+
+
+@pytest.mark.slow
+def test_real_decoder_drives_real_tools() -> None:
+    from models.decoder import DecodeContext, make_decoder
+
+    specs = load_tool_specs(json.loads((ROOT / "audio/voice_tools.json").read_text()))
+    calls: list[ToolCall] = []
+    reg = ToolRegistry()
+    for spec in specs:
+        def fn(_name=spec.name, **kw):
+            calls.append(ToolCall(_name, kw))
+            return {"done": _name}
+        reg.register(spec, fn)
+    decoder = make_decoder("simpletool")
+    agent = Agent(decoder, reg, lambda text, history: DecodeContext.from_request(text))
+    try:
+        agent.submit("what's the weather in Oslo?")
+        (turn,) = agent.wait(120)
+    finally:
+        agent.close()
+        decoder.close()
+    assert turn.ok, turn.error
+    # Greedy decoding is deterministic: the real model picks the weather tool for Oslo.
+    assert [(c.name, dict(c.arguments)) for c in calls] == [("get_weather", {"city": "Oslo"})]
+    assert turn.results[0]["value"] == {"done": "get_weather"}
