@@ -182,9 +182,10 @@ async def _sequential(calls: list[Any], registry: Any, invoke: Callable[..., Awa
         values[planned.id] = result.value
 
 
-async def _timed(fns: Sequence[Callable[[], Awaitable[Any]]], repeats: int
+async def _timed(fns: Sequence[Callable[[], Awaitable[Any]]], repeats: int,
+                 stat: Callable[[list[int]], float] = statistics.median
                  ) -> list[tuple[float, Any]]:
-    """Median ms of each function, run interleaved so load changes hit all alike."""
+    """``stat`` of each function's ms, run interleaved so load changes hit all alike."""
     times: list[list[int]] = [[] for _ in fns]
     last: list[Any] = [None] * len(fns)
     for _ in range(repeats):
@@ -192,7 +193,7 @@ async def _timed(fns: Sequence[Callable[[], Awaitable[Any]]], repeats: int
             t0 = time.perf_counter_ns()
             last[i] = await fn()
             times[i].append(time.perf_counter_ns() - t0)
-    return [(statistics.median(t) / 1e6, v) for t, v in zip(times, last, strict=True)]
+    return [(stat(t) / 1e6, v) for t, v in zip(times, last, strict=True)]
 
 
 async def _compare(name: str, calls: list[Any], registry: Any, repeats: int,
@@ -249,7 +250,7 @@ async def _overhead(runs: int) -> list[dict[str, Any]]:
             await _sequential(calls, reg, reg.invoke)
             await ex.run(calls)
         (seq_ms, _), (dag_ms, _) = await _timed(
-            [partial(_sequential, calls, reg, reg.invoke), partial(ex.run, calls)], reps)
+            [partial(_sequential, calls, reg, reg.invoke), partial(ex.run, calls)], reps, min)
         seq_us, dag_us = seq_ms * 1000 / n, dag_ms * 1000 / n
         over = dag_us - seq_us
         print(f"  {name:<12} {seq_us:>12.1f} {dag_us:>12.1f} {over:>17.1f}"
@@ -373,7 +374,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         print("  timeline of '... and text Anna both':")
         _timeline(run)
         out["voice_speculative"] = await _speculative(vreg, args.repeats)
-    print("\nscheduling overhead, zero-latency tools (DAG minus sequential, per call):")
+    print("\nscheduling overhead, zero-latency tools (DAG minus sequential, per call; "
+          "fastest runs, as load only adds):")
     out["overhead"] = await _overhead(args.overhead_runs)
     rows = out["fan_out"] + out["mixed"] + out["voice"]
     worst = min(rows, key=lambda r: r["of_bound"])
