@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from realtime.errors import ConfigError
-from sim_envs.kinematics import PandaKinematics, top_down_quat
+from sim_envs.kinematics import IkSolution, PandaKinematics, gripper_yaw, top_down_quat
 from sim_envs.scene import FINGER_OPEN_M, JointState
 
 __all__ = ["ActuatorOptions", "Actuator", "ArmCommand", "JointTargets"]
@@ -94,6 +94,8 @@ class Actuator:
         self._setpoint: np.ndarray | None = None
         self._yaw = 0.0
         self._width = FINGER_OPEN_M
+        self._ik_key: tuple[float, ...] | None = None
+        self._ik: IkSolution | None = None
         self.watchdog_trips = 0
 
     @property
@@ -101,11 +103,18 @@ class Actuator:
         return self._command
 
     def reset(self) -> None:
-        self.__init__(self.kin, self.options)  # type: ignore[misc]
+        """Forget the command, set-point and watchdog state (a new episode)."""
+        self._command = None
+        self._last_command_s = self._last_update_s = None
+        self._q = self._setpoint = None
+        self._yaw, self._width = 0.0, FINGER_OPEN_M
+        self._ik_key, self._ik = None, None
+        self.watchdog_trips = 0
 
     def _init_from(self, state: JointState) -> None:
         self._q = np.array(state.arm_q, dtype=np.float64)
-        self._setpoint, _ = self.kin.fk(self._q)
+        self._setpoint, orn = self.kin.fk(self._q)
+        self._yaw = gripper_yaw(orn)
         self._width = state.finger_width_m
 
     def update(self, state: JointState, now_s: float,
@@ -154,7 +163,12 @@ class Actuator:
         dyaw = math.remainder(cmd.yaw_rad - self._yaw, 2 * math.pi)
         max_dyaw = self.options.max_yaw_speed_rad_s * dt
         self._yaw += float(np.clip(dyaw, -max_dyaw, max_dyaw))
-        sol = self.kin.ik(self._setpoint, top_down_quat(self._yaw), self._q)
+        key = (*self._setpoint.tolist(), self._yaw)
+        if key != self._ik_key:  # the set-point moved: solve again (else reuse the answer)
+            self._ik_key, self._ik = key, self.kin.ik(self._setpoint, top_down_quat(self._yaw),
+                                                      self._q)
+        sol = self._ik
+        assert sol is not None
         step = sol.q - self._q
         clipped = bool(np.any(np.abs(step) > max_dq + 1e-12))
         self._q = np.clip(self._q + np.clip(step, -max_dq, max_dq), self.kin.lower, self.kin.upper)
@@ -162,6 +176,7 @@ class Actuator:
 
     def safe_stop(self, state: JointState) -> JointTargets:
         """Hold the arm where it is now (measured), keeping the gripper as it is."""
+        self._ik_key = None
         self._q = np.array(state.arm_q, dtype=np.float64)
         self._setpoint, _ = self.kin.fk(self._q)
         self._command = ArmCommand.hold_here(self._width)

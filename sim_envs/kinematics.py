@@ -18,12 +18,18 @@ import pybullet as pb
 
 from sim_envs.scene import ARM_JOINTS, GRASP_LINK, HOME_Q, panda_urdf_path
 
-__all__ = ["IkSolution", "PandaKinematics", "top_down_quat", "wrap_gripper_yaw"]
+__all__ = ["IkSolution", "PandaKinematics", "gripper_yaw", "top_down_quat", "wrap_gripper_yaw"]
 
 
 def top_down_quat(yaw_rad: float = 0.0) -> tuple[float, float, float, float]:
     """Gripper pointing straight down, turned by ``yaw_rad`` about the world z axis."""
     return tuple(pb.getQuaternionFromEuler((math.pi, 0.0, yaw_rad)))  # type: ignore[return-value]
+
+
+def gripper_yaw(quat: tuple[float, ...] | np.ndarray) -> float:
+    """The yaw of a (roughly top-down) gripper orientation: the angle of its x axis."""
+    m = pb.getMatrixFromQuaternion([float(v) for v in quat])
+    return math.atan2(m[3], m[0])
 
 
 def wrap_gripper_yaw(yaw_rad: float) -> float:
