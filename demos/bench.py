@@ -13,6 +13,7 @@ import importlib
 BENCHES: dict[str, tuple[str, str]] = {
     "decoder": ("demos.bench_decoder", "SimpleTool-style decoder vs JSON-grammar baseline"),
     "dag": ("demos.bench_dag", "parallel tool calls: DAG executor vs sequential and the bound"),
+    "sim": ("sim_envs.bench", "simulator: physics, render + perception, IK, episodes vs real time"),
 }
 
 
