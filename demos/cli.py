@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("demos.doctor", "check this machine: dependencies, models, audio, RT permissions"),
     "bench": ("demos.bench", "run a benchmark and print figures against its baseline"),
     "jitter": ("demos.jitter", "measure the deadline loop's jitter (vs cyclictest, under load)"),
+    "spec": ("demos.spec", "speculative tool execution: mine patterns, replay episodes vs bounds"),
 }
 
 

@@ -120,7 +120,7 @@ def evaluate(specs: Sequence[ToolSpec], train: Sequence[Episode], test: Sequence
             run = replay_run(name, specs, test, predictor=pred, think_ahead=think, options=opts,
                              history=train, guesser=guesser, online=hook)
             rows.append(_row(name, mode, run, base, base_stats, time.perf_counter() - t))
-            say(f"{name} {mode}: {rows[-1]['reduction']['mean']:+.1%} task time")
+            say(f"{name} {mode}: {-rows[-1]['reduction']['mean']:+.1%} mean task time")
     for r in rows:
         bound = next(b for b in rows if b["predictor"] == "oracle (bound)" and b["mode"] == r["mode"])
         bm = bound["reduction"]["mean"]

@@ -1,0 +1,201 @@
+"""Speculative tool execution: mine patterns, generate workloads, replay episodes.
+
+  rtagent spec mine TRACES.jsonl -o PATTERNS.json
+      mine PASTE-style patterns (context -> tool, argument derivations,
+      success probability, support) from recorded episodes
+
+  rtagent spec generate robot|voice -o DIR [--episodes 300]
+      write realistic robot or voice episodes as DIR/train.jsonl and DIR/test.jsonl
+
+  rtagent spec replay --tools TOOLS.json --train TRAIN.jsonl --test TEST.jsonl --out REPORT.json
+  rtagent spec replay --workload robot|voice --out REPORT.json
+      replay the test episodes (each line {"id", "steps": [{"name", "arguments",
+      "result", "tool_ms", "think_ms"}]}) with and without speculation on a
+      virtual clock, through the real speculative executor, and report task time
+      (mean, p50, p95, p99), its reduction, hit rates, waste and divergence, beside
+      the perfect-predictor bounds; as a table, REPORT.json and a PNG plot.
+      Works with any JSON tool specs that carry x-effect/x-speculation/x-resources.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from realtime.errors import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="spec_command", metavar="ACTION", required=True)
+    m = sub.add_parser("mine", help="mine a pattern library from traces")
+    m.add_argument("traces", type=Path, help="episodes as JSONL")
+    m.add_argument("-o", "--out", type=Path, required=True, help="pattern library (JSON)")
+    m.add_argument("--min-support", type=int, default=2, help="occurrences a context needs")
+    m.add_argument("--show", type=int, default=15, help="print this many top patterns")
+    g = sub.add_parser("generate", help="write a robot or voice workload as JSONL")
+    g.add_argument("workload", choices=["robot", "voice"])
+    g.add_argument("-o", "--out", type=Path, required=True, help="directory for the files")
+    _workload_args(g)
+    r = sub.add_parser("replay", help="replay episodes with and without speculation")
+    r.add_argument("--tools", type=Path, help="tool specs (JSON list with x- metadata)")
+    r.add_argument("--train", type=Path, help="training episodes (JSONL)")
+    r.add_argument("--test", type=Path, help="test episodes (JSONL)")
+    r.add_argument("--workload", choices=["robot", "voice"],
+                   help="generate this workload instead of reading --tools/--train/--test")
+    _workload_args(r)
+    r.add_argument("--out", type=Path, default=Path("spec-report.json"), help="report JSON")
+    r.add_argument("--plot", type=Path, help="PNG plot (default: REPORT with .png)")
+    add_replay_options(r)
+
+
+def _workload_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--episodes", type=int, default=300, help="episodes to generate")
+    p.add_argument("--train-fraction", type=float, default=2 / 3, help="share for training")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def add_replay_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--predictors", default="pattern,draft,combined",
+                   help="comma-separated: pattern, draft, combined")
+    p.add_argument("--top-k", type=int, default=3, help="predictions launched after each call")
+    p.add_argument("--max-concurrency", type=int, default=4, help="speculative runs at once")
+    p.add_argument("--max-depth", type=int, default=2, help="steps ahead to prepare")
+    p.add_argument("--draft-epochs", type=int, default=150, help="draft model training epochs")
+    p.add_argument("--no-online", action="store_true", help="do not learn from test episodes")
+
+
+def split_workload(name: str, episodes: int, fraction: float, seed: int) -> tuple[list[Any], ...]:
+    from speculation.workloads import WORKLOADS
+
+    if episodes < 2 or not 0.0 < fraction < 1.0:
+        raise ConfigError(f"expected --episodes >= 2 and 0 < --train-fraction < 1, "
+                          f"got {episodes} and {fraction}")
+    eps = WORKLOADS[name](episodes, seed)
+    n = max(1, min(len(eps) - 1, round(len(eps) * fraction)))
+    return eps[:n], eps[n:]
+
+
+def replay_report(specs: Any, train: Any, test: Any, args: argparse.Namespace, label: str
+                  ) -> dict[str, Any]:
+    from speculation.evaluate import evaluate
+    from speculation.executor import SpeculationOptions
+
+    opts = SpeculationOptions(top_k=args.top_k, max_concurrency=args.max_concurrency,
+                              max_depth=args.max_depth)
+    names = [n.strip() for n in args.predictors.split(",") if n.strip()]
+    return evaluate(specs, train, test, predictors=names, options=opts,
+                    online=not args.no_online, draft_epochs=args.draft_epochs, label=label,
+                    progress=lambda m: print(f"  {label}: {m}", flush=True))
+
+
+def print_table(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    b = report["baseline"]
+    t = Table(title=f"{report['workload']}: {report['test_episodes']} test episodes, "
+                    f"{report['test_calls']} calls; baseline mean {b['mean_s']:.2f} s, "
+                    f"p99 {b['p99_s']:.2f} s")
+    for col in ("predictor", "mode", "mean s", "Δmean", "Δp50", "Δp95", "Δp99", "of bound",
+                "top-1", "top-K", "hits", "wasted CPU-s", "ovh core-s/s", "writes blk/exec",
+                "diverge"):
+        t.add_column(col, justify="left" if col in ("predictor", "mode") else "right")
+    for r in report["rows"]:
+        red = r["reduction"]
+        t.add_row(r["predictor"], r["mode"], f"{r['mean_s']:.2f}",
+                  *(f"{-red[k]:+.1%}" for k in ("mean", "p50", "p95", "p99")),
+                  f"{r['fraction_of_bound']:.0%}", f"{r['top1']:.0%}", f"{r['topk']:.0%}",
+                  f"{r['hit_rate']:.0%}", f"{r['wasted_cpu_s']:.1f}",
+                  f"{r['overhead_core_s_per_s_saved']:.4f}",
+                  f"{r['writes_blocked']}/{r['spec_writes_executed']}",
+                  str(r["divergent_episodes"]))
+    console = Console(width=170)
+    console.print(t)
+    console.print("targets: " + ", ".join(f"{k}={v}" for k, v in report["targets"].items()))
+
+
+def plot(reports: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(reports), figsize=(7 * len(reports), 4.5), squeeze=False)
+    for ax, rep in zip(axes[0], reports, strict=True):
+        rows = rep["rows"]
+        labels = [f"{r['predictor']}\n{r['mode']}" for r in rows]
+        x = range(len(rows))
+        for i, k in enumerate(("mean", "p95", "p99")):
+            ax.bar([j + (i - 1) * 0.27 for j in x], [100 * r["reduction"][k] for r in rows],
+                   width=0.27, label=f"{k} reduction")
+        ax.set_xticks(list(x), labels, fontsize=7)
+        ax.set_ylabel("task time reduction vs no speculation (%)")
+        ax.set_title(f"{rep['workload']} (oracle rows = perfect-predictor bound)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.spec_command == "mine":
+        return _mine(args)
+    if args.spec_command == "generate":
+        from speculation.traces import save_jsonl
+
+        train, test = split_workload(args.workload, args.episodes, args.train_fraction, args.seed)
+        args.out.mkdir(parents=True, exist_ok=True)
+        save_jsonl(train, args.out / "train.jsonl")
+        save_jsonl(test, args.out / "test.jsonl")
+        print(f"wrote {len(train)} training and {len(test)} test episodes to {args.out}")
+        return 0
+    return _replay(args)
+
+
+def _mine(args: argparse.Namespace) -> int:
+    from speculation.patterns import PatternLibrary
+    from speculation.traces import load_jsonl
+
+    episodes = load_jsonl(args.traces)
+    lib = PatternLibrary(min_support=args.min_support)
+    steps = lib.update(episodes)
+    lib.save(args.out)
+    pats = sorted(lib.patterns(), key=lambda p: -p.probability * p.support)
+    print(f"mined {len(pats)} patterns from {len(episodes)} episodes ({steps} calls) "
+          f"-> {args.out}")
+    for p in pats[: args.show]:
+        args_text = ", ".join(f"{k} {v}" for k, v in p.arguments.items())
+        print(f"  {p.context:48s} -> {p.tool}({args_text})  p={p.probability:.2f} "
+              f"n={p.support}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from speculation.traces import load_jsonl
+    from speculation.workloads import load_specs
+
+    if args.workload:
+        specs = load_specs(args.workload)
+        train, test = split_workload(args.workload, args.episodes, args.train_fraction, args.seed)
+        label = args.workload
+    else:
+        if not (args.tools and args.train and args.test):
+            raise ConfigError("replay needs --tools, --train and --test (or --workload robot|voice)")
+        if not args.tools.is_file():
+            raise ConfigError(f"tool specs not found: {args.tools}")
+        specs = load_specs(str(args.tools))
+        train, test = load_jsonl(args.train), load_jsonl(args.test)
+        known = {s.name for s in specs}
+        missing = sorted({s.name for e in [*train, *test] for s in e.steps} - known)
+        if missing:
+            raise ConfigError(f"episodes call tools not in {args.tools}: {missing}")
+        label = args.test.stem
+    report = replay_report(specs, train, test, args, label)
+    args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    png = args.plot or args.out.with_suffix(".png")
+    plot([report], png)
+    print_table(report)
+    print(f"report: {args.out}  plot: {png}")
+    return 0
