@@ -1,0 +1,172 @@
+"""Streaming transcription: VAD endpointing plus Whisper partials and finals.
+
+:class:`StreamingTranscriber` is fed audio chunks on the caller's thread (VAD
+runs there: ~0.3 ms per 32 ms window) and transcribes on one worker thread, so
+feeding never waits on the model:
+
+- while an utterance is active, a *partial* transcript of the audio so far is
+  started every ``partial_interval_ms`` of audio (at most one in flight);
+- at end of utterance, a *final* transcript. Because the end is only declared
+  after ``silence_ms`` of silence, a partial started during that silence has
+  usually heard all the speech already; with ``reuse_partial`` it becomes the
+  final, so the final is ready when the endpoint fires instead of one model
+  call later (transcription overlapped with the wait for silence).
+
+Results come back, in order, from ``feed``/``poll``/``finish`` as
+:class:`audio.stt.Transcript` (``final`` False or True) between the VAD events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from audio.errors import AudioError
+from audio.sources import SAMPLE_RATE_HZ, AudioChunk
+from audio.stt import SpeechToText, Transcript
+from audio.vad import SpeechEnd, StreamingVad, VadEvent
+
+__all__ = ["StreamEvent", "StreamingOptions", "StreamingTranscriber"]
+
+StreamEvent = VadEvent | Transcript
+
+
+@dataclass(frozen=True)
+class StreamingOptions:
+    """partial_interval_ms: audio between partial transcripts (0 = no partials).
+    min_partial_ms: no partial until the utterance has this much audio.
+    reuse_partial: use a partial that heard all the speech as the final.
+    """
+
+    partial_interval_ms: float = 300.0
+    min_partial_ms: float = 400.0
+    reuse_partial: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.partial_interval_ms <= 10_000:
+            raise AudioError(f"expected partial_interval_ms in 0..10000, got "
+                             f"{self.partial_interval_ms}")
+        if not 0 <= self.min_partial_ms <= 10_000:
+            raise AudioError(f"expected min_partial_ms in 0..10000, got {self.min_partial_ms}")
+
+
+@dataclass
+class _Job:
+    utterance: int
+    final: bool
+    covered: int  # media sample up to which the audio was heard
+    future: Future[Transcript]
+    end_t_ns: int
+
+
+class StreamingTranscriber:
+    """VAD + STT over a live chunk stream; see the module docstring."""
+
+    def __init__(self, stt: SpeechToText, vad: StreamingVad, options: StreamingOptions | None = None,
+                 *, now_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        self.stt = stt
+        self.vad = vad
+        self.options = options or StreamingOptions()
+        self._now_ns = now_ns
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stt")
+        self._jobs: deque[_Job] = deque()
+        self._utterance = 0
+        self._last_partial_at = -1
+        self._finalised = -1  # last utterance whose final was emitted
+        self.reused_partials = 0
+        self.fresh_finals = 0
+
+    def feed(self, chunk: AudioChunk) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for ev in self.vad.feed(chunk):
+            events.append(ev)
+            if isinstance(ev, SpeechEnd):
+                self._final(ev)
+        self._maybe_partial()
+        events.extend(self.poll())
+        return events
+
+    def poll(self) -> list[StreamEvent]:
+        """Transcripts that are ready, in submission order (stale partials dropped)."""
+        out: list[StreamEvent] = []
+        while self._jobs and self._jobs[0].future.done():
+            out.extend(self._collect(self._jobs.popleft()))
+        return out
+
+    def finish(self, timeout_s: float = 60.0) -> list[StreamEvent]:
+        """End of stream: close an open utterance and wait for every transcript."""
+        events: list[StreamEvent] = []
+        for ev in self.vad.flush():
+            events.append(ev)
+            if isinstance(ev, SpeechEnd):
+                self._final(ev)
+        while self._jobs:
+            job = self._jobs.popleft()
+            job.future.result(timeout=timeout_s)
+            events.extend(self._collect(job))
+        return events
+
+    def run(self, chunks: Iterable[AudioChunk]) -> Iterator[StreamEvent]:
+        """Feed a finite stream and yield every event, finishing at its end."""
+        for chunk in chunks:
+            yield from self.feed(chunk)
+        yield from self.finish()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _collect(self, job: _Job) -> list[StreamEvent]:
+        if not job.final and job.utterance <= self._finalised:
+            return []  # its final is out already
+        t = job.future.result()
+        if job.final:
+            self._finalised = job.utterance
+        return [replace(t, final=job.final, utterance=job.utterance, end_t_ns=job.end_t_ns,
+                        ready_t_ns=max(t.ready_t_ns, self._now_ns() if not t.ready_t_ns else 0))]
+
+    def _submit(self, audio: np.ndarray) -> Future[Transcript]:
+        def work() -> Transcript:
+            t = self.stt.transcribe(audio)
+            return replace(t, ready_t_ns=self._now_ns())
+
+        return self._pool.submit(work)
+
+    def _maybe_partial(self) -> None:
+        o = self.options
+        if not self.vad.active or o.partial_interval_ms <= 0:
+            return
+        if any(not j.final and not j.future.done() for j in self._jobs):
+            return  # at most one partial in flight
+        seen = self.vad.samples_seen
+        if self._last_partial_at >= 0 and seen - self._last_partial_at < (
+                o.partial_interval_ms * SAMPLE_RATE_HZ / 1000):
+            return
+        audio = self.vad.current_audio()
+        if len(audio) < o.min_partial_ms * SAMPLE_RATE_HZ / 1000:
+            return
+        self._last_partial_at = seen
+        self._jobs.append(_Job(self._utterance, False, seen, self._submit(audio),
+                               self.vad.stamp(seen)))
+
+    def _final(self, ev: SpeechEnd) -> None:
+        post = self.vad.options.post_roll_ms * SAMPLE_RATE_HZ / 1000
+        reuse = None
+        if self.options.reuse_partial and not ev.forced:
+            partials = [j for j in self._jobs if j.utterance == self._utterance and not j.final]
+            if partials and partials[-1].covered >= ev.end_sample + post:
+                reuse = partials[-1]
+        if reuse is not None:
+            self._jobs.remove(reuse)
+            self._jobs.append(replace(reuse, final=True))
+            self.reused_partials += 1
+        else:
+            self._jobs.append(_Job(self._utterance, True, ev.end_sample, self._submit(ev.audio),
+                                   ev.end_t_ns))
+            self.fresh_finals += 1
+        self._utterance += 1
+        self._last_partial_at = -1
