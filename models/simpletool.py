@@ -350,7 +350,11 @@ class SimpleToolDecoder:
     def _args_sequential(self, args: list[ArgSpec], matchers: Sequence[Matcher | None],
                          values: dict[str, Any], start: int, can_more: bool) -> str:
         alt = self._follows(args, matchers, start, "", can_more)
-        pick = alt[self._choose(alt)]
+        return self._args_from(args, matchers, values, alt[self._choose(alt)], can_more)
+
+    def _args_from(self, args: list[ArgSpec], matchers: Sequence[Matcher | None],
+                   values: dict[str, Any], pick: _Alt, can_more: bool) -> str:
+        """Decode values on the main sequence from ``pick`` until the call closes."""
         while pick.kind == "arg":
             m = matchers[pick.index]
             assert m is not None
@@ -431,22 +435,8 @@ class SimpleToolDecoder:
                              for j in req)
         self.pending = tok(rendered)
         rest = self._follows(args, matchers, req[-1], "", can_more)
-        pick = rest[self._choose(rest)]
-        if pick.kind == "arg":  # an optional argument after the required ones
-            self.pending += []  # already appended by _choose
-            return self._continue_optional(args, matchers, values, pick, can_more)
-        return pick.kind
-
-    def _continue_optional(self, args: list[ArgSpec], matchers: Sequence[Matcher | None],
-                           values: dict[str, Any], pick: _Alt, can_more: bool) -> str:
-        while pick.kind == "arg":
-            m = matchers[pick.index]
-            assert m is not None
-            follows = self._follows(args, matchers, pick.index, m.close, can_more)
-            text, k = self._value(m, follows)
-            values[args[pick.index].name] = m.value(text)
-            pick = follows[k]
-        return pick.kind
+        # optional arguments after the required ones continue on the main sequence
+        return self._args_from(args, matchers, values, rest[self._choose(rest)], can_more)
 
     def _head_step(self, hd: _Head, logits: np.ndarray) -> None:
         m, texts = hd.matcher, self.vocab.texts

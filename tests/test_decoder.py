@@ -1,0 +1,121 @@
+"""Decoders on the real bundled model: valid calls under constraints, both schedules,
+streaming, prefix-cache reuse, and clear errors. (Accuracy is the benchmark's job.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from control.tools import ToolRegistry, ToolSpec, load_tool_specs
+from models.callformat import UnsupportedSchemaError, parse
+from models.decoder import DecodeContext, make_decoder
+from models.llama_backend import BackendError, ContextOverflowError
+from realtime.errors import ConfigError, RtAgentError
+
+ROOT = Path(__file__).resolve().parents[1]
+ROBOT = load_tool_specs(json.loads((ROOT / "sim_envs/robot_tools.json").read_text()))
+VOICE = load_tool_specs(json.loads((ROOT / "audio/voice_tools.json").read_text()))
+SCENE = "red_cube at (0.45, -0.12, 0.02); blue_cube at (0.60, 0.20, 0.02). Gripper: empty."
+SEEN = {"object": ["red_cube", "blue_cube"], "target": ["red_cube", "blue_cube", "bin"]}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def decoders():
+    made = {s: make_decoder("simpletool", schedule=s, n_threads=2)
+            for s in ("sequential", "parallel")}
+    yield made
+    for d in made.values():
+        d.close()
+
+
+def _valid(calls, tools: list[ToolSpec]) -> None:
+    reg = ToolRegistry()
+    for spec in tools:
+        reg.register(spec, lambda **kw: None, dry_run=lambda **kw: None)
+    for c in calls:
+        reg.validate(c)  # raises on anything the schema does not allow
+
+
+@pytest.mark.parametrize("schedule", ["sequential", "parallel"])
+def test_calls_are_valid_and_respect_runtime_enums(decoders, schedule: str) -> None:
+    dec = decoders[schedule]
+    for request in ("move the gripper to x 0.4, y -0.25, z 0.3", "pick up the blue cube"):
+        res = dec.decode(DecodeContext.from_request(request, scene=SCENE, enums=SEEN), ROBOT)
+        _valid(res.calls, ROBOT)
+        assert parse(res.text, ROBOT) == res.calls or res.calls == []
+        for c in res.calls:
+            for arg in ("object", "target"):
+                if arg in c.arguments:
+                    assert c.arguments[arg] in SEEN[arg]
+        # structure is forced: far fewer passes and sampled tokens than JSON would take
+        assert res.forward_passes <= res.sampled_tokens + 2
+        assert res.sampled_tokens < res.json_tokens
+
+
+def test_only_visible_object_can_be_chosen(decoders) -> None:
+    ctx = DecodeContext.from_request("grasp the cube", scene=SCENE, enums={"object": ["blue_cube"],
+                                                                          "target": ["bin"]})
+    res = decoders["sequential"].decode(ctx, ROBOT)
+    for c in res.calls:
+        assert c.arguments.get("object", "blue_cube") == "blue_cube"
+        assert c.arguments.get("target", "bin") == "bin"
+
+
+def test_voice_strings_booleans_and_stream(decoders) -> None:
+    dec = decoders["sequential"]
+    ctx = DecodeContext.from_request("what's the weather in Paris")
+    res = dec.decode(ctx, VOICE)
+    _valid(res.calls, VOICE)
+    streamed = list(dec.decode_stream(ctx, VOICE))
+    assert streamed == res.calls  # greedy decoding is deterministic
+    again = dec.decode(ctx, VOICE)
+    assert again.prompt_tokens_evaluated < again.prompt_tokens / 4  # prefix KV reused
+
+
+def test_one_call_limit(decoders) -> None:
+    ctx = DecodeContext.from_request("what's the weather in Rome and in Oslo?", max_calls=1)
+    assert len(decoders["parallel"].decode(ctx, VOICE).calls) <= 1
+
+
+def test_baseline_emits_valid_json_calls() -> None:
+    dec = make_decoder("baseline", n_threads=2, max_tokens=96)
+    try:
+        res = dec.decode(DecodeContext.from_request("pick up the red cube", scene=SCENE,
+                                                    enums=SEEN, max_calls=1), ROBOT)
+    finally:
+        dec.close()
+    _valid(res.calls, ROBOT)
+    assert res.sampled_tokens >= res.json_tokens - 2  # every JSON token is sampled
+
+
+def test_errors_are_clear(decoders, tmp_path: Path) -> None:
+    dec = decoders["sequential"]
+    draw = ToolSpec("draw", parameters={"type": "object", "properties": {
+        "points": {"type": "array", "items": {"type": "number"}}}})
+    with pytest.raises(UnsupportedSchemaError, match="argument 'points'"):
+        dec.decode(DecodeContext.from_request("draw"), [draw])
+    with pytest.raises(ConfigError, match="no tool has"):
+        dec.decode(DecodeContext.from_request("x", enums={"colour": ["red"]}), ROBOT)
+    with pytest.raises(ContextOverflowError, match="context window"):
+        dec.decode(DecodeContext.from_request("word " * 3000), VOICE)
+    res = dec.decode(DecodeContext.from_request("go home"), ROBOT)  # still usable afterwards
+    _valid(res.calls, ROBOT)
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(RtAgentError):
+        make_decoder("simpletool", bad)
+    with pytest.raises(ConfigError, match="unknown decoder"):
+        make_decoder("nope")
+
+
+def test_lora_path_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(BackendError, match="LoRA adapter not found"):
+        make_decoder("simpletool", lora_path=tmp_path / "missing.gguf", schedule="sequential")
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a gguf at all")
+    with pytest.raises(BackendError, match="could not load the LoRA adapter"):
+        make_decoder("simpletool", lora_path=junk, schedule="sequential")

@@ -1,0 +1,90 @@
+"""Unit tests of the per-type value constraints over a small fake vocabulary
+(the real-model twin is tests/test_decoder.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.callformat import ArgKind, ArgSpec
+from models.constraints import EnumMatcher, NumberMatcher, StringMatcher
+
+PIECES = ["=", "=-", "-", "0", "1", "2", "3", "5", "9", ".", "10", "=\"", "\"", "Os", "lo",
+          "red", "_", "cube", "blue", "\"x", "a\"b", "\n", ",", "true", "false"]
+
+
+class FakeVocab:
+    """The parts of VocabIndex the matchers read."""
+
+    def __init__(self) -> None:
+        self.texts = list(PIECES)
+        self.numeric_ids = np.array([i for i, t in enumerate(PIECES)
+                                     if set(t) <= set("=-0123456789.")], dtype=np.int64)
+        bad = set('"\\\n')
+        self.plain_mask = np.array([not (set(t) & bad) for t in PIECES])
+        self.plain_len = np.array([len(t) for t in PIECES])
+        self.open_ids = np.array([i for i, t in enumerate(PIECES) if t.startswith('"')
+                                  and '"' not in t[1:]], dtype=np.int64)
+        self.assign_ids = np.array([i for i, t in enumerate(PIECES) if t in ("=", '="')],
+                                   dtype=np.int64)
+
+    def tokenize(self, text: str) -> list[int]:  # greedy longest match, enough here
+        out, i = [], 0
+        while i < len(text):
+            j = max((k for k, p in enumerate(PIECES) if text.startswith(p, i)),
+                    key=lambda k: len(PIECES[k]))
+            out.append(j)
+            i += len(PIECES[j])
+        return out
+
+
+V = FakeVocab()
+
+
+def _texts(ids: np.ndarray) -> set[str]:
+    return {PIECES[i] for i in ids}
+
+
+def test_number_range_prunes_sign_and_magnitude() -> None:
+    y = NumberMatcher(ArgSpec("y", ArgKind.NUMBER, True, minimum=-0.5, maximum=0.5), V)  # type: ignore[arg-type]
+    assert _texts(y.allowed("")) == {"=", "=-"}
+    assert "1" not in _texts(y.allowed("="))  # 1.x is out of range
+    assert _texts(y.allowed("=0")) == {"."}
+    assert y.complete("=-0.3") and not y.complete("=-0.") and not y.complete("=0.7")
+    z = NumberMatcher(ArgSpec("z", ArgKind.NUMBER, True, minimum=0.0, maximum=0.7), V)  # type: ignore[arg-type]
+    assert "=-" not in _texts(z.allowed(""))  # no negative values in range
+    assert z.value("=0.25") == 0.25
+
+
+def test_integer_has_no_dot_and_stays_in_range() -> None:
+    b = NumberMatcher(ArgSpec("b", ArgKind.INTEGER, True, minimum=0, maximum=100), V)  # type: ignore[arg-type]
+    assert "." not in _texts(b.allowed("=1"))
+    assert b.complete("=100") and not b.complete("=101")
+    assert "9" not in _texts(b.allowed("=10"))  # 109 > 100
+    assert b.value("=42") == 42
+
+
+def test_enum_forces_the_rest_once_unique() -> None:
+    m = EnumMatcher(["red_cube", "blue_cube"], ArgSpec("o", ArgKind.ENUM, True,
+                                                       enum=("red_cube", "blue_cube")), V)  # type: ignore[arg-type]
+    assert _texts(m.allowed("=")) == {"red", "blue"}
+    assert m.forced("=red") == "_cube"
+    assert m.complete("=red_cube") and m.value("=red_cube") == "red_cube"
+    booleans = EnumMatcher([True, False], ArgSpec("on", ArgKind.BOOLEAN, True), V)  # type: ignore[arg-type]
+    assert booleans.value("=false") is False
+
+
+def test_strings_are_bounded_and_never_break_out() -> None:
+    s = StringMatcher(ArgSpec("city", ArgKind.STRING, True, max_length=4), V)  # type: ignore[arg-type]
+    assert _texts(s.allowed("")) == {"=", '="'}
+    assert _texts(s.allowed("=")) == {'"', '"x'}
+    inside = _texts(s.allowed('="Os'))
+    assert "lo" in inside and '"' not in inside and "\n" not in inside and 'a"b' not in inside
+    assert "cube" not in _texts(s.allowed('="Osl'))  # would exceed maxLength 4
+    assert s.complete('="Oslo') and s.value('="Oslo') == "Oslo"
+
+
+@pytest.mark.parametrize("text", ["=00", "=1.", "=.5", "=--1", "=1.2.3"])
+def test_malformed_numbers_are_not_complete(text: str) -> None:
+    n = NumberMatcher(ArgSpec("n", ArgKind.NUMBER, True), V)  # type: ignore[arg-type]
+    assert not n.complete(text)
