@@ -15,6 +15,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "decoder": ("demos.bench_decoder", "SimpleTool-style decoder vs JSON-grammar baseline"),
     "dag": ("demos.bench_dag", "parallel tool calls: DAG executor vs sequential and the bound"),
     "sim": ("sim_envs.bench", "simulator: physics, render + perception, IK, episodes vs real time"),
+    "bus": ("demos.bench_bus", "bus latency/throughput, small messages and frames, vs raw pyzmq"),
 }
 
 

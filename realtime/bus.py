@@ -68,12 +68,17 @@ class Publisher(BusSocket):
 
     def __init__(self, endpoint: str, *, source: str, bind: bool = True, **kw: Any) -> None:
         super().__init__(endpoint, source=source, bind=bind, **kw)
+        self._topics: dict[str, bytes] = {}
 
     def publish(self, msg: Message, topic: str | None = None) -> None:
         """Stamp and send ``msg`` on ``topic`` (default: the message's type name)."""
         self.stamp(msg)
-        frames: list[Buffer] = [(topic or type(msg).__name__).encode()]
-        frames += self.codec.encode(msg)
+        name = topic or type(msg).__name__
+        prefix = self._topics.get(name)
+        if prefix is None:
+            prefix = self._topics[name] = name.encode()
+        frames = self.codec.encode(msg)
+        frames.insert(0, prefix)
         self.send_frames(frames)
 
 
@@ -134,18 +139,18 @@ class Subscriber(BusSocket):
     def recv(self, timeout_ms: float = 0.0) -> Latest[Message] | None:
         """The next valid message, waiting up to ``timeout_ms`` (``None``: nothing came)."""
         deadline = self.clock_ns() + int(timeout_ms * 1e6)
+        wait_ms = max(0, int(timeout_ms))
         while True:
-            parts = self.recv_parts(zmq.NOBLOCK)
+            parts = self.recv_parts(zmq.NOBLOCK) if self.sock.poll(wait_ms, zmq.POLLIN) else None
             if parts is not None:
                 got = self._parse(parts)
                 if got is not None:
                     now = self.clock_ns()
                     return Latest(got[1], self._age_ms(got[1], now, now), got[0], now, True)
-                continue
             left_ns = deadline - self.clock_ns()
-            if left_ns <= 0:
+            if left_ns <= 0 and parts is None:
                 return None
-            self.sock.poll(max(1, left_ns // 1_000_000 + 1), zmq.POLLIN)
+            wait_ms = max(0, left_ns // 1_000_000 + 1)
 
 
 class LatestValueSubscriber(Subscriber):

@@ -132,12 +132,16 @@ class Codec:
         """``[header, *array_frames]``; array frames are memoryviews (no copy)."""
         self._out = []
         try:
-            body = self._encoder.encode(msg)
+            header = _PREFIX + self._encoder.encode(msg)
         except CodecError:
             raise
         except (TypeError, ValueError, OverflowError) as exc:
             raise MalformedMessageError(f"cannot encode {type(msg).__name__}: {exc}") from exc
-        frames: list[Buffer] = [_PREFIX + body]
+        if not self._out:  # the common case: no arrays
+            if len(header) > self.limits.max_header_bytes + _PREFIX_LEN:
+                self._check_sizes([header], what="outgoing")
+            return [header]
+        frames: list[Buffer] = [header]
         frames.extend(self._out)
         self._out = []
         self._check_sizes(frames, what="outgoing")
@@ -164,21 +168,22 @@ class Codec:
         """The message in ``frames`` (header first), or a :class:`CodecError`."""
         if not frames:
             raise TruncatedMessageError("no frames")
-        self._check_sizes(frames, what="incoming")
         header = frames[0]
+        if len(frames) > 1 or _nbytes(header) > self.limits.max_header_bytes + _PREFIX_LEN:
+            self._check_sizes(frames, what="incoming")
         if _nbytes(header) < _PREFIX_LEN:
             raise MalformedMessageError(f"header of {_nbytes(header)} bytes is too short")
-        head = bytes(header[:_PREFIX_LEN])
-        if head[:3] != MAGIC:
-            raise MalformedMessageError(f"not an rtagent message (starts with {head!r})")
-        if head[3] != SCHEMA_VERSION:
+        if header[:3] != MAGIC:
+            raise MalformedMessageError(f"not an rtagent message (starts with {bytes(header[:4])!r})")
+        if header[3] != SCHEMA_VERSION:
             raise WrongVersionError(
-                f"message has schema version {head[3]}, this build speaks {SCHEMA_VERSION}; "
+                f"message has schema version {header[3]}, this build speaks {SCHEMA_VERSION}; "
                 "run the same rtagent version on every node"
             )
-        body = memoryview(header)[_PREFIX_LEN:]
+        body = header[_PREFIX_LEN:]
         self._in = frames
-        self._used = [False] * len(frames)
+        if len(frames) > 1:
+            self._used = [False] * len(frames)
         try:
             msg: Message = self._decoder.decode(body)
         except CodecError:
@@ -189,14 +194,14 @@ class Codec:
             raise MalformedMessageError(f"bad message body: {exc}") from exc
         finally:
             self._in = ()
-        if not all(self._used[1:]):
+        if len(frames) > 1 and not all(self._used[1:]):
             raise MalformedMessageError(
                 f"{len(frames) - 1} array frame(s) but only "
                 f"{sum(self._used[1:])} referenced by the header"
             )
         return msg
 
-    def _raise_validation(self, body: memoryview, exc: Exception) -> None:
+    def _raise_validation(self, body: Buffer, exc: Exception) -> None:
         tag: object = None
         try:
             raw = self._raw.decode(body)
