@@ -86,6 +86,7 @@ class JointState(Message):
     velocities_rad_s: list[float] = []
     efforts_nm: list[float] = []
     gripper_opening_m: float = 0.0
+    sim_time_s: float = 0.0  # the simulator's clock (0 on hardware)
 
 
 class CameraIntrinsics(msgspec.Struct, kw_only=True):
@@ -117,6 +118,7 @@ class CameraFrame(Message):
     camera_position_m: Vec3 | None = None
     near_m: float = 0.0
     far_m: float = 0.0
+    sim_time_s: float = 0.0
 
 
 class ObjectState(msgspec.Struct, kw_only=True):
@@ -129,6 +131,10 @@ class ObjectState(msgspec.Struct, kw_only=True):
     orientation_xyzw: Quat | None = None
     size_m: Vec3 = (0.0, 0.0, 0.0)
     visible: bool = True
+    yaw_rad: float = 0.0  # rotation about the vertical axis
+    held: bool = False  # in the gripper
+    pixels: int = 0  # how many image pixels it covered (0: not seen in the last frame)
+    seen_s: float = 0.0  # when it was last seen (sim time)
 
 
 class GripperState(msgspec.Struct, kw_only=True):
@@ -145,6 +151,8 @@ class WorldState(Message):
     frame_seq: int = 0
     objects: list[ObjectState] = []
     gripper: GripperState = msgspec.field(default_factory=GripperState)
+    arm_q_rad: list[float] = []  # the joint angles the world state was computed with
+    sim_time_s: float = 0.0
 
 
 CommandMode = Literal["hold", "move", "safe_stop"]
@@ -162,6 +170,9 @@ class Command(Message):
     target_position_m: Vec3 | None = None
     target_orientation_xyzw: Quat | None = None
     gripper: Literal["open", "close"] | None = None
+    gripper_width_m: float | None = None  # finger opening; overrides ``gripper`` when set
+    yaw_rad: float = 0.0  # gripper rotation about the vertical (top-down grasps)
+    joint_target_rad: list[float] | None = None  # a joint-space target instead of a position
     max_speed_m_s: float | None = None
     deadline_ns: int = 0
     tick: int = 0

@@ -1,0 +1,225 @@
+"""The robot demo's four processes, linked by ZeroMQ in the run directory.
+
+::
+
+  sim ── PUB sensors: joints (every physics wake), camera (camera_hz) ──► perception, actuation
+  perception ── PUB world (per camera frame) ──► decision
+  decision ── PUB commands (every tick of the deadline loop) ──► actuation
+  actuation ── PUB targets (actuation_hz) ──► sim
+  decision / sim ── ReplyServer *_ctl: instructions, stats, task checks, resets
+
+Each process is ``python -m demos.robot_nodes NAME CONFIG_JSON``, started and
+watched by :class:`realtime.supervisor.Supervisor` (heartbeats, restarts).
+Processes never share memory; a restarted one picks up from the latest messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from realtime import messages as m
+from realtime.bus import LatestValueSubscriber, Publisher
+from realtime.bus_rpc import ReplyServer
+from realtime.clock import MonotonicClock
+from realtime.loop import DeadlineLoop, LoopOptions, TickInfo
+from realtime.node import Node
+
+log = logging.getLogger("rtagent.robot")
+
+WORLD_MAX_AGE_MS = 500.0  # older world states are not acted on
+JOINTS_MAX_AGE_MS = 200.0
+
+
+@dataclass(frozen=True)
+class RobotDemoConfig:
+    """Everything the four processes need; sent to each as JSON."""
+
+    seed: int = 0
+    hz: float = 16.0
+    camera_hz: float = 16.0
+    physics_wake_hz: float = 120.0  # the sim wakes this often and steps 240/wake_hz steps
+    actuation_hz: float = 80.0
+    watchdog_ms: float = 300.0
+    gui: bool = False
+    decoder: str = "simpletool"
+    model: str | None = None
+    lora: str | None = "default"  # "default": the shipped adapter if present; None: none
+    speculation: bool = True
+    fifo: bool = False
+    trace: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> RobotDemoConfig:
+        return cls(**json.loads(text))
+
+
+class StopOnNode:
+    """Adapts a :class:`Node` to the loop's ``stop_event`` (``is_set``)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def is_set(self) -> bool:
+        return self.node.stopping
+
+
+
+def _reply(value: Any) -> m.ToolReply:
+    return m.ToolReply(ok=True, value_json=json.dumps(value))
+
+
+def _fail(error: str) -> m.ToolReply:
+    return m.ToolReply(ok=False, error=error)
+
+
+# --------------------------------------------------------------------------- sim
+def run_sim(cfg: RobotDemoConfig, node: Node) -> None:
+    """Physics in real time at 240 Hz; publishes joints and camera; applies joint targets."""
+    from demos.robot_wire import frame_to_msg, joints_to_msg, targets_from_msg
+    from sim_envs.scene import SceneOptions, TabletopScene
+    from sim_envs.tasks import get_task
+
+    rd = node.run_dir
+    sensors = node.own(Publisher(rd.endpoint("sensors"), source="sim"))
+    targets = node.own(LatestValueSubscriber(rd.endpoint("targets"), ("targets",),
+                                             types=(m.JointTargets,)))
+    ctl = node.own(ReplyServer(rd.endpoint("sim_ctl"), source="sim"))
+    scene = node.own(TabletopScene(SceneOptions(gui=cfg.gui)))
+    scene.reset(cfg.seed)
+    steps = max(1, round(scene.options.physics_hz / cfg.physics_wake_hz))
+    frame_every = max(1, round(cfg.physics_wake_hz / cfg.camera_hz))
+
+    def handle(req: m.ToolRequest) -> m.ToolReply:
+        args = json.loads(req.arguments_json or "{}")
+        if req.name == "reset":
+            scene.reset(int(args.get("seed", cfg.seed)))
+            return _reply({"seed": args.get("seed", cfg.seed)})
+        if req.name == "check_task":
+            return _reply({"success": bool(get_task(args["task_id"]).success(scene))})
+        if req.name == "ground_truth":
+            return _reply({name: [float(v) for v in scene.object_position(name)]
+                           for name in args.get("objects", [])})
+        if req.name == "frame":
+            return _reply({"ok": True})  # frames travel on the sensors topic
+        return _fail(f"unknown sim request {req.name!r}")
+
+    def tick(info: TickInfo) -> None:
+        got = targets.read_latest(max_age_ms=cfg.watchdog_ms, topic="targets")
+        if got is not None:
+            q, width = targets_from_msg(got.message)  # type: ignore[arg-type]
+            if len(q) == 7:
+                scene.set_joint_targets(q, width)
+        scene.step(steps)
+        sensors.publish(joints_to_msg(scene.joint_state()), topic="joints")
+        if info.seq % frame_every == 0:
+            sensors.publish(frame_to_msg(scene.render()), topic="camera")
+        ctl.serve_once(handle, timeout_ms=0)
+        node.beat()
+
+    DeadlineLoop(MonotonicClock(), LoopOptions(hz=cfg.physics_wake_hz, gc_between_ticks=False),
+                 tick).run(stop_event=StopOnNode(node))
+
+
+# --------------------------------------------------------------------------- perception
+def run_perception(cfg: RobotDemoConfig, node: Node) -> None:
+    """Camera frames + joint states -> world state, computed from the images."""
+    from demos.robot_wire import frame_from_msg, joints_from_msg, world_to_msg
+    from sim_envs.kinematics import PandaKinematics
+    from sim_envs.perception import Perception, PerceptionOptions
+
+    rd = node.run_dir
+    sensors = node.own(LatestValueSubscriber(rd.endpoint("sensors"), ("joints", "camera")))
+    world_pub = node.own(Publisher(rd.endpoint("world"), source="perception"))
+    perception = Perception(PerceptionOptions(), node.own(PandaKinematics()))
+    version = 0
+    while not node.stopping:
+        frame = sensors.wait_latest(max_age_ms=1000, timeout_ms=100, topic="camera")
+        joints = sensors.read_latest(max_age_ms=JOINTS_MAX_AGE_MS, topic="joints")
+        node.beat()
+        if frame is None or joints is None:
+            continue
+        try:
+            world = perception.update(frame_from_msg(frame.message),  # type: ignore[arg-type]
+                                      joints_from_msg(joints.message))  # type: ignore[arg-type]
+        except ValueError as exc:  # a malformed frame is dropped, never a crash
+            log.warning("perception: dropped a frame: %s", exc)
+            continue
+        version += 1
+        world_pub.publish(world_to_msg(world, version), topic="world")
+
+
+# --------------------------------------------------------------------------- actuation
+def run_actuation(cfg: RobotDemoConfig, node: Node) -> None:
+    """Commands -> IK on its own kinematic model -> limited joint targets; watchdog."""
+    from demos.robot_wire import command_from_msg, joints_from_msg, targets_to_msg
+    from sim_envs.actuation import Actuator, ActuatorOptions
+    from sim_envs.kinematics import PandaKinematics
+
+    rd = node.run_dir
+    sensors = node.own(LatestValueSubscriber(rd.endpoint("sensors"), ("joints",)))
+    commands = node.own(LatestValueSubscriber(rd.endpoint("commands"), ("cmd",),
+                                              types=(m.Command,)))
+    out = node.own(Publisher(rd.endpoint("targets"), source="actuation"))
+    actuator = Actuator(node.own(PandaKinematics()),
+                        ActuatorOptions(watchdog_timeout_s=cfg.watchdog_ms / 1000.0))
+    held = 0
+
+    def tick(info: TickInfo) -> None:
+        nonlocal held
+        joints = sensors.read_latest(max_age_ms=JOINTS_MAX_AGE_MS, topic="joints")
+        node.beat()
+        if joints is None:
+            return
+        got = commands.read_latest(max_age_ms=cfg.watchdog_ms, topic="cmd")
+        fresh = got if got is not None and got.new else None
+        cmd = command_from_msg(fresh.message) if fresh is not None else None  # type: ignore[arg-type]
+        t = actuator.update(joints_from_msg(joints.message), info.wake_ns / 1e9, cmd)  # type: ignore[arg-type]
+        held += int(t.watchdog_tripped)
+        node.counters["watchdog_ticks"] = held
+        out.publish(targets_to_msg(t, fresh.message.seq if fresh else 0), topic="targets")
+
+    DeadlineLoop(MonotonicClock(), LoopOptions(hz=cfg.actuation_hz, gc_between_ticks=False),
+                 tick).run(stop_event=StopOnNode(node))
+
+
+NODES: dict[str, Callable[[RobotDemoConfig, Node], None]] = {
+    "sim": run_sim,
+    "perception": run_perception,
+    "actuation": run_actuation,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] not in (*NODES, "decision"):
+        print(f"usage: python -m demos.robot_nodes {{{','.join((*NODES, 'decision'))}}} CONFIG_JSON",
+              file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format=f"[{argv[0]}] %(message)s")
+    cfg = RobotDemoConfig.from_json(argv[1])
+    if argv[0] == "decision":
+        from demos.robot_decision import run_decision
+
+        runner: Callable[[RobotDemoConfig, Node], None] = run_decision
+    else:
+        runner = NODES[argv[0]]
+    with Node.from_env(argv[0]) as node:
+        node.install_signal_handlers()
+        node.beat("starting", force=True)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C reaches every process
+            runner(cfg, node)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""Drive the robot demo's processes: start them, give instructions, collect figures.
+
+:class:`RobotSession` starts the four processes under a supervisor (in the
+calling thread, which must be the main thread for Ctrl-C handling) and runs a
+script of instructions on a worker thread: for each, it asks the decision
+process to act, follows its status, waits for the turn to finish and, for a
+task from the suite, asks the simulator whether it succeeded. The demo command
+and ``rtagent bench robot`` both use it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from demos.robot_nodes import RobotDemoConfig
+from realtime import messages as m
+from realtime.bus import BusOptions, LatestValueSubscriber, Subscriber
+from realtime.bus_rpc import RequestClient
+from realtime.errors import RtAgentError
+from realtime.supervisor import ProcessSpec, Supervisor, SupervisorReport, python_module
+
+NODES = ("sim", "perception", "actuation", "decision")
+
+
+@dataclass
+class Step:
+    """One instruction of a session, and, for a suite task, its id and seed."""
+
+    instruction: str
+    task_id: str | None = None
+    seed: int | None = None
+
+
+@dataclass
+class StepResult:
+    step: Step
+    ok: bool
+    success: bool | None  # the simulator's verdict for a task (None: no check)
+    task_s: float
+    turn: dict[str, Any] | None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"instruction": self.step.instruction, "task": self.step.task_id,
+                "seed": self.step.seed, "ok": self.ok, "success": self.success,
+                "task_s": round(self.task_s, 3), "turn": self.turn, "error": self.error}
+
+
+@dataclass
+class SessionResult:
+    steps: list[StepResult] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    supervisor: SupervisorReport | None = None
+    frames: list[Any] = field(default_factory=list)
+    error: str | None = None
+
+
+class RobotSession:
+    """Runs ``steps`` on the real processes; ``on_status`` sees live status dicts."""
+
+    def __init__(self, cfg: RobotDemoConfig, steps: Sequence[Step], *,
+                 turn_timeout_s: float = 90.0, settle_s: float = 1.0, record_every_s: float = 0.0,
+                 on_status: Callable[[dict[str, Any]], None] | None = None,
+                 on_step: Callable[[StepResult], None] | None = None) -> None:
+        self.cfg = cfg
+        self.steps = list(steps)
+        self.turn_timeout_s = turn_timeout_s
+        self.settle_s = settle_s
+        self.record_every_s = record_every_s
+        self.on_status = on_status or (lambda s: None)
+        self.on_step = on_step or (lambda r: None)
+        self.result = SessionResult()
+        self._done = threading.Event()
+        self._abort = threading.Event()
+        self.supervisor: Supervisor | None = None
+
+    def run(self, timeout_s: float | None = None) -> SessionResult:
+        specs = [ProcessSpec(name, python_module("demos.robot_nodes", name, self.cfg.to_json()),
+                             startup_grace_ms=120_000, heartbeat_timeout_ms=5000)
+                 for name in NODES]
+        self.supervisor = Supervisor(specs)
+        worker = threading.Thread(target=self._script, name="robot-session", daemon=True)
+        worker.start()
+        try:
+            self.result.supervisor = self.supervisor.run(until=self._done.is_set, timeout_s=timeout_s)
+        finally:
+            self._abort.set()
+            worker.join(timeout=10)
+        if not self._done.is_set() and self.result.error is None:
+            self.result.error = f"stopped before the script ended ({self.result.supervisor.stopped_because})"
+        return self.result
+
+    # -- the script, on a worker thread ---------------------------------------------------
+    def _script(self) -> None:
+        assert self.supervisor is not None
+        rd = self.supervisor.run_dir
+        decision = RequestClient(rd.endpoint("decision_ctl"), source="cli")
+        sim = RequestClient(rd.endpoint("sim_ctl"), source="cli")
+        events = Subscriber(rd.endpoint("events"), ("turn", "status"), options=BusOptions(rcvhwm=1024))
+        camera = LatestValueSubscriber(rd.endpoint("sensors"), ("camera",))
+        try:
+            self._ask(decision, "stats", {}, wait_s=180)  # up (the model is loaded)
+            for step in self.steps:
+                if self._abort.is_set():
+                    return
+                result = self._run_step(step, decision, sim, events, camera)
+                self.result.steps.append(result)
+                self.on_step(result)
+            self.result.stats = self._ask(decision, "stats", {}, wait_s=10)
+        except RtAgentError as exc:
+            self.result.error = str(exc)
+        finally:
+            for sock in (decision, sim, events, camera):
+                sock.close()
+            self._done.set()
+
+    def _ask(self, client: RequestClient, name: str, args: dict[str, Any], wait_s: float) -> Any:
+        """A request, retried until answered ok or ``wait_s`` passes."""
+        deadline = time.monotonic() + wait_s
+        error = "no answer"
+        while time.monotonic() < deadline and not self._abort.is_set():
+            try:
+                reply = client.call(m.ToolRequest(name=name, arguments_json=json.dumps(args)),
+                                    timeout_ms=2000)
+            except RtAgentError as exc:  # not up yet, or busy: try again
+                error = str(exc)
+                continue
+            if reply.ok:
+                return json.loads(reply.value_json)
+            error = reply.error
+            time.sleep(0.2)
+        raise RtAgentError(f"{name!r} got no answer in {wait_s:.0f} s: {error}")
+
+    def _run_step(self, step: Step, decision: RequestClient, sim: RequestClient,
+                  events: Subscriber, camera: LatestValueSubscriber) -> StepResult:
+        if step.seed is not None:
+            self._ask(sim, "reset", {"seed": step.seed}, wait_s=10)
+            time.sleep(self.settle_s)  # perception sees the new scene
+        t0 = time.monotonic()
+        turn_id = self._ask(decision, "instruct", {"text": step.instruction}, wait_s=30)["turn"]
+        turn = None
+        next_frame = 0.0
+        while turn is None and time.monotonic() - t0 < self.turn_timeout_s:
+            if self._abort.is_set():
+                return StepResult(step, False, None, time.monotonic() - t0, None, "aborted")
+            got = events.recv(timeout_ms=50)
+            if got is not None and isinstance(got.message, m.LogEvent):
+                data = json.loads(got.message.text)
+                if got.message.logger == "turn" and data.get("id") == turn_id:
+                    turn = data
+                elif got.message.logger == "status":
+                    self.on_status({**data, "instruction": step.instruction,
+                                    "elapsed_s": time.monotonic() - t0})
+            if self.record_every_s and time.monotonic() >= next_frame:
+                frame = camera.read_latest(max_age_ms=1000, topic="camera")
+                if frame is not None and frame.message.rgb is not None:  # type: ignore[attr-defined]
+                    self.result.frames.append(frame.message.rgb.copy())  # type: ignore[attr-defined]
+                    next_frame = time.monotonic() + self.record_every_s
+        task_s = time.monotonic() - t0
+        if turn is None:
+            self._ask(decision, "cancel", {"reason": "timed out"}, wait_s=5)
+            return StepResult(step, False, None, task_s, None,
+                              f"no result within {self.turn_timeout_s:.0f} s")
+        success = None
+        if step.task_id is not None:
+            time.sleep(self.settle_s)  # let the cube come to rest
+            success = bool(self._ask(sim, "check_task", {"task_id": step.task_id}, wait_s=10)["success"])
+        return StepResult(step, bool(turn["ok"]), success, task_s, turn, turn.get("error"))
+
+
+def save_gif(frames: Sequence[Any], path: str | Path, fps: float = 5.0) -> Path:
+    """Write camera frames (H, W, 3 uint8) as an animated GIF."""
+    from PIL import Image
+
+    if not frames:
+        raise RtAgentError("no camera frames were recorded; nothing to write")
+    images = [Image.fromarray(f) for f in frames]
+    path = Path(path)
+    images[0].save(path, save_all=True, append_images=images[1:],
+                   duration=int(1000 / fps), loop=0)
+    return path
