@@ -80,7 +80,7 @@ class Camera:
         self.cam_to_world = np.linalg.inv(world_to_cam)
         proj = np.asarray(self.projection, dtype=np.float64).reshape(4, 4).T
         self.intrinsics = Intrinsics(
-            fx=proj[0, 0] * o.width_px / 2, fy=proj[1, 1] * o.height_px / 2,
+            fx=float(proj[0, 0] * o.width_px / 2), fy=float(proj[1, 1] * o.height_px / 2),
             cx=o.width_px / 2, cy=o.height_px / 2, width_px=o.width_px, height_px=o.height_px)
 
     def capture(self, client: int, sim_time_s: float = 0.0) -> CameraFrame:

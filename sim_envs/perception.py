@@ -75,6 +75,10 @@ class WorldState:
     arm_q: tuple[float, ...]
     sim_time_s: float
     seq: int = 0
+    version: int = 0
+    """Changes whenever what the tools would answer changes: an object moved (beyond
+    the hysteresis), appeared, vanished or was picked up, or the gripper moved. Two
+    world states with the same version give the same tool results."""
 
     def visible(self) -> list[str]:
         return [n for n, o in self.objects.items() if o.visible]
@@ -88,7 +92,7 @@ class WorldState:
     def to_json(self) -> dict[str, Any]:
         return {"objects": [o.to_json() for o in self.objects.values()],
                 "gripper": self.gripper.to_json(), "t": round(self.sim_time_s, 3),
-                "seq": self.seq}
+                "seq": self.seq, "version": self.version}
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,11 @@ class PerceptionOptions:
     cube_size_m: float = CUBE_SIZE_M
     hold_distance_m: float = 0.045
     """A cube this close to the grasp point, with the fingers stopped on it, is held."""
+    object_hysteresis_m: float = 0.004
+    """A seen object's reported position changes only when it moved more than this
+    (pixel noise does not churn the world state or its version)."""
+    gripper_version_m: float = 0.005
+    """The world's ``version`` changes when the grasp point moved more than this."""
 
 
 def _hue_sat_val(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -137,6 +146,9 @@ class Perception:
     kinematics: PandaKinematics | None = None
     _memory: dict[str, ObjectState] = field(default_factory=dict)
     _seq: int = 0
+    _version: int = 0
+    _signature: tuple[object, ...] = ()
+    _version_grasp: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.kinematics is None:
@@ -144,6 +156,8 @@ class Perception:
 
     def reset(self) -> None:
         self._memory.clear()
+        self._signature, self._version_grasp = (), None
+        self._version += 1
 
     def update(self, frame: CameraFrame | None, joints: JointState) -> WorldState:
         """A new world state; with ``frame=None`` only the gripper is refreshed (encoders)."""
@@ -162,8 +176,15 @@ class Perception:
             objects[name] = obj
         self._seq += 1
         gripper = GripperState((float(grasp[0]), float(grasp[1]), float(grasp[2])), width, holding)
+        signature = (holding, round(width, 2), *((n, ob.position_m, ob.yaw_rad, ob.visible)
+                                                 for n, ob in objects.items()))
+        moved = self._version_grasp is None or float(
+            np.linalg.norm(grasp - self._version_grasp)) > self.options.gripper_version_m
+        if signature != self._signature or moved:
+            self._version += 1
+            self._signature, self._version_grasp = signature, grasp
         return WorldState(objects, gripper, tuple(float(q) for q in joints.arm_q),
-                          joints.sim_time_s, self._seq)
+                          joints.sim_time_s, self._seq, self._version)
 
     def _see(self, frame: CameraFrame) -> None:
         o = self.options
@@ -188,6 +209,11 @@ class Perception:
                 pos, yaw = self._bin_pose(pts)
             else:
                 pos, yaw = self._cube_pose(pts, self._memory.get(name))
+            last = self._memory.get(name)
+            if (last is not None and last.visible
+                    and np.linalg.norm(np.subtract(pos, last.position_m)) < o.object_hysteresis_m
+                    and abs(yaw - last.yaw_rad) < 0.05):
+                pos, yaw = last.position_m, last.yaw_rad  # noise, not motion
             self._memory[name] = ObjectState(name, colour, pos, yaw, True, int(rows.size),
                                              frame.sim_time_s)
 

@@ -5,11 +5,16 @@ the simulator. Read-only tools compute an answer (no motion). Write tools
 start a skill on the :class:`~sim_envs.skills.SkillRunner` and wait for it
 (they run in a worker thread while the control loop keeps ticking); each has a
 dry run that returns the plan the real call would follow and never moves.
+
+Read-only tools and dry runs answer from the first world state seen with the
+current ``version`` (a snapshot per version), so a speculative call and the real
+call made at the same world version return identical results.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
@@ -95,15 +100,25 @@ class RobotToolBackend:
         self.kin = kinematics or PandaKinematics()
         self.skill_options = skill_options or SkillOptions()
         self.wait_timeout_s = wait_timeout_s
+        self._lock = threading.Lock()
+        self._snap: WorldState | None = None
+
+    def snapshot(self) -> WorldState:
+        """The world the read-only tools see: one fixed state per world version."""
+        latest = self.world()
+        with self._lock:
+            if self._snap is None or self._snap.version != latest.version:
+                self._snap = latest
+            return self._snap
 
     # -- read-only -----------------------------------------------------------
     def detect_objects(self) -> dict[str, Any]:
-        w = self.world()
+        w = self.snapshot()
         return {"objects": [o.to_json() for o in w.objects.values() if o.visible],
                 "holding": w.gripper.holding}
 
     def locate_object(self, object: str) -> dict[str, Any]:
-        w = self.world()
+        w = self.snapshot()
         o = w.objects.get(object)
         if o is None or not o.visible:
             raise RtAgentError(f"{object!r} is not in view; visible: {w.visible() or 'nothing'}")
@@ -111,11 +126,11 @@ class RobotToolBackend:
                 "held": o.held}
 
     def plan_grasp(self, object: str) -> dict[str, Any]:
-        w = self.world()
+        w = self.snapshot()
         return {"object": object, **plan(w, self.kin, grasp_waypoints(w, object)).to_json()}
 
     def plan_path(self, x: float, y: float, z: float) -> dict[str, Any]:
-        w = self.world()
+        w = self.snapshot()
         return {"goal": [x, y, z], **plan(w, self.kin, path_waypoints(w, x, y, z)).to_json()}
 
     # -- writes and their dry runs --------------------------------------------------
@@ -127,19 +142,21 @@ class RobotToolBackend:
         return {**outcome.to_json(), "gripper": self.world().gripper.to_json()}
 
     def _dry(self, name: str, waypoints: Any) -> dict[str, Any]:
-        return {"dry_run": True, "tool": name, **plan(self.world(), self.kin, waypoints).to_json()}
+        w = self.snapshot()
+        return {"dry_run": True, "tool": name, "version": w.version,
+                **plan(w, self.kin, waypoints).to_json()}
 
     def move_to(self, x: float, y: float, z: float) -> dict[str, Any]:
         return self._run(ToolCall("move_to", {"x": x, "y": y, "z": z}))
 
     def dry_move_to(self, x: float, y: float, z: float) -> dict[str, Any]:
-        return self._dry("move_to", path_waypoints(self.world(), x, y, z))
+        return self._dry("move_to", path_waypoints(self.snapshot(), x, y, z))
 
     def grasp(self, object: str) -> dict[str, Any]:
         return self._run(ToolCall("grasp", {"object": object}))
 
     def dry_grasp(self, object: str) -> dict[str, Any]:
-        w = self.world()
+        w = self.snapshot()
         if w.gripper.holding:
             raise RtAgentError(f"already holding {w.gripper.holding!r}; place or release it first")
         return self._dry("grasp", grasp_waypoints(w, object))
@@ -148,19 +165,19 @@ class RobotToolBackend:
         return self._run(ToolCall("place_on", {"target": target}))
 
     def dry_place_on(self, target: str) -> dict[str, Any]:
-        return self._dry("place_on", place_waypoints(self.world(), target))
+        return self._dry("place_on", place_waypoints(self.snapshot(), target))
 
     def point_at(self, object: str) -> dict[str, Any]:
         return self._run(ToolCall("point_at", {"object": object}))
 
     def dry_point_at(self, object: str) -> dict[str, Any]:
-        return self._dry("point_at", point_waypoints(self.world(), object))
+        return self._dry("point_at", point_waypoints(self.snapshot(), object))
 
     def release(self) -> dict[str, Any]:
         return self._run(ToolCall("release", {}))
 
     def dry_release(self) -> dict[str, Any]:
-        w = self.world()
+        w = self.snapshot()
         return {"dry_run": True, "tool": "release", "feasible": True,
                 "holding": w.gripper.holding, "est_duration_s": 0.4}
 
