@@ -210,7 +210,7 @@ class Codec:
         except (msgspec.DecodeError, ValueError, TypeError, RecursionError):
             pass
         if tag is not None and (not isinstance(tag, str) or tag not in self._types):
-            raise UnknownMessageError(f"unknown message type {tag!r}") from exc
+            raise UnknownMessageError(f"unknown message type {tag!r:.60}") from exc
         raise MalformedMessageError(f"invalid message: {exc}") from exc
 
     def _dec_hook(self, typ: type, obj: Any) -> Any:
