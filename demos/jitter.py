@@ -9,7 +9,10 @@ GC kept between ticks, optional RT hardening) and reports release lateness
                  --json jitter.json --plot jitter.png
 
 --load decoder runs the real llama.cpp model decoding continuously in another
-process (2 threads); --load cpu runs one busy process per CPU. With
+process (2 threads); --load cpu runs one busy process per CPU; --load gil runs a
+pure-Python busy thread inside the loop's own process (GIL contention: see
+--switch-interval-ms). --tick-alloc and --heap-objects make ticks allocate and
+the heap big, as in a real agent process, to show GC kept out of ticks. With
 --compare-cyclictest, cyclictest then runs at the same interval, for the same
 time, under the same load (SCHED_FIFO priority --priority when --fifo took),
 and both are printed with the ratio of their p99 and max.
@@ -21,9 +24,11 @@ import argparse
 import os
 import signal
 import time
+from collections import deque
+from dataclasses import replace
 from typing import Any
 
-LOADS = ("none", "cpu", "decoder")
+LOADS = ("none", "cpu", "decoder", "gil")
 TARGET_MAX_US = 2000.0
 TARGET_P99_RATIO = 2.0
 
@@ -45,6 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="gc.freeze() the heap before running (default on)")
     parser.add_argument("--gc-between-ticks", action=argparse.BooleanOptionalAction,
                         default=True, help="keep GC out of ticks (default on)")
+    parser.add_argument("--nice", type=int, default=None,
+                        help="nice value for the loop thread, e.g. -20 (default: unchanged)")
+    parser.add_argument("--switch-interval-ms", type=float, default=None,
+                        help="sys.setswitchinterval for --load gil, e.g. 0.5 (default 5)")
+    parser.add_argument("--tick-alloc", type=int, default=0, metavar="N",
+                        help="each tick allocates N small objects that live a while (default 0)")
+    parser.add_argument("--heap-objects", type=int, default=0, metavar="N",
+                        help="grow the heap by N objects first, like a big app (default 0)")
     parser.add_argument("--mlock", action=argparse.BooleanOptionalAction, default=False,
                         help="mlockall() the process (default off)")
     parser.add_argument("--timer-slack", action=argparse.BooleanOptionalAction, default=True,
@@ -57,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write a PNG: lateness histogram and time series")
     parser.add_argument("--compare-cyclictest", action="store_true",
                         help="also run cyclictest at the same interval, same time, same load")
+    parser.add_argument("--compare-sleep", action="store_true",
+                        help="also run the same tick as a plain sleep loop (no spin, no "
+                             "hardening, GC as usual): the naive baseline")
     parser.add_argument("--model", default=None, help="GGUF for --load decoder (default: embedded)")
 
 
@@ -66,6 +82,11 @@ def _cpu_burn(stop: Any) -> None:
     while not stop.is_set():
         for _ in range(200_000):
             pass
+
+
+def _gil_burn(stop: Any) -> None:
+    while not stop.is_set():
+        sum(i * i for i in range(1000))
 
 
 def _decoder_load(model_path: str, stop: Any, ready: Any, tokens: Any, error: Any) -> None:
@@ -108,6 +129,13 @@ class Load:
 
         if self.kind == "none":
             return "no load"
+        if self.kind == "gil":
+            import threading
+
+            t = threading.Thread(target=_gil_burn, args=(self.stop_event,), daemon=True)
+            t.start()
+            self.procs.append(t)
+            return "a pure-Python busy thread in this process (holds the GIL)"
         if self.kind == "cpu":
             n = len(os.sched_getaffinity(0))
             for _ in range(n):
@@ -148,7 +176,7 @@ class Load:
         self.stop_event.set()
         for p in self.procs:
             p.join(timeout=5)
-            if p.is_alive():
+            if p.is_alive() and hasattr(p, "terminate"):
                 p.terminate()
                 p.join(timeout=5)
         self.procs.clear()
@@ -209,6 +237,9 @@ def _hardening_options(args: argparse.Namespace) -> Any:
             raise ConfigError(f"--cpus: expected e.g. 1 or 0,1, got {args.cpus!r}") from None
     return HardeningOptions(
         fifo_priority=args.priority if args.fifo else None,
+        nice=args.nice,
+        switch_interval_s=None if args.switch_interval_ms is None
+        else args.switch_interval_ms / 1000.0,
         cpus=cpus,
         gc_freeze=args.gc_freeze,
         mlock=args.mlock,
@@ -243,9 +274,13 @@ def run(args: argparse.Namespace) -> int:
         # The tick does what a real tick does: poll for finished work, else fall back.
         mailbox: LatestResult[int] = LatestResult()
         fallback: HoldOrStop[int] = HoldOrStop(safe_stop=0, max_hold_ticks=3)
+        ballast = [{"i": i} for i in range(args.heap_objects)]  # noqa: F841 (kept alive)
+        recent: deque[dict[str, Any]] = deque(maxlen=max(1, 50 * args.tick_alloc))
 
         def tick(info: TickInfo) -> int:
             fresh = mailbox.poll()
+            for i in range(args.tick_alloc):
+                recent.append({"seq": info.seq, "i": i, "xyz": [0.0, 0.1, 0.2]})
             return fallback(fresh.value if fresh else None)
 
         progress = Progress(TextColumn("{task.description}"), BarColumn(),
@@ -254,27 +289,25 @@ def run(args: argparse.Namespace) -> int:
                             transient=True)
         hardening = Hardening(hopts)
         with progress:
-            task = progress.add_task("deadline loop", total=args.seconds)
-            last_draw = [0]
-
-            def between_ticks(info: TickInfo) -> None:
-                if info.release_ns - last_draw[0] >= 250_000_000:
-                    last_draw[0] = info.release_ns
-                    progress.update(task, completed=(info.index + 1) / args.hz)
-                    progress.refresh()
-
-            loop = DeadlineLoop(MonotonicClock(args.spin_us), options, tick,
-                                between_ticks=between_ticks)
+            loop = DeadlineLoop(MonotonicClock(args.spin_us), options, tick)
             with hardening:
-                summary = loop.run(seconds=args.seconds)
+                summary = _run_loop(loop, args, progress, "deadline loop")
             fifo_ok = hardening.applied("fifo")
             steps = [str(s) for s in hardening.steps]
             load_rate = load.rate()
             meta = {"load": args.load, "load_detail": load_desc, "load_rate": load_rate,
                     "seconds": args.seconds, "spin_us": args.spin_us,
                     "fifo": fifo_ok, "hardening": steps,
-                    "gc_between_ticks": args.gc_between_ticks}
+                    "gc_between_ticks": args.gc_between_ticks, "tick_alloc": args.tick_alloc,
+                    "heap_objects": args.heap_objects}
             reports.append(report_from_history(loop.history, summary, meta=meta))
+            if args.compare_sleep:  # the same tick, plain sleep, no hardening, GC as usual
+                plain = DeadlineLoop(MonotonicClock(0), replace(options, spin_us=0,
+                                     gc_between_ticks=False), tick)
+                summary = _run_loop(plain, args, progress, "plain sleep loop")
+                reports.append(report_from_history(
+                    plain.history, summary, source="plain sleep loop",
+                    meta={"load": args.load, "spin_us": 0, "fifo": False, "hardening": []}))
             ct_note = ""
             if args.compare_cyclictest:
                 period_us = round(1e6 / args.hz)
@@ -312,6 +345,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_loop(loop: Any, args: argparse.Namespace, progress: Any, label: str) -> Any:
+    """Run ``loop`` for --seconds, drawing the progress bar only between ticks."""
+    task = progress.add_task(label, total=args.seconds)
+    last_draw = [0]
+
+    def between_ticks(info: Any) -> None:
+        if info.release_ns - last_draw[0] >= 250_000_000:
+            last_draw[0] = info.release_ns
+            progress.update(task, completed=(info.index + 1) / args.hz)
+            progress.refresh()
+
+    loop.between_ticks = between_ticks
+    summary = loop.run(seconds=args.seconds)
+    progress.update(task, visible=False)
+    return summary
+
+
 def _print_targets(console: Any, reports: list[Any]) -> None:
     loop = reports[0]
     lat = loop.lateness_us
@@ -319,12 +369,17 @@ def _print_targets(console: Any, reports: list[Any]) -> None:
         (f"max lateness {lat.max:.0f} µs <= {TARGET_MAX_US:.0f} µs", lat.max <= TARGET_MAX_US),
         (f"deadline misses {loop.deadline_misses} == 0", loop.deadline_misses == 0),
     ]
-    if len(reports) > 1:
-        ct = reports[-1].lateness_us
+    by_source = {r.source: r.lateness_us for r in reports[1:]}
+    if "plain sleep loop" in by_source:
+        sl = by_source["plain sleep loop"]
+        console.print(f"  plain sleep loop / rtagent loop: p99 {sl.p99 / max(lat.p99, 1e-3):.0f}x, "
+                      f"max {sl.max / max(lat.max, 1e-3):.0f}x")
+    if "cyclictest" in by_source:
+        ct = by_source["cyclictest"]
         ratio = lat.p99 / ct.p99 if ct.p99 else float("inf")
         checks.append((f"p99 {lat.p99:.0f} µs = {ratio:.2f}x cyclictest p99 {ct.p99:.0f} µs "
                        f"<= {TARGET_P99_RATIO:g}x", ratio <= TARGET_P99_RATIO))
         mratio = lat.max / ct.max if ct.max else float("inf")
-        console.print(f"  max ratio vs cyclictest: {mratio:.2f}x")
+        console.print(f"  vs cyclictest: max {mratio:.2f}x")
     for text, ok in checks:
         console.print(f"  target {text}: {'[green]met[/]' if ok else '[red]not met[/]'}")

@@ -5,6 +5,8 @@ Steps (all off unless asked for in :class:`HardeningOptions`):
 - ``fifo``: SCHED_FIFO at a priority for the calling thread (with
   SCHED_RESET_ON_FORK, so children and later-spawned workers start as
   ordinary SCHED_OTHER tasks);
+- ``nice``: a nice value for the calling thread (for SCHED_OTHER: a bigger
+  share and earlier wake-up preemption; the fallback when SCHED_FIFO is refused);
 - ``affinity``: pin the process to a set of CPUs;
 - ``gc_freeze``: collect once, then ``gc.freeze()`` so the objects alive now
   are never scanned again (the loop keeps the remaining GC between ticks);
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import logging
 import os
 import struct
 import sys
@@ -35,6 +38,8 @@ from typing import BinaryIO
 from realtime.errors import ConfigError
 
 __all__ = ["Hardening", "HardeningOptions", "Step", "probe_fifo"]
+
+log = logging.getLogger(__name__)
 
 _MCL_CURRENT, _MCL_FUTURE = 1, 2
 _PR_SET_TIMERSLACK, _PR_GET_TIMERSLACK = 29, 30
@@ -50,6 +55,7 @@ class HardeningOptions:
 
     Attributes:
         fifo_priority: SCHED_FIFO priority 1..99 for the calling thread.
+        nice: nice value -20..19 for the calling thread (negative needs CAP_SYS_NICE).
         cpus: CPUs to pin the process to (each must be currently allowed).
         gc_freeze: collect, then freeze the current heap out of future GC.
         mlock: lock all current and future memory (``mlockall``).
@@ -59,6 +65,7 @@ class HardeningOptions:
     """
 
     fifo_priority: int | None = None
+    nice: int | None = None
     cpus: tuple[int, ...] | None = None
     gc_freeze: bool = False
     mlock: bool = False
@@ -69,6 +76,8 @@ class HardeningOptions:
     def __post_init__(self) -> None:
         if self.fifo_priority is not None and not 1 <= self.fifo_priority <= 99:
             raise ConfigError(f"fifo_priority: expected 1..99, got {self.fifo_priority!r}")
+        if self.nice is not None and not -20 <= self.nice <= 19:
+            raise ConfigError(f"nice: expected -20..19, got {self.nice!r}")
         if self.cpus is not None:
             allowed = os.sched_getaffinity(0)
             if not self.cpus or not set(self.cpus) <= allowed:
@@ -155,6 +164,8 @@ class Hardening:
             self._cpu_dma_latency(o.cpu_dma_latency_us)
         if o.mlock:
             self._mlock()
+        if o.nice is not None:
+            self._nice(o.nice)
         if o.fifo_priority is not None:  # last: the other steps run at normal priority
             self._fifo(o.fifo_priority)
         return self.steps
@@ -171,6 +182,17 @@ class Hardening:
             return
         self._undo.append(lambda: os.sched_setscheduler(0, old_policy, old_param))
         self._add("fifo", True, f"SCHED_FIFO priority {prio} on the calling thread")
+
+    def _nice(self, nice: int) -> None:
+        old = os.getpriority(os.PRIO_PROCESS, 0)
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        except OSError as exc:
+            self._add("nice", False, f"nice {nice}: {exc.strerror} (needs CAP_SYS_NICE "
+                                     "or `ulimit -e`)")
+            return
+        self._undo.append(lambda: os.setpriority(os.PRIO_PROCESS, 0, old))
+        self._add("nice", True, f"nice {old} -> {nice} (calling thread)")
 
     def _affinity(self, cpus: tuple[int, ...]) -> None:
         old = os.sched_getaffinity(0)
@@ -223,7 +245,11 @@ class Hardening:
     def restore(self) -> None:
         """Undo every applied step, newest first (safe to call twice)."""
         while self._undo:
-            self._undo.pop()()
+            undo = self._undo.pop()
+            try:
+                undo()
+            except OSError as exc:  # e.g. an unprivileged user cannot lower nice again
+                log.warning("hardening: could not undo a step: %s", exc)
         if self._dma is not None:
             self._dma.close()
             self._dma = None

@@ -269,28 +269,26 @@ def _fmt(x: float | None) -> str:
 
 
 def render_table(reports: Sequence[JitterReport], *, title: str = "release lateness") -> Any:
-    """A rich Table: one column per report, ratio columns vs the last report.
-
-    The last report is the baseline (e.g. cyclictest); with one report there
-    are no ratios.
+    """A rich Table, one column per report; the last report is the baseline
+    (e.g. cyclictest) and the mean, p99 and max of the others show their
+    ratio to it, e.g. ``8.0 (0.12x)``.
     """
     from rich.table import Table
 
-    table = Table(title=f"{title} (µs)", title_justify="left")
+    base = reports[-1] if len(reports) > 1 else None
+    vs = f", ratio vs {base.source}" if base is not None else ""
+    table = Table(title=f"{title} (µs{vs})", title_justify="left")
     table.add_column("")
     for r in reports:
         table.add_column(r.source, justify="right")
-    base = reports[-1] if len(reports) > 1 else None
-    if base is not None:
-        for r in reports[:-1]:
-            table.add_column(f"{r.source} / {base.source}", justify="right")
 
     def row(name: str, values: list[float | None], ratio: bool, integer: bool = False) -> None:
         cells = ["-" if v is None else f"{v:,.0f}" if integer else _fmt(v) for v in values]
-        if base is not None:
-            b = values[-1]
-            for v in values[:-1]:
-                cells.append(f"{v / b:.2f}x" if ratio and v is not None and b else "")
+        b = values[-1]
+        if base is not None and ratio and b:
+            for i, v in enumerate(values[:-1]):
+                if v is not None:
+                    cells[i] += f" ({v / b:.2f}x)"
         table.add_row(name, *cells)
 
     for name in ("min", "mean", "p50", "p90", "p99", "p999", "max"):

@@ -142,13 +142,16 @@ class LoopSummary:
     deadline_misses: int  # ticks that ended after release + budget
     worst_lateness_ns: int  # max(wake - release)
     worst_exec_ns: int  # max(end - wake)
+    gc_runs: int = 0  # collections the loop ran between ticks
+    worst_gc_ns: int = 0  # the longest of them
 
     def __str__(self) -> str:
         return (
             f"{self.ticks} ticks at {self.hz:g} Hz: {self.deadline_misses} deadline misses, "
             f"{self.overruns} overruns ({self.skipped_releases} releases skipped), "
             f"worst lateness {self.worst_lateness_ns / 1000:.1f} µs, "
-            f"worst tick {self.worst_exec_ns / 1000:.1f} µs"
+            f"worst tick {self.worst_exec_ns / 1000:.1f} µs, "
+            f"{self.gc_runs} GC runs between ticks (worst {self.worst_gc_ns / 1000:.1f} µs)"
         )
 
 
@@ -238,7 +241,8 @@ class DeadlineLoop(Generic[C]):
         self._misses = 0
         self._worst_late = 0
         self._worst_exec = 0
-        self._gc_count = 0
+        self._gc_runs = 0
+        self._worst_gc = 0
 
     # -- schedule ---------------------------------------------------------
     def start(self, t0_ns: int | None = None) -> None:
@@ -313,17 +317,29 @@ class DeadlineLoop(Generic[C]):
             return
         assert self._t0 is not None
         next_release = self._t0 + self._k * self._period
-        if next_release - self.clock.now_ns() < self._slack_ns:
-            return
+        slack_ok = next_release - self.clock.now_ns() >= self._slack_ns
         if self.options.gc_between_ticks and not gc.isenabled():
-            self._gc_count += 1
-            # Same cadence as CPython's default thresholds, one step per tick.
-            gen = 2 if self._gc_count % 100 == 0 else 1 if self._gc_count % 10 == 0 else 0
-            gc.collect(gen)
+            self._maybe_collect(slack_ok)
         if self.between_ticks is not None and (
             next_release - self.clock.now_ns() >= self._slack_ns
         ):
             self.between_ticks(info)
+
+    def _maybe_collect(self, slack_ok: bool) -> None:
+        """CPython's own trigger rule, run here instead of inside a tick."""
+        counts, thresholds = gc.get_count(), gc.get_threshold()
+        th0 = thresholds[0] if thresholds[0] > 0 else 700
+        # Without slack (ticks keep overrunning) still collect once garbage
+        # piles up: memory must stay bounded.
+        if counts[0] <= th0 or not (slack_ok or counts[0] > 20 * th0):
+            return
+        gen = 0
+        if counts[1] + 1 > thresholds[1]:
+            gen = 2 if counts[2] + 1 > thresholds[2] else 1
+        t = self.clock.now_ns()
+        gc.collect(gen)
+        self._gc_runs += 1
+        self._worst_gc = max(self._worst_gc, self.clock.now_ns() - t)
 
     # -- many ticks -------------------------------------------------------
     def run(
@@ -372,6 +388,8 @@ class DeadlineLoop(Generic[C]):
             deadline_misses=self._misses,
             worst_lateness_ns=self._worst_late,
             worst_exec_ns=self._worst_exec,
+            gc_runs=self._gc_runs,
+            worst_gc_ns=self._worst_gc,
         )
 
 

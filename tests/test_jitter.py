@@ -131,9 +131,9 @@ def test_table_shows_ratios_against_the_baseline() -> None:
     console = Console(width=160, record=True)
     console.print(render_table([r, ct]))
     text = console.export_text()
-    assert "rtagent loop / cyclictest" in text
-    assert f"{r.lateness_us.p99 / 200.0:.2f}x" in text  # p99 ratio
-    assert f"{100.0 / 3000.0:.2f}x" in text  # max ratio
+    assert "ratio vs cyclictest" in text
+    assert f"({r.lateness_us.p99 / 200.0:.2f}x)" in text  # p99 ratio
+    assert f"({100.0 / 3000.0:.2f}x)" in text  # max ratio
 
 
 def _rtagent(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -146,7 +146,7 @@ def _rtagent(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[st
 
 def test_cli_smoke_run_writes_json_and_png(tmp_path: Path) -> None:
     args = ["--hz", "16", "--seconds", "1.5", "--json", str(tmp_path / "j.json"),
-            "--plot", str(tmp_path / "j.png")]
+            "--plot", str(tmp_path / "j.png"), "--compare-sleep", "--tick-alloc", "20"]
     if shutil.which("cyclictest"):
         args.append("--compare-cyclictest")
     proc = _rtagent(*args)
@@ -156,8 +156,12 @@ def test_cli_smoke_run_writes_json_and_png(tmp_path: Path) -> None:
     reports = load_json(tmp_path / "j.json")
     assert reports[0].source == "rtagent loop" and reports[0].ticks == 24
     assert reports[0].deadline_misses is not None
+    sources = ["rtagent loop", "plain sleep loop"]
     if shutil.which("cyclictest"):
-        assert [r.source for r in reports] == ["rtagent loop", "cyclictest"]
+        sources.append("cyclictest")
+        assert "target p99" in proc.stdout
+    assert [r.source for r in reports] == sources
+    assert reports[1].ticks == 24 and reports[1].meta["spin_us"] == 0
     assert (tmp_path / "j.png").read_bytes()[:8] == PNG_MAGIC
 
 

@@ -232,3 +232,35 @@ def test_loop_on_the_real_clock_runs_ticks_in_order() -> None:
     assert summary.ticks == 20
     assert all(w >= r for r, w in zip(release, wake, strict=True))
     assert all(e >= w for w, e in zip(wake, end, strict=True))
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the cyclic GC frees it
+
+
+@pytest.mark.parametrize(("exec_ns", "per_tick"), [(1_000_000, 400), (130_000_000, 4000)])
+def test_cyclic_garbage_is_collected_between_ticks(exec_ns: int, per_tick: int) -> None:
+    # With slack: collected like CPython would, but between ticks. Without slack
+    # (every tick overruns): still collected once garbage piles up.
+    import weakref
+
+    clock = FakeClock()
+    first: list[weakref.ref[_Node]] = []
+    alive_at_end: list[bool] = []
+
+    def tick(info: TickInfo) -> int:
+        nodes = [_Node() for _ in range(per_tick)]
+        if info.seq == 0:
+            first.append(weakref.ref(nodes[0]))
+        clock.advance(exec_ns)
+        if info.seq == 39:
+            alive_at_end.append(first[0]() is not None)
+        return 0
+
+    opts = LoopOptions(hz=16, gc_between_ticks=True, gc_min_slack_ms=5.0)
+    summary = DeadlineLoop(clock, opts, tick).run(ticks=40)
+    assert summary.gc_runs > 0
+    assert alive_at_end == [False]
+    if exec_ns > PERIOD_16HZ:
+        assert summary.overruns == 40

@@ -19,12 +19,13 @@ def test_nothing_asked_nothing_done() -> None:
 
 def test_every_step_reports_and_is_undone() -> None:
     cpus = tuple(sorted(os.sched_getaffinity(0)))[:1]
-    before = (os.sched_getscheduler(0), os.sched_getaffinity(0), sys.getswitchinterval())
-    opts = HardeningOptions(fifo_priority=10, cpus=cpus, gc_freeze=True, mlock=True,
+    before = (os.sched_getscheduler(0), os.sched_getaffinity(0), sys.getswitchinterval(),
+              os.getpriority(os.PRIO_PROCESS, 0))
+    opts = HardeningOptions(fifo_priority=10, nice=5, cpus=cpus, gc_freeze=True, mlock=True,
                             switch_interval_s=0.001, timer_slack_ns=1, cpu_dma_latency_us=0)
     with Hardening(opts) as h:
         names = [s.name for s in h.steps]
-        assert sorted(names) == sorted(["fifo", "affinity", "gc_freeze", "mlock",
+        assert sorted(names) == sorted(["fifo", "nice", "affinity", "gc_freeze", "mlock",
                                         "switch_interval", "timer_slack", "cpu_dma_latency"])
         assert all(s.detail for s in h.steps)  # what it did, or why not
         if h.applied("fifo"):
@@ -35,7 +36,10 @@ def test_every_step_reports_and_is_undone() -> None:
             assert os.sched_getaffinity(0) == set(cpus)
         assert gc.get_freeze_count() > 0
         assert sys.getswitchinterval() == pytest.approx(0.001)
-    assert (os.sched_getscheduler(0), os.sched_getaffinity(0), sys.getswitchinterval()) == before
+        assert os.getpriority(os.PRIO_PROCESS, 0) == 5
+    after = (os.sched_getscheduler(0), os.sched_getaffinity(0), sys.getswitchinterval(),
+             os.getpriority(os.PRIO_PROCESS, 0))
+    assert after == before
     assert gc.get_freeze_count() == 0
     h.restore()  # twice is harmless
 
@@ -50,6 +54,7 @@ def test_fifo_probe_says_what_to_do_when_refused() -> None:
     ("kwargs", "match"),
     [
         ({"fifo_priority": 0}, "fifo_priority: expected 1..99"),
+        ({"nice": -21}, "nice: expected -20..19"),
         ({"cpus": (9999,)}, "cpus: expected a non-empty subset"),
         ({"cpus": ()}, "cpus: expected a non-empty subset"),
         ({"switch_interval_s": 0}, "switch_interval_s: expected > 0"),
