@@ -136,13 +136,14 @@ class BusSocket:
         self.codec = Codec(self.options.limits)
         self.stats = BusStats()
         self._seq = 0
-        self._log_at: dict[str, int] = {}
+        self._release_security: Callable[[], None] = lambda: None
         ctx = context or zmq.Context.instance()
         self.sock: zmq.Socket[Any] = ctx.socket(self.socket_type)
         try:
             self._configure(bind)
         except BaseException:
             self.sock.close(linger=0)
+            self._release_security()
             raise
 
     def _configure(self, bind: bool) -> None:
@@ -156,7 +157,7 @@ class BusSocket:
         if self.socket_type in (zmq.DEALER, zmq.ROUTER, zmq.SUB):
             sock.setsockopt(zmq.RECONNECT_IVL, 50)
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-        self.security.apply(sock)
+        self._release_security = self.security.apply(sock)
         try:
             if bind:
                 sock.bind(self.endpoint)
@@ -243,6 +244,7 @@ class BusSocket:
     def close(self) -> None:
         if not self.sock.closed:
             self.sock.close(linger=self.options.linger_ms)
+            self._release_security()
 
     def __enter__(self: Any) -> Any:
         return self

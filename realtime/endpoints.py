@@ -15,11 +15,15 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import zmq
 
@@ -113,11 +117,17 @@ def load_keypair(path: str | os.PathLike[str]) -> CurveKeys:
 
 @dataclass(frozen=True)
 class Security:
-    """CurveZMQ settings of one socket. ``Security()`` means none (IPC or loopback)."""
+    """CurveZMQ settings of one socket. ``Security()`` means none (IPC or loopback).
+
+    A server with ``allowed_clients`` (Z85 public keys) accepts only those
+    clients (ZAP, checked in a per-context authenticator thread); without it,
+    any client that knows the server's public key may connect (still encrypted).
+    """
 
     role: str = "none"  # "none" | "server" | "client"
     keys: CurveKeys | None = None
     server_public: bytes | None = None  # clients: the server's public key
+    allowed_clients: frozenset[bytes] | None = None  # servers: client public keys
 
     def __post_init__(self) -> None:
         if self.role not in ("none", "server", "client"):
@@ -126,10 +136,16 @@ class Security:
             raise ConfigError(f"Security.role={self.role!r} needs keys")
         if self.role == "client" and (not self.server_public or len(self.server_public) != 40):
             raise ConfigError("Security(role='client') needs the server's 40-byte public key")
+        if self.allowed_clients is not None and self.role != "server":
+            raise ConfigError("Security.allowed_clients applies to role='server' only")
+        for key in self.allowed_clients or ():
+            if not isinstance(key, bytes) or len(key) != 40:
+                raise ConfigError(f"allowed client key: expected 40 bytes of Z85, got {key!r:.60}")
 
     @classmethod
-    def server(cls, keys: CurveKeys) -> Security:
-        return cls(role="server", keys=keys)
+    def server(cls, keys: CurveKeys, allowed_clients: Iterable[bytes] | None = None) -> Security:
+        allowed = None if allowed_clients is None else frozenset(allowed_clients)
+        return cls(role="server", keys=keys, allowed_clients=allowed)
 
     @classmethod
     def client(cls, keys: CurveKeys, server_public: bytes) -> Security:
@@ -139,17 +155,69 @@ class Security:
     def enabled(self) -> bool:
         return self.role != "none"
 
-    def apply(self, sock: zmq.Socket[bytes]) -> None:
-        """Set the CURVE options on ``sock`` (before bind/connect)."""
+    def apply(self, sock: zmq.Socket[Any]) -> Callable[[], None]:
+        """Set the CURVE options on ``sock`` (before bind/connect). Returns a function
+        to call when the socket is closed (it releases the client allow-list)."""
         if self.keys is None:
-            return
+            return _nothing
         sock.curve_secretkey = self.keys.secret
         sock.curve_publickey = self.keys.public
-        if self.role == "server":
-            sock.curve_server = True
-        else:
+        if self.role == "client":
             assert self.server_public is not None
             sock.curve_serverkey = self.server_public
+            return _nothing
+        sock.curve_server = True
+        if self.allowed_clients is None:
+            return _nothing
+        domain = f"rtagent-{id(sock):x}"
+        sock.zap_domain = domain.encode()
+        return _AUTH.register(sock.context, domain, self.allowed_clients)
+
+
+def _nothing() -> None:
+    pass
+
+
+class _AllowList:
+    def __init__(self, keys: frozenset[bytes]) -> None:
+        self.keys = keys
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        return key in self.keys
+
+
+class _Authenticators:
+    """One ZAP authenticator thread per context, alive while a server socket needs it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_ctx: dict[int, tuple[Any, set[str]]] = {}
+
+    def register(self, ctx: Any, domain: str, keys: frozenset[bytes]) -> Callable[[], None]:
+        from zmq.auth.thread import ThreadAuthenticator
+
+        with self._lock:
+            entry = self._by_ctx.get(id(ctx))
+            if entry is None:
+                auth = ThreadAuthenticator(ctx, log=logging.getLogger("rtagent.auth"))
+                auth.start()
+                entry = self._by_ctx[id(ctx)] = (auth, set())
+            auth, domains = entry
+            auth.configure_curve_callback(domain=domain, credentials_provider=_AllowList(keys))
+            domains.add(domain)
+
+        def release() -> None:
+            with self._lock:
+                domains.discard(domain)
+                auth.credentials_providers.pop(domain, None)
+                if not domains and self._by_ctx.get(id(ctx)) is entry:
+                    del self._by_ctx[id(ctx)]
+                    auth.stop()
+
+        return release
+
+
+_AUTH = _Authenticators()
 
 
 def is_loopback(host: str) -> bool:
