@@ -106,4 +106,5 @@ def deproject(frame: CameraFrame, rows: np.ndarray, cols: np.ndarray) -> np.ndar
     x = (cols + 0.5 - k.cx) / k.fx * d
     y = -(rows + 0.5 - k.cy) / k.fy * d  # image rows go down, camera y goes up
     pts = np.stack([x, y, -d, np.ones_like(d)], axis=0)  # OpenGL camera looks along -z
-    return (frame.cam_to_world @ pts)[:3].T
+    world: np.ndarray = (frame.cam_to_world @ pts)[:3].T
+    return world

@@ -44,7 +44,8 @@ def _has_display() -> bool:
 def to_action(x: float, y: float, z: float, yaw: float = 0.0, grip: float = 1.0) -> np.ndarray:
     """The normalised action for a grasp-point target, yaw and grip opening (0..1)."""
     raw = np.array([x, y, z, yaw, grip], dtype=np.float64)
-    return (2 * (raw - ACTION_LOW) / (ACTION_HIGH - ACTION_LOW) - 1).astype(np.float32)
+    action: np.ndarray = (2 * (raw - ACTION_LOW) / (ACTION_HIGH - ACTION_LOW) - 1).astype(np.float32)
+    return action
 
 
 class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
@@ -76,7 +77,7 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             obs["rgb"] = spaces.Box(0, 255, (h, w, 3), np.uint8)
             obs["depth"] = spaces.Box(0.0, far, (h, w), np.float32)
             obs["segmentation"] = spaces.Box(-1, 2**24, (h, w), np.int32)
-        self.observation_space = spaces.Dict(obs)
+        self.observation_space = spaces.Dict(obs)  # type: ignore[assignment]
 
     def _observation(self) -> dict[str, np.ndarray]:
         js = self.robot.scene.joint_state()

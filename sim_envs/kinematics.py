@@ -23,7 +23,8 @@ __all__ = ["IkSolution", "PandaKinematics", "gripper_yaw", "top_down_quat", "wra
 
 def top_down_quat(yaw_rad: float = 0.0) -> tuple[float, float, float, float]:
     """Gripper pointing straight down, turned by ``yaw_rad`` about the world z axis."""
-    return tuple(pb.getQuaternionFromEuler((math.pi, 0.0, yaw_rad)))  # type: ignore[return-value]
+    x, y, z, w = pb.getQuaternionFromEuler((math.pi, 0.0, yaw_rad))
+    return (x, y, z, w)
 
 
 def gripper_yaw(quat: tuple[float, ...] | np.ndarray) -> float:

@@ -106,6 +106,8 @@ class RobotToolBackend:
     def snapshot(self) -> WorldState:
         """The world the read-only tools see: one fixed state per world version."""
         latest = self.world()
+        if latest.version <= 0:  # no version from the producer: always the latest state
+            return latest
         with self._lock:
             if self._snap is None or self._snap.version != latest.version:
                 self._snap = latest

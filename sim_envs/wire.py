@@ -87,8 +87,8 @@ def world_state_from_msg(msg: m.WorldState) -> WorldState:
 
 
 def command_msg(cmd: ArmCommand, tick: int = 0, deadline_ns: int = 0) -> m.Command:
-    mode = "hold" if cmd.hold else "move"
-    return m.Command(mode=mode, target_position_m=cmd.ee_position_m, yaw_rad=cmd.yaw_rad,
+    return m.Command(mode="hold" if cmd.hold else "move", target_position_m=cmd.ee_position_m,
+                     yaw_rad=cmd.yaw_rad,
                      gripper_width_m=cmd.gripper_width_m,
                      joint_target_rad=list(cmd.joint_target) if cmd.joint_target else None,
                      tick=tick, deadline_ns=deadline_ns)
