@@ -6,7 +6,8 @@ Roles: ticker (PUB WorldState on ``ticks``), relay (``ticks`` -> ``relayed``),
 sink (counts ``relayed``, reports in heartbeat counters), echo (republishes
 ``in`` on ``out`` and serves ``sum``/``fail`` tool calls on ``tools``),
 decider (sends Commands on ``cmd`` every 20 ms), mute (beats ARG times, then
-hangs), crash (beats, then exits with status 3 after ARG beats).
+hangs), crash (beats, then exits with status 3 after ARG beats), tcp_server and
+tcp_client (IP KEY_DIR: the Curve multi-host pair).
 Endpoints live in ``$RTAGENT_RUN_DIR`` (the supervisor or the test sets it).
 """
 
@@ -18,13 +19,29 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np  # noqa: E402
+
 from realtime.bus import (  # noqa: E402
     CommandChannel,
     LatestValueSubscriber,
     Publisher,
     ReplyServer,
+    RequestClient,
+    Subscriber,
 )
-from realtime.messages import Command, ToolReply, ToolRequest, WorldState  # noqa: E402
+from realtime.endpoints import (  # noqa: E402
+    InsecureEndpointError,
+    Security,
+    load_keypair,
+    load_public_key,
+)
+from realtime.messages import (  # noqa: E402
+    CameraFrame,
+    Command,
+    ToolReply,
+    ToolRequest,
+    WorldState,
+)
 from realtime.node import Node  # noqa: E402
 
 
@@ -88,6 +105,52 @@ def decider(node: Node) -> None:
         node.beat()
 
 
+def tcp_server(node: Node, ip: str, key_dir: str) -> None:
+    """Curve-secured tool server and frame publisher on ``ip`` (the multi-host test)."""
+    keys = load_keypair(os.path.join(key_dir, "server.key_secret"))
+    allowed = [load_public_key(os.path.join(key_dir, "client.key"))]
+    security = Security.server(keys, allowed_clients=allowed)
+    tools = node.own(ReplyServer(f"tcp://{ip}:7001", source=node.name, security=security))
+    pub = node.own(Publisher(f"tcp://{ip}:7002", source=node.name, security=security))
+    rgb = np.arange(480 * 640 * 3, dtype=np.uint32).astype(np.uint8).reshape(480, 640, 3)
+    print("ready", flush=True)
+    n = 0
+    while not node.stopping:
+        n += 1
+        pub.publish(CameraFrame(rgb=rgb, width_px=640, height_px=480, camera=str(n)))
+        tools.serve_once(lambda r: ToolReply(value_json=json.dumps(
+            sum(json.loads(r.arguments_json)["values"]))), timeout_ms=20)
+
+
+def tcp_client(node: Node, ip: str, key_dir: str) -> None:
+    """Calls a tool and reads frames from ``tcp_server`` on another host; prints JSON."""
+    keys = load_keypair(os.path.join(key_dir, "client.key_secret"))
+    server = load_public_key(os.path.join(key_dir, "server.key"))
+    out: dict[str, object] = {}
+    try:  # without keys, an off-loopback endpoint is refused before any socket exists
+        Subscriber(f"tcp://{ip}:7002", ["CameraFrame"]).close()
+    except InsecureEndpointError as exc:
+        out["insecure_refused"] = type(exc).__name__
+    security = Security.client(keys, server)
+    with RequestClient(f"tcp://{ip}:7001", source=node.name, security=security) as cli:
+        reply = cli.call(ToolRequest(name="sum", arguments_json='{"values": [1, 2, 39]}'),
+                         timeout_ms=30_000)
+        out["sum"] = json.loads(reply.value_json)
+    with Subscriber(f"tcp://{ip}:7002", ["CameraFrame"], security=security,
+                    age_from="receive") as sub:
+        expected = np.arange(480 * 640 * 3, dtype=np.uint32).astype(np.uint8).reshape(480, 640, 3)
+        frames = 0
+        while frames < 3:
+            got = sub.recv(timeout_ms=30_000)
+            if got is None:
+                break
+            assert isinstance(got.message, CameraFrame) and got.message.rgb is not None
+            out["frames_equal"] = bool(np.array_equal(got.message.rgb, expected))
+            frames += 1
+        out["frames"] = frames
+    print(json.dumps(out), flush=True)
+
+
 def mute(node: Node, beats: int) -> None:
     for _ in range(beats):
         node.beat(force=True)
@@ -119,6 +182,10 @@ def main(argv: list[str]) -> int:
             mute(node, int(argv[1]))
         elif role == "crash":
             crash(node, int(argv[1]))
+        elif role == "tcp_server":
+            tcp_server(node, argv[1], argv[2])
+        elif role == "tcp_client":
+            tcp_client(node, argv[1], argv[2])
         else:
             raise SystemExit(f"unknown role {role!r}")
     return 0
