@@ -25,13 +25,12 @@ Times come from the event loop's clock, so a virtual-time loop replays exactly.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import jsonschema
+
 from control.tools import Effect, Tool, ToolCall, ToolRegistry, ToolResult
-from realtime.errors import ConfigError
 from speculation.cache import Entry, SpeculationCache
 from speculation.derive import UNKNOWN, Context, Prediction
 from speculation.metadata import (
@@ -44,44 +43,12 @@ from speculation.metadata import (
     resources_overlap,
 )
 from speculation.metrics import SpeculationMetrics
+from speculation.options import SpeculationOptions
 from speculation.patterns import Guess
 from speculation.predictors import Guesser, Predictor
 from speculation.traces import Step, TraceStore
 
 __all__ = ["SpeculationOptions", "SpeculativeExecutor"]
-
-
-@dataclass(frozen=True)
-class SpeculationOptions:
-    """How much to speculate."""
-
-    max_concurrency: int = 4         # speculative runs in flight at once
-    top_k: int = 3                   # predictions launched after each call
-    min_probability: float = 0.05    # below this a prediction is not launched
-    max_depth: int = 2               # 2: also prepare the call after next
-    multi_step_min_probability: float = 0.5  # only likely runs get a follow-up predicted
-    launch_at_issue: bool = True     # predict the next call as soon as one is issued
-    dry_runs: bool = True            # run dry runs of dry_run tools ahead
-    cpu_headroom: float = 0.0        # cores that must stay spare (needs spare_cores_fn)
-    spare_cores_fn: Callable[[], float] | None = None
-    slack_fn: Callable[[], float] | None = None  # the control loop's spare time now, in ms
-    min_slack_ms: float = 0.0        # speculate only while slack_fn() > this
-    max_entries: int = 256           # speculative results kept
-    history_len: int = 64            # committed calls kept for derivations
-    cpu_s_fn: Callable[[ToolCall, float], float] | None = None  # CPU-s of a run lasting s
-    cpu_clock: Callable[[], float] = time.thread_time  # for the overhead figure only
-
-    def __post_init__(self) -> None:
-        for name in ("max_concurrency", "top_k", "max_depth", "max_entries", "history_len"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < (0 if name == "top_k" else 1):
-                raise ConfigError(f"SpeculationOptions.{name}: expected a positive int, got {v!r}")
-        if not 0.0 <= self.min_probability <= 1.0:
-            raise ConfigError("SpeculationOptions.min_probability: expected 0..1, "
-                              f"got {self.min_probability}")
-        if self.cpu_headroom < 0:
-            raise ConfigError(f"SpeculationOptions.cpu_headroom: expected >= 0 cores, "
-                              f"got {self.cpu_headroom}")
 
 
 class SpeculativeExecutor:
@@ -107,6 +74,7 @@ class SpeculativeExecutor:
         self._last: list[Prediction] = []
         self._real_keys: dict[str, int] = {}
         self._real_writes: list[frozenset[str]] = []
+        self._validators: dict[str, jsonschema.protocols.Validator] = {}
 
     # ---- the agent's side ----
     async def call(self, call: ToolCall, *, observation: Mapping[str, Any] | None = None
@@ -139,11 +107,15 @@ class SpeculativeExecutor:
         self._commit(call, result)
         return result
 
-    def observe(self, observation: Mapping[str, Any], *, changed: Iterable[str] = ()) -> None:
+    def observe(self, observation: Mapping[str, Any], *, changed: Iterable[str] = (),
+                speculate: bool = True) -> None:
         """New world state or partial transcript; ``changed`` names resources that changed
-        outside any tool (their speculative results are dropped). Predicts from it."""
+        outside any tool (their speculative results are dropped). With ``speculate``,
+        predicts from it at once (e.g. read-only tools before the user stops speaking)."""
         self._observation = dict(observation)
         self.invalidate(changed)
+        if not speculate:
+            return
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -166,7 +138,10 @@ class SpeculativeExecutor:
                 return Guess(res.value, 1.0)
         if self.guesser is None:
             return None
-        return self.guesser.guess_result(call, self.context())
+        t0 = self.options.cpu_clock()
+        g = self.guesser.guess_result(call, self.context())
+        self.metrics.overhead_cpu_s += self.options.cpu_clock() - t0
+        return g
 
     def context(self) -> Context:
         return Context(tuple(self._history), self._observation)
@@ -314,9 +289,12 @@ class SpeculativeExecutor:
                 existing.gen = max(existing.gen, self._gen)
                 return
             self._drop(existing, invalidated=True)
-        try:
-            self.registry.validate(call)
-        except Exception:  # a malformed prediction is simply not run
+        if not self._valid_arguments(tool, call):
+            return  # a malformed prediction is simply not run
+        fn = self.options.cpu_s_fn
+        if fn is not None and (1.0 - pred.probability) * fn(call, 1.0) > \
+                self.options.max_expected_waste:
+            self.metrics.skipped_budget += 1
             return
         reads, _ = self._resources(tool, call)
         if any(resources_overlap(reads, w) for w in self._real_writes):
@@ -337,6 +315,13 @@ class SpeculativeExecutor:
         else:
             self.metrics.launched += 1
         task.add_done_callback(lambda _t: self._finished(entry))
+
+    def _valid_arguments(self, tool: Tool, call: ToolCall) -> bool:
+        v = self._validators.get(tool.spec.name)
+        if v is None:
+            v = jsonschema.Draft202012Validator(dict(tool.spec.parameters))
+            self._validators[tool.spec.name] = v
+        return bool(v.is_valid(dict(call.arguments)))
 
     async def _invoke_ahead(self, tool: Tool, call: ToolCall, *, dry_run: bool) -> ToolResult:
         # THE enforcement point: nothing runs ahead without passing this guard.

@@ -283,3 +283,36 @@ def test_differential_replay_commits_identical_calls_and_results(workload: str) 
             for ep, got in zip(test, run.committed, strict=True):
                 assert len(got) == len(ep.steps)
     assert sum(run.task_s) <= sum(base.task_s)
+
+
+def test_budget_slack_and_headroom_gate_speculation_and_store_records_flags(
+        tmp_path: Any) -> None:
+    from speculation.traces import TraceStore
+
+    read = ToolCall("get_light", {"room": "office"})
+    slack = {"ms": 0.0}
+
+    async def main(store: TraceStore) -> tuple[Any, Any]:
+        home = Home()
+        ex = SpeculativeExecutor(home.registry(), Fixed(read), SpeculationOptions(
+            slack_fn=lambda: slack["ms"], min_slack_ms=5.0), store=store, episode_id="ep")
+        ex.observe({})                       # no slack: nothing runs ahead
+        await asyncio.sleep(1.0)
+        assert home.invocations == [] and ex.metrics.skipped_budget >= 1
+        first = await ex.call(read)          # direct
+        slack["ms"] = 20.0
+        ex.observe({})                       # slack: speculates
+        await asyncio.sleep(1.0)
+        second = await ex.call(read)
+        await ex.aclose()
+        busy = SpeculativeExecutor(home.registry(), Fixed(read), SpeculationOptions(
+            cpu_headroom=1.0, spare_cores_fn=lambda: 0.5))
+        busy.observe({})
+        assert busy.metrics.launched == 0 and busy.metrics.skipped_budget == 1
+        return first, second
+
+    with TraceStore(tmp_path / "t.db") as store:
+        first, second = run_virtual(main(store))
+        assert not first.speculative and second.speculative
+        steps = list(store.episodes(["ep"]))[0].steps
+        assert [s.speculative for s in steps] == [False, True]
