@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from functools import partial
 from typing import Any
 
 from control.agent import Agent
@@ -67,7 +68,7 @@ def _lora(cfg: RobotDemoConfig) -> str | None:
 
 def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
     from models.decoder import DecodeContext, make_decoder
-    from sim_envs.robot_tools import RobotToolBackend, restricted_specs
+    from sim_envs.robot_tools import RobotToolBackend, restricted_specs, robot_tool_specs
     from sim_envs.skills import SkillRunner
 
     rd = node.run_dir
@@ -90,6 +91,12 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
     registry = RobotToolBackend(world, runner).registry()
     decoder = make_decoder(cfg.decoder, cfg.model, lora_path=_lora(cfg))
     node.own(decoder)
+    # Evaluate the system prompt and tool list once now, so the first instruction
+    # pays only for its own tokens (the prefix KV cache is reused).
+    node.beat("starting", force=True)
+    decoder.decode(DecodeContext.from_request(
+        "go home", scene="red_cube at (0.40, 0.00, 0.02). Gripper: empty."),
+        robot_tool_specs())
 
     def context(text: str, history: Any) -> DecodeContext:
         w = world()
@@ -133,9 +140,19 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
         got = world_sub.read_latest(max_age_ms=WORLD_MAX_AGE_MS, topic="world")
         if got is not None and got.new:
             msg: m.WorldState = got.message  # type: ignore[assignment]
+            changed = msg.version != state["version"]
             state["world"], state["version"] = world_from_msg(msg), msg.version
-            if spec is not None:
-                agent.loop.call_soon_threadsafe(spec.observe, {"version": msg.version})
+            if spec is not None and changed:
+                # What read-only tools answered may have changed: speculation must not
+                # serve results computed on the previous world (lossless).
+                resources = ("scene", "arm", "gripper", *(f"object:{o.id}" for o in msg.objects))
+                # While the arm moves the world changes every frame: only invalidate then;
+                # predict again (observe) once it is still.
+                if runner.busy:
+                    agent.loop.call_soon_threadsafe(spec.invalidate, resources)
+                else:
+                    agent.loop.call_soon_threadsafe(
+                        partial(spec.observe, {"world_version": msg.version}, changed=resources))
         w = state["world"] if got is not None else None
         # No fresh world: hold (never act on a stale belief). Otherwise the skill decides.
         arm = runner.step(w) if w is not None else hold

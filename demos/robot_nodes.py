@@ -86,7 +86,7 @@ def _fail(error: str) -> m.ToolReply:
 def run_sim(cfg: RobotDemoConfig, node: Node) -> None:
     """Physics in real time at 240 Hz; publishes joints and camera; applies joint targets."""
     from demos.robot_wire import frame_to_msg, joints_to_msg, targets_from_msg
-    from sim_envs.scene import SceneOptions, TabletopScene
+    from sim_envs.scene import BIN_ID, CUBE_IDS, SceneOptions, TabletopScene
     from sim_envs.tasks import get_task
 
     rd = node.run_dir
@@ -99,18 +99,22 @@ def run_sim(cfg: RobotDemoConfig, node: Node) -> None:
     steps = max(1, round(scene.options.physics_hz / cfg.physics_wake_hz))
     frame_every = max(1, round(cfg.physics_wake_hz / cfg.camera_hz))
 
+    def ground_truth() -> dict[str, Any]:
+        """The simulator's own state, for checks and tests (decision never sees it)."""
+        return {"grasp_point": [round(float(v), 4) for v in scene.grasp_point()],
+                "objects": {n: [round(float(v), 4) for v in scene.object_position(n)]
+                            for n in (*CUBE_IDS, BIN_ID)}}
+
     def handle(req: m.ToolRequest) -> m.ToolReply:
         args = json.loads(req.arguments_json or "{}")
         if req.name == "reset":
             scene.reset(int(args.get("seed", cfg.seed)))
             return _reply({"seed": args.get("seed", cfg.seed)})
         if req.name == "check_task":
-            return _reply({"success": bool(get_task(args["task_id"]).success(scene))})
+            return _reply({"success": bool(get_task(args["task_id"]).success(scene)),
+                           **ground_truth()})
         if req.name == "ground_truth":
-            return _reply({name: [float(v) for v in scene.object_position(name)]
-                           for name in args.get("objects", [])})
-        if req.name == "frame":
-            return _reply({"ok": True})  # frames travel on the sensors topic
+            return _reply(ground_truth())
         return _fail(f"unknown sim request {req.name!r}")
 
     def tick(info: TickInfo) -> None:
@@ -141,7 +145,6 @@ def run_perception(cfg: RobotDemoConfig, node: Node) -> None:
     sensors = node.own(LatestValueSubscriber(rd.endpoint("sensors"), ("joints", "camera")))
     world_pub = node.own(Publisher(rd.endpoint("world"), source="perception"))
     perception = Perception(PerceptionOptions(), node.own(PandaKinematics()))
-    version = 0
     while not node.stopping:
         frame = sensors.wait_latest(max_age_ms=1000, timeout_ms=100, topic="camera")
         joints = sensors.read_latest(max_age_ms=JOINTS_MAX_AGE_MS, topic="joints")
@@ -154,8 +157,7 @@ def run_perception(cfg: RobotDemoConfig, node: Node) -> None:
         except ValueError as exc:  # a malformed frame is dropped, never a crash
             log.warning("perception: dropped a frame: %s", exc)
             continue
-        version += 1
-        world_pub.publish(world_to_msg(world, version), topic="world")
+        world_pub.publish(world_to_msg(world), topic="world")
 
 
 # --------------------------------------------------------------------------- actuation

@@ -45,11 +45,13 @@ class StepResult:
     task_s: float
     turn: dict[str, Any] | None
     error: str | None = None
+    ground_truth: dict[str, Any] | None = None  # the simulator's state when checked
 
     def to_json(self) -> dict[str, Any]:
         return {"instruction": self.step.instruction, "task": self.step.task_id,
                 "seed": self.step.seed, "ok": self.ok, "success": self.success,
-                "task_s": round(self.task_s, 3), "turn": self.turn, "error": self.error}
+                "task_s": round(self.task_s, 3), "turn": self.turn, "error": self.error,
+                "ground_truth": self.ground_truth}
 
 
 @dataclass
@@ -79,6 +81,7 @@ class RobotSession:
         self._done = threading.Event()
         self._abort = threading.Event()
         self.supervisor: Supervisor | None = None
+        self.resubmitted = 0  # instructions given again after a decision restart
 
     def run(self, timeout_s: float | None = None) -> SessionResult:
         specs = [ProcessSpec(name, python_module("demos.robot_nodes", name, self.cfg.to_json()),
@@ -142,13 +145,22 @@ class RobotSession:
         if step.seed is not None:
             self._ask(sim, "reset", {"seed": step.seed}, wait_s=10)
             time.sleep(self.settle_s)  # perception sees the new scene
+        assert self.supervisor is not None
         t0 = time.monotonic()
+        restarts = self.supervisor.restarts("decision")
         turn_id = self._ask(decision, "instruct", {"text": step.instruction}, wait_s=30)["turn"]
         turn = None
         next_frame = 0.0
         while turn is None and time.monotonic() - t0 < self.turn_timeout_s:
             if self._abort.is_set():
                 return StepResult(step, False, None, time.monotonic() - t0, None, "aborted")
+            if self.supervisor.restarts("decision") != restarts:
+                # The decision process died and was restarted: its turn died with it.
+                # Ask the new one (it starts from the latest world state) to carry on.
+                restarts = self.supervisor.restarts("decision")
+                self.resubmitted += 1
+                turn_id = self._ask(decision, "instruct", {"text": step.instruction},
+                                    wait_s=180)["turn"]
             got = events.recv(timeout_ms=50)
             if got is not None and isinstance(got.message, m.LogEvent):
                 data = json.loads(got.message.text)
@@ -167,11 +179,12 @@ class RobotSession:
             self._ask(decision, "cancel", {"reason": "timed out"}, wait_s=5)
             return StepResult(step, False, None, task_s, None,
                               f"no result within {self.turn_timeout_s:.0f} s")
-        success = None
+        success, truth = None, None
         if step.task_id is not None:
             time.sleep(self.settle_s)  # let the cube come to rest
-            success = bool(self._ask(sim, "check_task", {"task_id": step.task_id}, wait_s=10)["success"])
-        return StepResult(step, bool(turn["ok"]), success, task_s, turn, turn.get("error"))
+            truth = self._ask(sim, "check_task", {"task_id": step.task_id}, wait_s=10)
+            success = bool(truth.pop("success"))
+        return StepResult(step, bool(turn["ok"]), success, task_s, turn, turn.get("error"), truth)
 
 
 def save_gif(frames: Sequence[Any], path: str | Path, fps: float = 5.0) -> Path:

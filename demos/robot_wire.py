@@ -68,7 +68,7 @@ def frame_from_msg(msg: m.CameraFrame) -> CameraFrame:
     )
 
 
-def world_to_msg(world: WorldState, version: int = 0) -> m.WorldState:
+def world_to_msg(world: WorldState) -> m.WorldState:
     objects = [
         m.ObjectState(id=o.name, colour=o.colour, shape="box" if o.name != "bin" else "tray",
                       position_m=tuple(o.position_m), visible=o.visible,  # type: ignore[arg-type]
@@ -77,7 +77,7 @@ def world_to_msg(world: WorldState, version: int = 0) -> m.WorldState:
     ]
     g = world.gripper
     return m.WorldState(
-        version=version, frame_seq=world.seq, objects=objects,
+        version=world.version, frame_seq=world.seq, objects=objects,
         gripper=m.GripperState(position_m=tuple(g.position_m), opening_m=g.width_m,  # type: ignore[arg-type]
                                holding=g.holding),
         arm_q_rad=[float(q) for q in world.arm_q], sim_time_s=world.sim_time_s,
@@ -92,7 +92,7 @@ def world_from_msg(msg: m.WorldState) -> WorldState:
     }
     g = msg.gripper
     return WorldState(objects, GripperState(tuple(g.position_m), g.opening_m, g.holding),  # type: ignore[arg-type]
-                      tuple(msg.arm_q_rad), msg.sim_time_s, msg.frame_seq)
+                      tuple(msg.arm_q_rad), msg.sim_time_s, msg.frame_seq, msg.version)
 
 
 def command_to_msg(cmd: ArmCommand, tick: int = 0, deadline_ns: int = 0) -> m.Command:
