@@ -11,6 +11,7 @@ import importlib
 
 # name -> (module, summary). Each module has add_arguments(parser) and run(args) -> int.
 BENCHES: dict[str, tuple[str, str]] = {
+    "robot": ("demos.bench_robot", "robot task suite with and without speculation"),
     "spec": ("demos.bench_spec", "speculative execution on robot and voice workloads vs the bound"),
     "decoder": ("demos.bench_decoder", "SimpleTool-style decoder vs JSON-grammar baseline"),
     "dag": ("demos.bench_dag", "parallel tool calls: DAG executor vs sequential and the bound"),
