@@ -137,6 +137,7 @@ class BusSocket:
         self.stats = BusStats()
         self._seq = 0
         self._release_security: Callable[[], None] = lambda: None
+        self._closed = False
         ctx = context or zmq.Context.instance()
         self.sock: zmq.Socket[Any] = ctx.socket(self.socket_type)
         try:
@@ -242,9 +243,18 @@ class BusSocket:
     # ------------------------------------------------------------ lifetime
 
     def close(self) -> None:
-        if not self.sock.closed:
-            self.sock.close(linger=self.options.linger_ms)
-            self._release_security()
+        if self._closed:
+            return
+        self._closed = True
+        self._close_socket()
+        self._release_security()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _close_socket(self) -> None:
+        self.sock.close(linger=self.options.linger_ms)
 
     def __enter__(self: Any) -> Any:
         return self
