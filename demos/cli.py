@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("demos.bench", "run a benchmark and print figures against its baseline"),
     "keys": ("demos.keys", "generate CurveZMQ key pairs for TCP links between machines"),
     "jitter": ("demos.jitter", "measure the deadline loop's jitter (vs cyclictest, under load)"),
+    "report": ("demos.report", "HTML report of a run: lateness, episode timeline, decoder, figures"),
     "spec": ("demos.spec", "speculative tool execution: mine patterns, replay episodes vs bounds"),
 }
 
