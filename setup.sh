@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 say() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 warn() { printf '\033[1;33m[setup]\033[0m %s\n' "$*" >&2; }
 
-APT_PACKAGES=(portaudio19-dev espeak-ng rt-tests sox alsa-utils iproute2 libasound2-plugins)
+APT_PACKAGES=(portaudio19-dev espeak-ng rt-tests sox alsa-utils iproute2 libasound2-plugins chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
