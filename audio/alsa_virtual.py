@@ -42,30 +42,36 @@ SPEAKER = "rtagent_speaker"
 
 _CONF = """\
 # Written by rtagent (audio/alsa_virtual.py): a virtual microphone and speaker.
-pcm.rtagent_null {{
-    type null
-}}
-pcm.rtagent_mic_file {{
-    type file
-    slave.pcm "rtagent_null"
-    file "/dev/null"
-    infile "{mic_path}"
-    format "raw"
-}}
+# The file/null plugins are inline so that only the two devices are listed.
 pcm.{mic} {{
     type plug
-    slave {{ pcm "rtagent_mic_file" format S16_LE rate {mic_rate} channels 1 }}
+    slave {{
+        pcm {{
+            type file
+            slave.pcm {{ type null }}
+            file "/dev/null"
+            infile "{mic_path}"
+            format "raw"
+        }}
+        format S16_LE
+        rate {mic_rate}
+        channels 1
+    }}
     hint {{ show on description "rtagent virtual microphone (reads {mic_path})" }}
-}}
-pcm.rtagent_speaker_file {{
-    type file
-    slave.pcm "rtagent_null"
-    file "{speaker_path}"
-    format "raw"
 }}
 pcm.{speaker} {{
     type plug
-    slave {{ pcm "rtagent_speaker_file" format S16_LE rate {speaker_rate} channels 1 }}
+    slave {{
+        pcm {{
+            type file
+            slave.pcm {{ type null }}
+            file "{speaker_path}"
+            format "raw"
+        }}
+        format S16_LE
+        rate {speaker_rate}
+        channels 1
+    }}
     hint {{ show on description "rtagent virtual speaker (writes {speaker_path})" }}
 }}
 pcm.!default {{

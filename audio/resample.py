@@ -68,7 +68,8 @@ class Resampler:
         self._taps = _lowpass(0.45 / self._step) if self._step > 1 else None
         self._hist = np.zeros(_TAPS - 1 if self._taps is not None else 0, np.float32)
         self._buf = np.zeros(0, np.float32)  # filtered samples not yet fully consumed
-        self._pos = 0.0  # position of the next output sample within _buf
+        # position of the next output sample within _buf; the FIR delays by half its length
+        self._pos = float((_TAPS - 1) // 2) if self._taps is not None else 0.0
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
         x = np.asarray(samples, np.float32)
@@ -87,12 +88,22 @@ class Resampler:
         idx = self._pos + self._step * np.arange(count)
         out = np.interp(idx, np.arange(len(buf)), buf).astype(np.float32)
         self._pos += self._step * count
-        keep = int(np.floor(self._pos))
+        keep = min(int(np.floor(self._pos)), len(buf) - 1)
         self._buf = buf[keep:]
         self._pos -= keep
         return out
 
 
+    def flush(self) -> np.ndarray:
+        """The samples still held back by the filter's delay (end of stream)."""
+        if self._taps is None:
+            return np.zeros(0, np.float32)
+        return self(np.zeros((_TAPS - 1) // 2, np.float32))
+
+
 def resample(samples: np.ndarray, src_rate_hz: int, dst_rate_hz: int = 16000) -> np.ndarray:
-    """One-shot conversion of a whole signal (see :class:`Resampler`)."""
-    return Resampler(src_rate_hz, dst_rate_hz)(samples)
+    """One-shot conversion of a whole signal (see :class:`Resampler`), delay-free."""
+    r = Resampler(src_rate_hz, dst_rate_hz)
+    out = np.concatenate([r(samples), r.flush()])
+    want = int(round(len(samples) * dst_rate_hz / src_rate_hz))
+    return out[:want] if len(out) > want else out

@@ -3,6 +3,7 @@
 One protocol, :class:`AudioSource` (iterate :class:`AudioChunk`, ``close()``),
 and a registry of implementations:
 
+- ``"array"``: samples already in memory (16 kHz float32);
 - ``"wav"``: a WAV file (8/16/24/32-bit PCM or 32/64-bit float, any rate and
   channel count) converted to 16 kHz mono, as fast as it is read;
 - ``"paced_wav"``: the same, released in real time (one chunk per chunk
@@ -31,6 +32,7 @@ __all__ = [
     "SAMPLE_RATE_HZ",
     "AudioChunk",
     "AudioSource",
+    "ArraySource",
     "PacedSource",
     "WavAudio",
     "WavFileSource",
@@ -175,6 +177,26 @@ def _check_chunk_ms(chunk_ms: float) -> int:
     return max(1, round(SAMPLE_RATE_HZ * chunk_ms / 1000))
 
 
+class ArraySource:
+    """16 kHz float32 samples already in memory, as chunks (media-time ``t_ns``)."""
+
+    def __init__(self, samples: np.ndarray, *, chunk_ms: float = 32.0, start_ns: int = 0) -> None:
+        x = np.asarray(samples, np.float32)
+        if x.ndim != 1:
+            raise AudioFormatError(f"expected mono samples (1-D), got shape {x.shape}")
+        self.samples = x
+        self.chunk_samples = _check_chunk_ms(chunk_ms)
+        self.start_ns = start_ns
+
+    def __iter__(self) -> Iterator[AudioChunk]:
+        x, n = self.samples, self.chunk_samples
+        for seq, i in enumerate(range(0, len(x), n)):
+            yield AudioChunk(x[i:i + n], self.start_ns + i * 1_000_000_000 // SAMPLE_RATE_HZ, seq)
+
+    def close(self) -> None:
+        pass
+
+
 class WavFileSource:
     """A WAV file as chunks, delivered as fast as they are read.
 
@@ -264,6 +286,7 @@ def open_source(name: str, **kwargs: Any) -> AudioSource:
 
 
 register_source("wav")(WavFileSource)
+register_source("array")(ArraySource)
 
 
 @register_source("paced_wav")

@@ -61,6 +61,9 @@ class SttOptions:
         ``tokens_per_s`` per second of audio (+ 10): a short window invites Whisper
         to loop, and people say about 3 words (4 tokens) a second.
     no_speech_threshold: above this no-speech probability the text is dropped ("").
+    initial_prompt: text given to the decoder as "previous text" (Whisper's
+        ``initial_prompt``): it biases spelling and vocabulary toward the domain.
+    beam_size: 1 is greedy.
     """
 
     model_path: str | None = None
@@ -73,6 +76,8 @@ class SttOptions:
     max_tokens: int = 96
     tokens_per_s: float = 6.0
     no_speech_threshold: float = 0.6
+    initial_prompt: str | None = None
+    beam_size: int = 1
 
     def __post_init__(self) -> None:
         if self.window not in ("fit", "full"):
@@ -151,7 +156,10 @@ class WhisperStt:
         multilingual = self._model.model.is_multilingual
         self._tok = Tokenizer(self._model.hf_tokenizer, multilingual, task="transcribe",
                               language="en" if multilingual else None)
-        self._prompt = [*self._tok.sot_sequence, self._tok.no_timestamps]
+        prev: list[int] = []
+        if self.options.initial_prompt:
+            prev = [self._tok.sot_prev, *self._tok.encode(" " + self.options.initial_prompt.strip())]
+        self._prompt = [*prev, *self._tok.sot_sequence, self._tok.no_timestamps]
 
     @property
     def whisper(self) -> Any:
@@ -179,7 +187,8 @@ class WhisperStt:
         enc = self._model.encode(feats)
         t2 = time.perf_counter()
         res = self._model.model.generate(
-            enc, [self._prompt], beam_size=1, max_length=max_tokens,
+            enc, [self._prompt], beam_size=self.options.beam_size,
+            max_length=len(self._prompt) + max_tokens,
             return_no_speech_prob=True, suppress_blank=True)[0]
         t3 = time.perf_counter()
         ids = [t for t in res.sequences_ids[0] if t < self._tok.eot]
@@ -214,6 +223,13 @@ def trim_repeats(text: str) -> str:
                 if not rest or (len(rest) <= period and rest[:-1] == a[:len(rest) - 1]
                                 and a[len(rest) - 1].startswith(rest[-1])):
                     return "".join(tokens[:start + period]).strip(" -")
+    # one whole sentence, then it starts over and is cut off: "set a timer. set a"
+    for k in range(2, n):
+        rest = keys[k:]
+        restarts = tokens[k - 1].rstrip()[-1:] in (".", "?", "!", ",") or (
+            tokens[k][:1].isupper() and len(rest) >= 2)
+        if restarts and len(rest) < k and rest == keys[:len(rest)] and keys[k - 1] != keys[-1]:
+            return "".join(tokens[:k]).strip(" -,")
     return text
 
 

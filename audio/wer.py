@@ -1,7 +1,8 @@
 """Word error rate: word-level edit distance over reference length, after normalising.
 
 Normalisation lower-cases, spells ``%`` as "percent", drops punctuation and
-apostrophes ("what's" -> "whats") and splits hyphens, so "Turn off the
+apostrophes ("what's" -> "whats"), splits hyphens and writes spelled numbers
+below 100 as digits, so "Turn off the
 kitchen-lights." and "turn off the kitchen lights" match.
 """
 
@@ -16,10 +17,33 @@ __all__ = ["WerCount", "normalize", "wer", "wer_counts"]
 _DROP = re.compile(r"[^\w\s]")
 
 
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+          "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+          "eighteen", "nineteen"]
+_TENS = {w: 10 * (i + 2) for i, w in enumerate(["twenty", "thirty", "forty", "fifty", "sixty",
+                                                 "seventy", "eighty", "ninety"])}
+_NUMBERS = {w: i for i, w in enumerate(_UNITS)} | _TENS
+
+
+def _digits(words: list[str]) -> list[str]:
+    """Spelled numbers below 100 as digits ("twenty one" -> "21"), as Whisper writes them."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w in _TENS and i + 1 < len(words) and 0 < _NUMBERS.get(words[i + 1], 10) < 10:
+            out.append(str(_TENS[w] + _NUMBERS[words[i + 1]]))
+            i += 2
+            continue
+        out.append(str(_NUMBERS[w]) if w in _NUMBERS else w)
+        i += 1
+    return out
+
+
 def normalize(text: str) -> list[str]:
     t = text.lower().replace("%", " percent").replace("-", " ").replace("'", "")
     t = t.replace("’", "")
-    return _DROP.sub(" ", t).split()
+    return _digits(_DROP.sub(" ", t).split())
 
 
 @dataclass(frozen=True)

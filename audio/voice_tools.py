@@ -1,0 +1,65 @@
+"""The voice assistant's tools: ``voice_tools.json`` specs bound to real backends.
+
+``build_voice_tools(store, services)`` returns a :class:`control.tools.ToolRegistry`
+with every tool of the shared contract: home tools run against the SQLite
+:class:`audio.home_store.HomeStore`; weather, time and search go through
+:class:`audio.services.Services` (simulated remote latency). Reads are
+speculatable and writes are not, as the specs say; the registry refuses a spec
+without a backend and a backend without a spec.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from importlib import resources
+from typing import Any
+
+from audio.errors import AudioError
+from audio.home_store import HomeStore
+from audio.services import Services
+from control.tools import ToolRegistry, ToolSpec, load_tool_specs
+
+__all__ = ["build_voice_tools", "voice_tool_specs"]
+
+
+def voice_tool_specs() -> list[ToolSpec]:
+    """The shared voice tool contract (``audio/voice_tools.json``)."""
+    text = resources.files("audio").joinpath("voice_tools.json").read_text()
+    return load_tool_specs(json.loads(text))
+
+
+def _backends(store: HomeStore, services: Services) -> dict[str, Callable[..., Any]]:
+    return {
+        "get_weather": services.weather.get_weather,
+        "get_time": services.clock.get_time,
+        "web_search": services.search.web_search,
+        "get_light_state": store.get_light_state,
+        "list_timers": store.list_timers,
+        "get_shopping_list": store.get_shopping_list,
+        "get_calendar": store.get_calendar,
+        "set_light": store.set_light,
+        "set_thermostat": store.set_thermostat,
+        "set_timer": store.set_timer,
+        "add_to_shopping_list": store.add_to_shopping_list,
+        "send_message": store.send_message,
+    }
+
+
+def build_voice_tools(store: HomeStore | None = None, services: Services | None = None,
+                      specs: list[ToolSpec] | None = None) -> ToolRegistry:
+    """A registry of every voice tool, bound to ``store`` and ``services`` (fresh ones if None)."""
+    store = store or HomeStore()
+    services = services or Services()
+    specs = voice_tool_specs() if specs is None else specs
+    backends = _backends(store, services)
+    names = {s.name for s in specs}
+    missing = sorted(names - backends.keys())
+    extra = sorted(backends.keys() - names)
+    if missing or extra:
+        raise AudioError(f"voice tools and backends differ: specs without a backend {missing}, "
+                         f"backends without a spec {extra}")
+    registry = ToolRegistry()
+    for spec in specs:
+        registry.register(spec, backends[spec.name])
+    return registry
