@@ -17,6 +17,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "dag": ("demos.bench_dag", "parallel tool calls: DAG executor vs sequential and the bound"),
     "sim": ("sim_envs.bench", "simulator: physics, render + perception, IK, episodes vs real time"),
     "bus": ("demos.bench_bus", "bus latency/throughput, small messages and frames, vs raw pyzmq"),
+    "stt": ("audio.bench", "speech: fitted vs full Whisper window (WER, latency), VAD, TTS first audio"),
 }
 
 
