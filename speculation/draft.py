@@ -68,18 +68,19 @@ class DraftPredictor:
         self.net = _Net(self.n_in, hidden, len(self.tools), n)
 
     def encode(self, ctx: Context) -> torch.Tensor:
-        x = torch.zeros(self.n_in)
         v = len(self.tools) + 1
         names = [s.name for s in ctx.history]
-        for j, name in enumerate(([*["^", "^"], *names])[-2:]):
-            x[j * v + self.index.get(name, len(self.tools))] = 1.0
+        idx = [j * v + self.index.get(name, len(self.tools))
+               for j, name in enumerate(([*["^", "^"], *names])[-2:])]
         last = ctx.history[-1] if ctx.history else None
-        for f in features(last):
-            x[2 * v + _bucket(f, _RESULT_BUCKETS)] = 1.0
+        idx += [2 * v + _bucket(f, _RESULT_BUCKETS) for f in features(last)]
+        base = 2 * v + _RESULT_BUCKETS
         for k, val in list(ctx.observation.items())[:16]:
-            x[2 * v + _RESULT_BUCKETS + _bucket(k, _OBS_BUCKETS)] = 1.0
+            idx.append(base + _bucket(k, _OBS_BUCKETS))
             if isinstance(val, str | bool) and len(str(val)) <= 24:
-                x[2 * v + _RESULT_BUCKETS + _bucket(f"{k}={val}", _OBS_BUCKETS)] = 1.0
+                idx.append(base + _bucket(f"{k}={val}", _OBS_BUCKETS))
+        x = torch.zeros(self.n_in)
+        x[torch.tensor(idx, dtype=torch.long)] = 1.0
         return x
 
     @classmethod
@@ -175,7 +176,8 @@ class DraftPredictor:
         with torch.no_grad():
             tool_logits, deriv_logits = self.net(self.encode(ctx).unsqueeze(0))
             p_tool = torch.softmax(tool_logits[0], 0).tolist()
-        ranked = sorted(range(len(self.tools)), key=lambda i: -p_tool[i])[: k + 2]
+        ranked = [i for i in sorted(range(len(self.tools)), key=lambda i: -p_tool[i])[: k + 1]
+                  if p_tool[i] >= 0.01]
         out: dict[str, Prediction] = {}
         for ti in ranked:
             tool = self.tools[ti]
@@ -189,9 +191,12 @@ class DraftPredictor:
                 opts: list[tuple[Any, float]] = []
                 seen: set[str] = set()
                 for j in sorted(range(len(ds)), key=lambda j: -probs[j]):
+                    if probs[j] < 0.01:
+                        break
                     ok, v = ds[j].apply(ctx)
-                    if ok and canonical_json(v) not in seen:
-                        seen.add(canonical_json(v))
+                    text = canonical_json(v) if ok else ""
+                    if ok and text not in seen:
+                        seen.add(text)
                         opts.append((v, probs[j]))
                         if len(opts) >= 2:
                             break

@@ -12,7 +12,6 @@ result model), so they differ only in which calls they predict.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -21,7 +20,7 @@ from control.tools import ToolSpec
 from realtime.errors import ConfigError
 from speculation.executor import SpeculationOptions
 from speculation.patterns import PatternLibrary
-from speculation.predictors import CombinedPredictor, PatternPredictor, Predictor
+from speculation.predictors import PREDICTORS, PatternPredictor, Training, make_predictor
 from speculation.replay import OraclePredictor, RunResult, replay_run, task_stats
 from speculation.traces import Episode
 
@@ -57,32 +56,6 @@ def _row(name: str, mode: str, run: RunResult, base: RunResult, base_stats: Mapp
     }
 
 
-def build_predictors(train: Sequence[Episode], names: Sequence[str], *, draft_epochs: int = 150,
-                     library: PatternLibrary | None = None) -> dict[str, Callable[[], Predictor]]:
-    """Factories (fresh state per run) for the named predictors, trained on ``train``."""
-    unknown = [n for n in names if n not in PREDICTOR_NAMES]
-    if unknown:
-        raise ConfigError(f"unknown predictor(s) {unknown}; expected some of {PREDICTOR_NAMES}")
-    lib = library
-    if lib is None:
-        lib = PatternLibrary()
-        lib.update(train)
-    out: dict[str, Callable[[], Predictor]] = {}
-    draft = None
-    if "draft" in names or "combined" in names:
-        from speculation.draft import DraftPredictor
-
-        draft = DraftPredictor.train(train, epochs=draft_epochs)
-    if "pattern" in names:
-        out["pattern"] = lambda: PatternPredictor(copy.deepcopy(lib))
-    if "draft" in names and draft is not None:
-        out["draft"] = lambda: draft
-    if "combined" in names and draft is not None:
-        out["combined"] = lambda: CombinedPredictor(
-            [PatternPredictor(copy.deepcopy(lib)), draft])
-    return out
-
-
 def evaluate(specs: Sequence[ToolSpec], train: Sequence[Episode], test: Sequence[Episode], *,
              predictors: Sequence[str] = PREDICTOR_NAMES, options: SpeculationOptions | None = None,
              online: bool = True, draft_epochs: int = 150, label: str = "",
@@ -96,7 +69,12 @@ def evaluate(specs: Sequence[ToolSpec], train: Sequence[Episode], test: Sequence
     library = PatternLibrary()
     library.update(train)
     guesser = PatternPredictor(library)
-    factories = build_predictors(train, predictors, draft_epochs=draft_epochs, library=library)
+    unknown = [n for n in predictors if n not in PREDICTORS]
+    if unknown:
+        raise ConfigError(f"unknown predictor(s) {unknown}; expected some of {sorted(PREDICTORS)}")
+    training = Training(train, library, draft_epochs)
+    if any(n in ("draft", "combined") for n in predictors):
+        training.draft()
     fit_s = time.perf_counter() - t0
     say(f"mined {len(library.next_tool)} contexts and trained in {fit_s:.1f} s")
     base = replay_run("baseline", specs, test, predictor=None, history=train)
@@ -109,9 +87,9 @@ def evaluate(specs: Sequence[ToolSpec], train: Sequence[Episode], test: Sequence
         run = replay_run("oracle", specs, test, predictor=OraclePredictor(), think_ahead=think,
                          options=replace(opts, top_k=1), history=train)
         rows.append(_row("oracle (bound)", mode, run, base, base_stats, time.perf_counter() - t))
-        for name, make in factories.items():
+        for name in predictors:
             t = time.perf_counter()
-            pred = make()
+            pred = make_predictor(name, training)
             learn = getattr(pred, "learn", None) if online else None
             hook: Callable[[Episode], None] | None = None
             if callable(learn):

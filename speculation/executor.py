@@ -139,7 +139,11 @@ class SpeculativeExecutor:
         if self.guesser is None:
             return None
         t0 = self.options.cpu_clock()
-        g = self.guesser.guess_result(call, self.context())
+        try:
+            g = self.guesser.guess_result(call, self.context())
+        except Exception:  # a broken guesser costs a guess, never the agent's call
+            self.metrics.predictor_errors += 1
+            g = None
         self.metrics.overhead_cpu_s += self.options.cpu_clock() - t0
         return g
 
@@ -247,7 +251,11 @@ class SpeculativeExecutor:
         if self.predictor is None or self.options.top_k == 0:
             return
         t0 = self.options.cpu_clock()
-        preds = self.predictor.predict(ctx, self.options.top_k)
+        try:
+            preds = self.predictor.predict(ctx, self.options.top_k)
+        except Exception:  # a broken predictor costs speculation, never the agent's call
+            self.metrics.predictor_errors += 1
+            preds = []
         if score:
             self._last = preds
         for p in preds:

@@ -31,6 +31,7 @@ class SpeculationMetrics:
     writes_attempted: int = 0  # predictions of tools that write or are denied
     writes_blocked: int = 0    # ...of which none ran for real (all of them, by construction)
     writes_executed: int = 0   # real runs of write/deny tools ahead of the agent: must be 0
+    predictor_errors: int = 0  # predictor or guesser raised (speculation skipped)
     refused: int = 0           # speculative invocations the policy guard refused
     skipped_budget: int = 0    # predictions not launched for lack of budget or slack
     latency_saved_s: float = 0.0

@@ -37,6 +37,7 @@ from speculation.traces import Episode, TraceError
 __all__ = ["Guess", "Pattern", "PatternLibrary"]
 
 _ANY = '["*"]'
+_MAX_PER_SLOT = 64
 FORMAT = "rtagent-patterns/1"
 
 
@@ -109,7 +110,16 @@ class PatternLibrary:
                     self.results.setdefault(step.key(), Counter())["!error"] += 1
                 history = history + (step,)
                 n += 1
+        self._prune()
         return n
+
+    def _prune(self) -> None:
+        # Bounded counting: keep the most frequent derivations per slot (consistent ones
+        # recur, coincidences do not), so prediction stays cheap as traces accumulate.
+        for table in (self.derivs, self.result_fields):
+            for slot, c in table.items():
+                if len(c) > _MAX_PER_SLOT:
+                    table[slot] = Counter(dict(c.most_common(_MAX_PER_SLOT // 2)))
 
     def _count(self, ctx: Context, tool: str, arguments: Mapping[str, Any]) -> None:
         cands: dict[str, list[str]] = {}

@@ -9,14 +9,18 @@ calls with probabilities. Implementations:
   the decoder itself (any callable), arguments filled by a pattern library;
 - :class:`CombinedPredictor`: a weighted mixture of the others.
 
-Predictors register by name (``PREDICTORS``) so the command line can build them.
-A predictor may also guess results (``guess_result``) for thinking ahead.
+Predictors register by name (:data:`PREDICTORS`, :func:`register_predictor`): a
+factory builds a fresh predictor from a :class:`Training` (the training episodes,
+their mined library, a draft model trained once on first use). A predictor may
+also guess results (``guess_result``) for thinking ahead.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from control.tools import ToolCall
 from realtime.errors import ConfigError
@@ -25,11 +29,15 @@ from speculation.patterns import Guess, PatternLibrary
 from speculation.traces import Episode
 
 __all__ = [
+    "PREDICTORS",
     "CombinedPredictor",
     "DecoderHintPredictor",
     "Guesser",
     "PatternPredictor",
     "Predictor",
+    "Training",
+    "make_predictor",
+    "register_predictor",
     "top_k",
 ]
 
@@ -141,3 +149,54 @@ class CombinedPredictor:
             learn = getattr(part, "learn", None)
             if callable(learn):
                 learn(eps)
+
+
+@dataclass
+class Training:
+    """What predictor factories build from: episodes, their library, a lazy draft model."""
+
+    episodes: Sequence[Episode]
+    library: PatternLibrary
+    draft_epochs: int = 150
+    _draft: Any = field(default=None, repr=False)
+
+    def draft(self) -> Predictor:
+        if self._draft is None:
+            from speculation.draft import DraftPredictor  # torch: only when asked for
+
+            self._draft = DraftPredictor.train(self.episodes, epochs=self.draft_epochs)
+        draft: Predictor = self._draft
+        return draft
+
+
+PredictorFactory = Callable[[Training], Predictor]
+PREDICTORS: dict[str, PredictorFactory] = {}
+
+
+def register_predictor(name: str) -> Callable[[PredictorFactory], PredictorFactory]:
+    def deco(factory: PredictorFactory) -> PredictorFactory:
+        PREDICTORS[name] = factory
+        return factory
+    return deco
+
+
+def make_predictor(name: str, training: Training) -> Predictor:
+    """A fresh predictor called ``name`` (see :data:`PREDICTORS`)."""
+    if name not in PREDICTORS:
+        raise ConfigError(f"unknown predictor {name!r}; expected one of {sorted(PREDICTORS)}")
+    return PREDICTORS[name](training)
+
+
+@register_predictor("pattern")
+def _pattern(t: Training) -> Predictor:
+    return PatternPredictor(copy.deepcopy(t.library))  # own copy: it learns online
+
+
+@register_predictor("draft")
+def _draft(t: Training) -> Predictor:
+    return t.draft()
+
+
+@register_predictor("combined")
+def _combined(t: Training) -> Predictor:
+    return CombinedPredictor([PatternPredictor(copy.deepcopy(t.library)), t.draft()])

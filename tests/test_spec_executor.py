@@ -316,3 +316,25 @@ def test_budget_slack_and_headroom_gate_speculation_and_store_records_flags(
         assert not first.speculative and second.speculative
         steps = list(store.episodes(["ep"]))[0].steps
         assert [s.speculative for s in steps] == [False, True]
+
+
+def test_a_broken_predictor_never_breaks_the_agents_call() -> None:
+    class Broken:
+        def predict(self, ctx: Context, k: int) -> list[Prediction]:
+            raise RuntimeError("bug")
+
+        def guess_result(self, call: ToolCall, ctx: Context | None = None) -> Guess | None:
+            raise RuntimeError("bug")
+
+    home = Home()
+
+    async def main() -> Any:
+        ex = SpeculativeExecutor(home.registry(), Broken())
+        ex.observe({})
+        res = await ex.call(ToolCall("get_light", {"room": "office"}))
+        assert ex.guess(ToolCall("get_light", {"room": "office"})) is None
+        await ex.aclose()
+        return res, ex.metrics
+
+    res, m = run_virtual(main())
+    assert res.ok and res.value == {"room": "office", "on": True} and m.predictor_errors >= 3
