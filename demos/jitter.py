@@ -50,8 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="gc.freeze() the heap before running (default on)")
     parser.add_argument("--gc-between-ticks", action=argparse.BooleanOptionalAction,
                         default=True, help="keep GC out of ticks (default on)")
-    parser.add_argument("--nice", type=int, default=None,
-                        help="nice value for the loop thread, e.g. -20 (default: unchanged)")
+    parser.add_argument("--nice", type=int, default=-20,
+                        help="nice value for the loop thread; matters only when SCHED_FIFO is "
+                             "off or refused (default -20)")
     parser.add_argument("--switch-interval-ms", type=float, default=None,
                         help="sys.setswitchinterval for --load gil, e.g. 0.5 (default 5)")
     parser.add_argument("--tick-alloc", type=int, default=0, metavar="N",
@@ -254,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
 
     from realtime.clock import MonotonicClock
     from realtime.errors import ConfigError
-    from realtime.hardening import Hardening
+    from realtime.hardening import Hardening, cpu_steal_s, kernel_preemption
     from realtime.jitter import render_table, report_from_history, save_json, save_plot
     from realtime.loop import DeadlineLoop, HoldOrStop, LatestResult, LoopOptions, TickInfo
 
@@ -290,8 +291,10 @@ def run(args: argparse.Namespace) -> int:
         hardening = Hardening(hopts)
         with progress:
             loop = DeadlineLoop(MonotonicClock(args.spin_us), options, tick)
+            steal0 = cpu_steal_s()
             with hardening:
                 summary = _run_loop(loop, args, progress, "deadline loop")
+            steal = None if steal0 is None else (cpu_steal_s() or 0.0) - steal0
             fifo_ok = hardening.applied("fifo")
             steps = [str(s) for s in hardening.steps]
             load_rate = load.rate()
@@ -299,7 +302,9 @@ def run(args: argparse.Namespace) -> int:
                     "seconds": args.seconds, "spin_us": args.spin_us,
                     "fifo": fifo_ok, "hardening": steps,
                     "gc_between_ticks": args.gc_between_ticks, "tick_alloc": args.tick_alloc,
-                    "heap_objects": args.heap_objects}
+                    "heap_objects": args.heap_objects, "gc_runs": summary.gc_runs,
+                    "worst_gc_us": summary.worst_gc_ns / 1000, "cpu_steal_s": steal,
+                    "kernel_preemption": kernel_preemption()}
             reports.append(report_from_history(loop.history, summary, meta=meta))
             if args.compare_sleep:  # the same tick, plain sleep, no hardening, GC as usual
                 plain = DeadlineLoop(MonotonicClock(0), replace(options, spin_us=0,
@@ -329,6 +334,10 @@ def run(args: argparse.Namespace) -> int:
                       "SCHED_OTHER (see the fifo line above for why and how to allow it).[/]")
     if load_rate:
         console.print(f"  load: {load_rate}")
+    meta = reports[0].meta
+    console.print(f"  kernel preemption: {meta['kernel_preemption']}; CPU time stolen by the "
+                  f"hypervisor during the loop: {_fmt_s(meta['cpu_steal_s'])}; "
+                  f"{meta['gc_runs']} GC runs between ticks (worst {meta['worst_gc_us']:.0f} µs)")
     if ct_note:
         console.print(f"[yellow]{ct_note}; showing the loop alone.[/]")
     console.print(render_table(reports, title=f"release lateness at {args.hz:g} Hz, "
@@ -343,6 +352,10 @@ def run(args: argparse.Namespace) -> int:
                         title=f"release lateness at {args.hz:g} Hz, load {args.load}")
         console.print(f"wrote {out}")
     return 0
+
+
+def _fmt_s(x: float | None) -> str:
+    return "unknown" if x is None else f"{x * 1000:.0f} ms"
 
 
 def _run_loop(loop: Any, args: argparse.Namespace, progress: Any, label: str) -> Any:

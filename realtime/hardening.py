@@ -37,7 +37,14 @@ from typing import BinaryIO
 
 from realtime.errors import ConfigError
 
-__all__ = ["Hardening", "HardeningOptions", "Step", "probe_fifo"]
+__all__ = [
+    "Hardening",
+    "HardeningOptions",
+    "Step",
+    "cpu_steal_s",
+    "kernel_preemption",
+    "probe_fifo",
+]
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +260,55 @@ class Hardening:
         if self._dma is not None:
             self._dma.close()
             self._dma = None
+
+
+def kernel_preemption() -> str:
+    """The kernel's preemption model, as far as this process can tell.
+
+    Under ``none``/``voluntary`` a woken SCHED_FIFO task can wait for another
+    task's long kernel path (ms); ``full`` or PREEMPT_RT bound that.
+    """
+    try:
+        with open("/sys/kernel/debug/sched/preempt") as f:  # PREEMPT_DYNAMIC, debugfs
+            mode = next((w.strip("()") for w in f.read().split() if w.startswith("(")), "")
+            if mode:
+                return f"{mode} (dynamic)"
+    except OSError:
+        pass
+    version = os.uname().version
+    if "PREEMPT_RT" in version:
+        return "rt"
+    if "PREEMPT_DYNAMIC" in version:
+        return f"{_dynamic_default()} (dynamic)"
+    return "full" if "PREEMPT" in version else "none or voluntary"
+
+
+def _dynamic_default() -> str:
+    try:
+        with open("/proc/cmdline") as f:
+            for word in f.read().split():
+                if word.startswith("preempt="):
+                    return word.split("=", 1)[1]
+        import gzip
+
+        with gzip.open("/proc/config.gz", "rt") as f:
+            config = f.read()
+    except OSError:
+        return "mode unknown"
+    for mode, key in (("none", "NONE"), ("voluntary", "VOLUNTARY"), ("full", "")):
+        if f"CONFIG_PREEMPT{'_' + key if key else ''}=y" in config:
+            return mode
+    return "mode unknown"
+
+
+def cpu_steal_s() -> float | None:
+    """Seconds of CPU time the hypervisor gave to others (all CPUs, since boot)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _set_timer_slack(libc: ctypes.CDLL, ns: int) -> int:

@@ -319,7 +319,7 @@ def save_plot(path: str | Path, reports: Sequence[JitterReport], *, title: str =
     from matplotlib import pyplot as plt
 
     fig, (ax_h, ax_t) = plt.subplots(2, 1, figsize=(9, 7), layout="constrained")
-    fine = [10 ** (i / 20) for i in range(-20, 101)]  # 0.1 µs .. 100 ms
+    fine = [10 ** (i / 20) for i in range(-20, 121)]  # 0.1 µs .. 1 s
     for r in reports:
         xs = r.samples.get("lateness_us")
         label = f"{r.source}: p99 {r.lateness_us.p99:.0f} µs, max {r.lateness_us.max:.0f} µs"

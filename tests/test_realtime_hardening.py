@@ -65,3 +65,12 @@ def test_fifo_probe_says_what_to_do_when_refused() -> None:
 def test_options_are_validated(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         HardeningOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_system_diagnostics_are_readable() -> None:
+    from realtime.hardening import cpu_steal_s, kernel_preemption
+
+    mode = kernel_preemption()
+    assert any(m in mode for m in ("none", "voluntary", "full", "rt", "unknown"))
+    steal = cpu_steal_s()
+    assert steal is None or steal >= 0.0
