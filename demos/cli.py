@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "jitter": ("demos.jitter", "measure the deadline loop's jitter (vs cyclictest, under load)"),
     "report": ("demos.report", "HTML report of a run: lateness, episode timeline, decoder, figures"),
     "spec": ("demos.spec", "speculative tool execution: mine patterns, replay episodes vs bounds"),
+    "tune": ("demos.tune", "fine-tune a LoRA adapter for your tools on the CPU (llama.cpp GGUF)"),
 }
 
 
