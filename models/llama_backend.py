@@ -126,6 +126,10 @@ class LlamaModel:
             raise BackendError(f"model file not found at {self.path}")
         params = lib.llama_model_default_params()
         params.n_gpu_layers = self.options.n_gpu_layers if self.options.n_gpu_layers >= 0 else 999
+        # Extra CPU buffer types (AMX tiles, repacking) are off unless asked for: in some VMs
+        # the CPU advertises AMX but its tile instructions trap (SIGILL at the first decode).
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = os.environ.get("RTAGENT_LLAMA_EXTRA_BUFTS") == "1"
         self.ptr = lib.llama_model_load_from_file(str(self.path).encode(), params)
         if not self.ptr:
             raise BackendError(
