@@ -1,0 +1,160 @@
+"""Voice assistant benchmark: the spoken request set through the whole demo, with and
+without speculation on partial transcripts, in the same run.
+
+Each request of audio/voice_requests.jsonl (espeak-ng, several voices and
+speeds) is spoken into --dir, and the requests are played one after another
+in real time (--gap-s of silence between them) to the real processes:
+perception (Silero VAD, streaming Whisper tiny.en), decision (deadline loop,
+SimpleTool-style decoder, speculative executor, parallel DAG calls) and
+actuation (SQLite home store, espeak-ng replies). Measured per request:
+
+- word error rate of the final transcript;
+- call accuracy: the calls made equal the expected calls exactly (same tools,
+  same arguments, in any order);
+- latency from the end of speech (the last speech sample the VAD heard) to the
+  first committed action (the first tool result) and to the first audio of the
+  reply, p50 and p95; also to the endpoint and the final transcript;
+- the fraction of read-only lookups whose result was already there (run ahead
+  from a partial transcript) at the end of speech, and at the endpoint.
+
+  rtagent bench voice [--limit N] [--gap-s S] [--via wav|mic] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, default=0, help="use the first N requests (0 = all)")
+    parser.add_argument("--gap-s", type=float, default=2.5, help="silence between requests")
+    parser.add_argument("--via", choices=("wav", "mic"), default="wav",
+                        help="play the stream directly (wav) or through the virtual PyAudio mic")
+    parser.add_argument("--silence-ms", type=float, default=400.0, help="VAD end-of-utterance silence")
+    parser.add_argument("--only", choices=("spec", "plain"), help="run one mode only")
+    parser.add_argument("--no-lora", action="store_true", help="decode with the base model only")
+    parser.add_argument("--dir", default="/tmp/rtagent-utterances", help="where WAVs are generated")
+    parser.add_argument("--json", metavar="PATH", help="write every figure and turn as JSON")
+
+
+def _pct(xs: list[float], q: float) -> float | None:
+    return float(np.percentile(xs, q)) if xs else None
+
+
+def _key(call: dict[str, Any]) -> str:
+    from control.tools import ToolCall
+
+    return ToolCall(call["name"], call["arguments"]).key()
+
+
+def score(requests: list[Any], result: Any) -> dict[str, Any]:
+    """Per-request rows and the aggregate figures of one session."""
+    from audio.wer import wer, wer_counts
+
+    by_segment: dict[str, list[dict[str, Any]]] = {}
+    for t in result.turns:
+        by_segment.setdefault(t.get("segment") or "?", []).append(t)
+    rows = []
+    for req in requests:
+        turns = by_segment.get(req.id, [])
+        text = " ".join(t["text"] for t in turns)
+        calls = [c for t in turns for c in (t.get("turn") or {}).get("calls", [])]
+        lat = turns[0]["latency"] if turns else {}
+        rows.append({"id": req.id, "text": req.text, "heard": text, "turns": len(turns),
+                     "wer": wer_counts(req.text, text).rate, "calls": calls,
+                     "exact": sorted(map(_key, calls)) == sorted(map(_key, req.expected)),
+                     "tools_ok": sorted(c["name"] for c in calls) == sorted(
+                         c["name"] for c in req.expected), **lat})
+
+    def col(name: str) -> list[float]:
+        return [r[name] for r in rows if r.get(name) is not None]
+
+    lookups = sum(r.get("lookups", 0) for r in rows)
+    out: dict[str, Any] = {
+        "n": len(rows), "answered": sum(r["turns"] > 0 for r in rows),
+        "split": sum(r["turns"] > 1 for r in rows),
+        "wer": wer((r["text"], r["heard"]) for r in rows),
+        "call_accuracy": statistics.fmean(r["exact"] for r in rows) if rows else None,
+        "tool_accuracy": statistics.fmean(r["tools_ok"] for r in rows) if rows else None,
+        "lookups": lookups,
+        "lookups_done_at_eos": (sum(r.get("lookups_done_at_eos", 0) for r in rows) / lookups
+                                if lookups else None),
+        "lookups_done_at_endpoint": (sum(r.get("lookups_done_at_endpoint", 0) for r in rows)
+                                     / lookups if lookups else None),
+        "barge_ins": result.barge_ins, "error": result.error, "stats": result.stats,
+    }
+    for name in ("endpoint_ms", "final_ms", "first_call_ms", "first_action_ms", "first_audio_ms"):
+        out[f"{name}_p50"], out[f"{name}_p95"] = _pct(col(name), 50), _pct(col(name), 95)
+    out["rows"] = rows
+    return out
+
+
+ROWS = (("word error rate", "wer", "pct"), ("call accuracy (exact)", "call_accuracy", "pct"),
+        ("tool names right", "tool_accuracy", "pct"),
+        ("end of speech -> endpoint p50", "endpoint_ms_p50", "ms"),
+        ("end of speech -> final transcript p50", "final_ms_p50", "ms"),
+        ("end of speech -> first call p50", "first_call_ms_p50", "ms"),
+        ("end of speech -> first action p50", "first_action_ms_p50", "ms"),
+        ("end of speech -> first action p95", "first_action_ms_p95", "ms"),
+        ("end of speech -> first audio p50", "first_audio_ms_p50", "ms"),
+        ("end of speech -> first audio p95", "first_audio_ms_p95", "ms"),
+        ("lookups done at end of speech", "lookups_done_at_eos", "pct"),
+        ("lookups done at the endpoint", "lookups_done_at_endpoint", "pct"))
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    modes = list(results)
+    head = f"{'':40s}" + "".join(f"{m:>16s}" for m in modes) + (
+        f"{'ratio':>10s}" if len(modes) == 2 else "")
+    lines = [head]
+    for label, key, kind in ROWS:
+        vals = [results[m].get(key) for m in modes]
+        cells = "".join(f"{'-':>16s}" if v is None else (
+            f"{100 * v:15.1f}%" if kind == "pct" else f"{v:13.0f} ms") for v in vals)
+        ratio = ""
+        if len(vals) == 2 and kind == "ms" and vals[0] and vals[1]:
+            ratio = f"{vals[0] / vals[1]:9.2f}x"
+        lines.append(f"{label:40s}{cells}{ratio}")
+    for m in modes:
+        r = results[m]
+        lines.append(f"{m}: {r['answered']}/{r['n']} requests answered ({r['split']} split in two), "
+                     f"{r['lookups']} read-only lookups, {r['barge_ins']} barge-ins"
+                     + (f", error: {r['error']}" if r["error"] else ""))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from audio.utterances import load_requests, write_utterances
+    from demos.voice_audio import check_wav
+    from demos.voice_nodes import VoiceDemoConfig
+    from demos.voice_session import VoiceSession
+
+    reqs = load_requests()
+    if args.limit:
+        reqs = reqs[:args.limit]
+    items = [dataclasses.replace(check_wav(p), label=r.id)
+             for r, p in write_utterances(Path(args.dir), reqs)]
+    modes = {"speculation": True, "no speculation": False}
+    if args.only:
+        modes = {k: v for k, v in modes.items() if (v if args.only == "spec" else not v)}
+    results = {}
+    for name, speculate in modes.items():
+        cfg = VoiceDemoConfig(speculation=speculate, silence_ms=args.silence_ms,
+                              lora=None if args.no_lora else "default")
+        print(f"running {len(items)} requests with {name} ...", flush=True)
+        result = VoiceSession(cfg, items, via=args.via, gap_s=args.gap_s).run()
+        results[name] = score(reqs, result)
+    print(f"rtagent bench voice: {len(items)} spoken requests (espeak-ng, "
+          f"{len({r.voice for r in reqs})} voices, {len({r.words_per_min for r in reqs})} speeds), "
+          f"played in real time {'through the virtual PyAudio mic' if args.via == 'mic' else ''}")
+    print(table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    return 0 if all(r["error"] is None for r in results.values()) else 1

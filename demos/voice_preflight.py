@@ -1,0 +1,188 @@
+"""Preflight decoding: decode partial transcripts while the user is still speaking.
+
+:class:`PreflightDecoder` wraps a :class:`models.decoder.Decoder`. The voice
+demo's decision process hands it each partial transcript (``preflight``); it
+decodes that text on its own worker thread and reports the calls, so the
+read-only ones can run speculatively before the user stops speaking (LiveKit
+starts its LLM on "preflight" transcripts the same way). When the final
+transcript comes, the agent decodes it through ``decode_stream``: if a partial
+had exactly the same text (and the same history and tools), the calls decoded
+then are served at once; greedy decoding of the same context gives the same
+calls, so the answer is the one a fresh decode would give (lossless).
+
+One llama.cpp context is not thread-safe: a lock lets one decode run at a
+time, and a real decode has priority: a preflight checks between calls whether
+a real decode is waiting and gives up if so (its calls so far are still
+reported). At most one preflight is queued; a newer partial replaces it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from control.tools import ToolCall, ToolSpec, canonical_json
+
+__all__ = ["PreflightDecoder", "PreflightStats"]
+
+OnCalls = Callable[[list[ToolCall], bool], None]  # (calls, complete)
+
+
+@dataclass
+class PreflightStats:
+    preflights: int = 0  # partial decodes run
+    aborted: int = 0  # given up for a real decode
+    errors: int = 0  # a partial that did not decode
+    hits: int = 0  # real decodes served from a preflight
+    joined: int = 0  # real decodes that waited for the preflight of the same text
+    misses: int = 0  # real decodes run fresh
+
+    def to_json(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+def _key(context: Any, tools: Sequence[ToolSpec]) -> str:
+    msgs = getattr(context, "messages", context)
+    return canonical_json({"m": [dict(m) for m in msgs],
+                           "e": {k: list(v) for k, v in dict(getattr(context, "enums", {})).items()},
+                           "n": getattr(context, "max_calls", None),
+                           "t": [t.name for t in tools]})
+
+
+class PreflightDecoder:
+    """A decoder that serves the final transcript's calls from a preflight of the same text."""
+
+    name = "preflight"
+
+    def __init__(self, decoder: Any, *, max_entries: int = 64) -> None:
+        self.inner = decoder
+        self.max_entries = max_entries
+        self.stats = PreflightStats()
+        self._lock = threading.Lock()  # one llama.cpp decode at a time
+        self._urgent = threading.Event()  # a real decode waits: preflights yield
+        self._cache: OrderedDict[str, list[ToolCall]] = OrderedDict()
+        self._state = threading.Lock()
+        self._next: tuple[str, Any, Sequence[ToolSpec], OnCalls] | None = None
+        self._running = False
+        self._inflight: str | None = None  # key of the preflight decoding now
+        self._inflight_done = threading.Event()
+        self.join_timeout_s = 10.0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="preflight")
+
+    # -- the agent's side (its decoder thread) ------------------------------------------------
+    def decode(self, context: Any, tools: Sequence[ToolSpec]) -> Any:
+        return self.inner.decode(context, tools)
+
+    def decode_stream(self, context: Any, tools: Sequence[ToolSpec]) -> Iterator[ToolCall]:
+        key = _key(context, tools)
+        with self._state:
+            if self._next is not None and self._next[0] == key:
+                self._next = None  # queued as a preflight: decode it now, as the real one
+            joining = self._inflight == key
+        if joining:  # the same text is being preflighted: wait for it instead of redoing it
+            self._inflight_done.wait(self.join_timeout_s)
+            self.stats.joined += 1
+        else:
+            self._urgent.set()
+        with self._lock:
+            self._urgent.clear()
+            cached = self._cache.get(key)
+            if cached is not None:
+                self.stats.hits += 1
+                yield from list(cached)
+                return
+            self.stats.misses += 1
+            calls: list[ToolCall] = []
+            for call in self.inner.decode_stream(context, tools):
+                calls.append(call)
+                yield call
+            self._store(key, calls)
+
+    # -- the loop's side: partial transcripts -------------------------------------------------
+    def preflight(self, context: Any, tools: Sequence[ToolSpec], on_calls: OnCalls) -> bool:
+        """Decode ``context`` ahead on the worker; ``on_calls(calls, complete)`` there.
+
+        Returns False when the same context was decoded already (reported at once).
+        """
+        key = _key(context, tools)
+        with self._state:
+            cached = self._cache.get(key)
+        if cached is not None:
+            on_calls(list(cached), True)
+            return False
+        with self._state:
+            self._next = (key, context, list(tools), on_calls)
+            if self._running:
+                return True
+            self._running = True
+        self._pool.submit(self._work)
+        return True
+
+    def _work(self) -> None:
+        while True:
+            with self._state:
+                job, self._next = self._next, None
+                if job is None:
+                    self._running = False
+                    return
+            self._one(*job)
+
+    def _one(self, key: str, context: Any, tools: Sequence[ToolSpec], on_calls: OnCalls) -> None:
+        calls: list[ToolCall] = []
+        complete = True
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                calls = list(cached)
+            else:
+                with self._state:
+                    self._inflight = key
+                    self._inflight_done.clear()
+                self.stats.preflights += 1
+                gen = self.inner.decode_stream(context, tools)
+                try:
+                    for call in gen:
+                        calls.append(call)
+                        if self._urgent.is_set():
+                            complete = False
+                            self.stats.aborted += 1
+                            break
+                except Exception:  # a garbled partial: nothing to speculate on
+                    self.stats.errors += 1
+                    calls, complete = [], False
+                finally:
+                    gen.close()
+                    if complete:
+                        self._store(key, calls)
+                    with self._state:
+                        self._inflight = None
+                        self._inflight_done.set()
+        if calls:
+            on_calls(calls, complete)
+
+    def _store(self, key: str, calls: list[ToolCall]) -> None:
+        with self._state:
+            self._cache[key] = list(calls)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.max_entries:
+                self._cache.popitem(last=False)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.inner.close()
+
+    def __enter__(self) -> PreflightDecoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def summarize_calls(calls: Sequence[Mapping[str, Any]]) -> str:
+    """``name(k=v, ...)`` for each call, for printing."""
+    return "; ".join(f"{c['name']}(" + ", ".join(f"{k}={v}" for k, v in c["arguments"].items())
+                     + ")" for c in calls) or "-"
