@@ -18,6 +18,7 @@ from realtime.errors import RtAgentError
 # name -> (module, one-line summary). Add a line here to add a command.
 COMMANDS: dict[str, tuple[str, str]] = {
     "robot": ("demos.robot", "the robot demo: a simulated arm follows your instructions"),
+    "voice": ("demos.voice", "the voice demo: speak a request, the assistant acts and answers"),
     "calls": ("demos.calls", "decode tool calls for a file of queries (simpletool or baseline)"),
     "doctor": ("demos.doctor", "check this machine: dependencies, models, audio, RT permissions"),
     "bench": ("demos.bench", "run a benchmark and print figures against its baseline"),
