@@ -18,6 +18,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "sim": ("sim_envs.bench", "simulator: physics, render + perception, IK, episodes vs real time"),
     "bus": ("demos.bench_bus", "bus latency/throughput, small messages and frames, vs raw pyzmq"),
     "stt": ("audio.bench", "speech: fitted vs full Whisper window (WER, latency), VAD, TTS first audio"),
+    "voice": ("demos.voice_bench", "voice demo: WER, call accuracy, latency with and without speculation"),
 }
 
 
