@@ -84,8 +84,8 @@ class PreflightDecoder:
                 self._next = None  # queued as a preflight: decode it now, as the real one
             joining = self._inflight == key
         if joining:  # the same text is being preflighted: wait for it instead of redoing it
-            self._inflight_done.wait(self.join_timeout_s)
             self.stats.joined += 1
+            self._inflight_done.wait(self.join_timeout_s)
         else:
             self._urgent.set()
         with self._lock:

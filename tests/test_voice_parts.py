@@ -1,0 +1,251 @@
+"""The voice demo's parts without processes or models: spoken replies, input checks and
+layout, preflight decoding (a scripted decoder; the real one runs in test_voice_demo.py),
+the latency breakdown and the benchmark's scoring."""
+
+from __future__ import annotations
+
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio.errors import AudioError, AudioFormatError
+from audio.replies import NO_TOOL, reply_text
+from audio.sources import SAMPLE_RATE_HZ, write_wav
+from control.tools import ToolCall
+from demos.voice_audio import check_samples, check_wav, layout
+from demos.voice_preflight import PreflightDecoder
+from demos.voice_session import VoiceResult, breakdown
+
+SR = SAMPLE_RATE_HZ
+
+
+def _ok(name: str, value: dict) -> dict:
+    return {"name": name, "ok": True, "value": value}
+
+
+def test_replies_say_what_was_done_and_what_was_found():
+    turn = {"results": [
+        _ok("set_light", {"room": "living_room", "on": False, "brightness": 80, "changed": True}),
+        _ok("get_weather", {"city": "Paris", "celsius": 12, "condition": "sunny",
+                            "high_celsius": 15, "low_celsius": 7})]}
+    assert reply_text(turn) == ("Okay, the living room lights are off. In Paris it is 12 degrees "
+                                "and sunny, with a high of 15.")
+    assert reply_text({"results": [_ok("set_timer", {"minutes": 5.0, "label": "pasta"})]}) == \
+        "Timer set for 5 minutes for the pasta."
+    assert reply_text({"results": [_ok("get_shopping_list", {"items": ["milk", "eggs", "bread"]})]}) \
+        == "Your shopping list has milk, eggs and bread."
+    failed = {"results": [{"name": "send_message", "ok": False,
+                           "error": "AudioError: unknown contact 'Zed'; contacts: Anna, Ben"}]}
+    assert reply_text(failed) == "Sorry, send message did not work: unknown contact 'Zed'."
+    assert reply_text({"results": []}) == NO_TOOL
+    assert reply_text({"results": [_ok("get_time", {"oops": 1})]}) == "Done."  # odd result
+
+
+def _tone(seconds: float, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (amp * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def test_bad_request_audio_is_refused_with_the_reason(tmp_path: Path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    with pytest.raises(AudioFormatError, match="is empty"):
+        check_wav(empty)
+    full = write_wav(tmp_path / "ok.wav", _tone(1.0))
+    cut = tmp_path / "truncated.wav"
+    cut.write_bytes(full.read_bytes()[:3000])
+    with pytest.raises(AudioFormatError, match="truncated"):
+        check_wav(cut)
+    text = tmp_path / "notes.wav"
+    text.write_text("turn off the lights")
+    with pytest.raises(AudioFormatError, match="not a WAV file"):
+        check_wav(text)
+    with pytest.raises(AudioFormatError, match="is silent"):
+        check_wav(write_wav(tmp_path / "silent.wav", np.zeros(SR, np.float32)))
+    with pytest.raises(AudioFormatError, match="at least 150 ms"):
+        check_samples("blip", _tone(0.05))
+    with pytest.raises(AudioError, match="not found"):
+        check_wav(tmp_path / "missing.wav")
+    clipped = check_samples("loud", np.clip(_tone(1.0, amp=4.0), -1, 1))
+    assert clipped.warnings and "clipped" in clipped.warnings[0]
+    assert check_wav(full).warnings == ()
+
+
+def test_any_wav_format_is_converted(tmp_path: Path):
+    path = tmp_path / "stereo44k.wav"
+    x = _tone(0.5)
+    stereo = np.repeat(np.interp(np.arange(int(0.5 * 44100)) / 44100, np.arange(len(x)) / SR, x),
+                       2)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(44100)
+        w.writeframes((stereo * 32767).astype("<i2").tobytes())
+    got = check_wav(path)
+    assert abs(len(got.samples) - len(x)) <= 2
+
+
+def test_layout_places_requests_with_gaps():
+    a, b = check_samples("a", _tone(1.0)), check_samples("b", _tone(0.5))
+    stream, segments = layout([a, b], lead_s=0.5, gap_s=2.0)
+    assert [(s.label, s.start_s, s.end_s) for s in segments] == [("a", 0.5, 1.5), ("b", 3.5, 4.0)]
+    assert len(stream) == int(6.0 * SR)
+    assert not stream[:int(0.5 * SR)].any() and stream[int(0.6 * SR)] != 0
+
+
+class ScriptedDecoder:
+    """Decodes ``text -> calls`` from a table; counts decodes. With a ``gate``, each decode
+    signals ``entered`` and holds its first call until the gate opens."""
+
+    name = "scripted"
+
+    def __init__(self, table: dict[str, list[ToolCall]], gate: threading.Event | None = None):
+        self.table, self.gate = table, gate
+        self.entered = threading.Event()
+        self.decodes: list[str] = []
+        self.closed = False
+
+    def decode_stream(self, context, tools):
+        text = context.messages[-1]["content"]
+        self.decodes.append(text)
+        if text == "garbled":
+            raise ValueError("no valid continuation")
+        self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(10)
+        yield from self.table.get(text, [])
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Ctx:
+    def __init__(self, text: str) -> None:
+        self.messages = ({"role": "user", "content": text},)
+
+
+WEATHER = ToolCall("get_weather", {"city": "Paris"}, "1")
+LIGHT = ToolCall("set_light", {"room": "kitchen", "on": False}, "2")
+
+
+def _until(cond, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def test_preflight_serves_the_final_decode_when_the_text_did_not_change():
+    inner = ScriptedDecoder({"weather in paris": [WEATHER], "weather in paris and lights": [
+        WEATHER, LIGHT]})
+    dec = PreflightDecoder(inner)
+    got: list[tuple[list[ToolCall], bool]] = []
+    done = threading.Event()
+    dec.preflight(_Ctx("weather in paris"), [], lambda c, ok: (got.append((c, ok)), done.set()))
+    assert done.wait(5)
+    assert got == [([WEATHER], True)]
+    assert list(dec.decode_stream(_Ctx("weather in paris"), [])) == [WEATHER]
+    assert inner.decodes == ["weather in paris"] and dec.stats.hits == 1
+    # a different final text is decoded for real
+    assert list(dec.decode_stream(_Ctx("weather in paris and lights"), [])) == [WEATHER, LIGHT]
+    assert dec.stats.misses == 1 and len(inner.decodes) == 2
+    # already decoded: reported at once, not decoded again
+    assert dec.preflight(_Ctx("weather in paris"), [], lambda c, ok: got.append((c, ok))) is False
+    assert len(inner.decodes) == 2
+    dec.close()
+    assert inner.closed
+
+
+def test_a_garbled_partial_is_dropped_quietly():
+    dec = PreflightDecoder(ScriptedDecoder({}))
+    got: list[object] = []
+    dec.preflight(_Ctx("garbled"), [], lambda c, ok: got.append(c))
+    _until(lambda: dec.stats.errors == 1)
+    assert got == []
+    dec.close()
+
+
+def test_preflight_yields_to_a_real_decode():
+    gate = threading.Event()
+    inner = ScriptedDecoder({"two calls": [WEATHER, LIGHT], "now": [LIGHT]}, gate)
+    dec = PreflightDecoder(inner)
+    got: list[tuple[list[ToolCall], bool]] = []
+    dec.preflight(_Ctx("two calls"), [], lambda c, ok: got.append((c, ok)))
+    assert inner.entered.wait(5)  # the preflight is decoding its first call
+    real: list[ToolCall] = []
+    t = threading.Thread(target=lambda: real.extend(dec.decode_stream(_Ctx("now"), [])))
+    t.start()
+    _until(dec._urgent.is_set)  # the real decode waits for the decoder
+    gate.set()
+    t.join(10)
+    assert real == [LIGHT]
+    _until(lambda: bool(got))
+    assert dec.stats.aborted == 1 and got == [([WEATHER], False)]  # what it had; not cached
+    assert list(dec.decode_stream(_Ctx("two calls"), [])) == [WEATHER, LIGHT]
+    assert dec.stats.hits == 0
+    dec.close()
+
+
+def test_a_final_joins_the_preflight_of_the_same_text():
+    gate = threading.Event()
+    inner = ScriptedDecoder({"weather": [WEATHER]}, gate)
+    dec = PreflightDecoder(inner)
+    dec.preflight(_Ctx("weather"), [], lambda c, ok: None)
+    assert inner.entered.wait(5)
+    real: list[ToolCall] = []
+    t = threading.Thread(target=lambda: real.extend(dec.decode_stream(_Ctx("weather"), [])))
+    t.start()
+    _until(lambda: dec.stats.joined == 1)  # waiting for the preflight, not decoding again
+    gate.set()
+    t.join(10)
+    assert real == [WEATHER] and inner.decodes == ["weather"] and dec.stats.hits == 1
+    dec.close()
+
+
+def test_latency_breakdown_and_lookups_done_at_end_of_speech():
+    ms = 1_000_000
+    turn = {"end_of_speech_ns": 1000 * ms, "endpoint_ns": 1420 * ms, "final_ns": 1450 * ms,
+            "first_call_ns": 1460 * ms, "first_result_ns": 1462 * ms, "done_ns": 1700 * ms,
+            "first_audio_ns": 1780 * ms,
+            "turn": {"results": [
+                {"name": "get_weather", "ok": True, "speculative": True, "ended_ns": 990 * ms},
+                {"name": "get_time", "ok": True, "speculative": True, "ended_ns": 1300 * ms},
+                {"name": "web_search", "ok": True, "speculative": False, "ended_ns": 1690 * ms},
+                {"name": "set_light", "ok": True, "speculative": False, "ended_ns": 1462 * ms}]}}
+    b = breakdown(turn)
+    assert (b["endpoint_ms"], b["final_ms"], b["first_call_ms"], b["first_action_ms"],
+            b["results_ms"], b["first_audio_ms"]) == (420, 450, 460, 462, 700, 780)
+    assert (b["lookups"], b["lookups_done_at_eos"], b["lookups_done_at_endpoint"]) == (3, 1, 2)
+
+
+def test_bench_scores_exact_calls_wer_and_split_utterances():
+    from audio.utterances import VoiceRequest
+    from demos.voice_bench import score, table
+
+    reqs = [VoiceRequest("r1", "turn off the kitchen lights", expected=(
+                {"name": "set_light", "arguments": {"room": "kitchen", "on": False}},)),
+            VoiceRequest("r2", "what's the weather in Paris", expected=(
+                {"name": "get_weather", "arguments": {"city": "Paris"}},)),
+            VoiceRequest("r3", "what time is it in Tokyo", expected=(
+                {"name": "get_time", "arguments": {"city": "Tokyo"}},))]
+
+    def turn(seg: str, text: str, calls: list[dict], first_action_ms: float) -> dict:
+        return {"segment": seg, "text": text, "turn": {"calls": calls},
+                "latency": {"first_action_ms": first_action_ms, "lookups": 0}}
+
+    result = VoiceResult(turns=[
+        turn("r1", "Turn off the kitchen lights.", [{"name": "set_light", "arguments": {
+            "room": "kitchen", "on": False}}], 300.0),
+        turn("r2", "What's the weather", [], 500.0),
+        turn("r2", "in Paris?", [{"name": "get_weather", "arguments": {"city": "Paris"}}], 200.0)])
+    s = score(reqs, result)
+    assert s["call_accuracy"] == pytest.approx(2 / 3) and s["split"] == 1
+    assert s["answered"] == 2 and s["rows"][2]["wer"] == 1.0
+    assert s["wer"] == pytest.approx(6 / 16)
+    assert s["first_action_ms_p50"] == pytest.approx(400.0)
+    printed = table({"speculation": s, "no speculation": s})
+    assert "call accuracy (exact)" in printed and "1.00x" in printed
