@@ -20,10 +20,31 @@ from realtime.bus_base import (
     RequestTimeoutError,
     decode_or_drop,
 )
-from realtime.codec import Buffer
+from realtime.codec import Buffer, CodecLimits
 from realtime.messages import Ack, Message, ToolReply, ToolRequest
 
-__all__ = ["CommandChannel", "CommandServer", "ReplyServer", "RequestClient"]
+__all__ = [
+    "COMMAND_OPTIONS",
+    "COMMAND_SERVER_OPTIONS",
+    "REQUEST_OPTIONS",
+    "CommandChannel",
+    "CommandServer",
+    "ReplyServer",
+    "RequestClient",
+]
+
+_SMALL = CodecLimits(max_header_bytes=1 << 20, max_total_bytes=1 << 20)
+
+#: Commands are small and only the newest few matter: a short queue toward the
+#: receiver, nothing queued for an absent peer (``immediate``), 1 MiB at most.
+COMMAND_OPTIONS = BusOptions(sndhwm=8, rcvhwm=64, immediate=True,
+                             max_message_bytes=1 << 20, limits=_SMALL)
+#: The receiving side: few queued commands (an old command is worse than none).
+COMMAND_SERVER_OPTIONS = BusOptions(sndhwm=64, rcvhwm=8, max_message_bytes=1 << 20,
+                                    limits=_SMALL)
+#: Tool calls: many may be in flight; results can be larger (16 MiB).
+REQUEST_OPTIONS = BusOptions(sndhwm=256, rcvhwm=256, max_message_bytes=16 << 20,
+                             limits=CodecLimits(max_total_bytes=16 << 20))
 
 
 class _DealerClient(BusSocket):
@@ -65,7 +86,7 @@ class CommandChannel(_DealerClient):
         max_pending: int = 64,
         **kw: Any,
     ) -> None:
-        kw.setdefault("options", BusOptions(sndhwm=8, rcvhwm=64, immediate=True))
+        kw.setdefault("options", COMMAND_OPTIONS)
         super().__init__(endpoint, source=source, **kw)
         self.ack_timeout_ms = ack_timeout_ms
         self.max_pending = max_pending
@@ -126,7 +147,7 @@ class RequestClient(_DealerClient):
     """Calls tools served by a :class:`ReplyServer`, matched by ``call_id``."""
 
     def __init__(self, endpoint: str, *, source: str, max_pending: int = 256, **kw: Any):
-        kw.setdefault("options", BusOptions(sndhwm=256, rcvhwm=256))
+        kw.setdefault("options", REQUEST_OPTIONS)
         super().__init__(endpoint, source=source, **kw)
         self.max_pending = max_pending
         self._pending: dict[str, int] = {}  # call_id -> deadline_ns
@@ -235,7 +256,7 @@ class CommandServer(_RouterServer):
     ``drop_expired`` is set (same-host clocks only)."""
 
     def __init__(self, endpoint: str, *, source: str, drop_expired: bool = False, **kw: Any):
-        kw.setdefault("options", BusOptions(sndhwm=64, rcvhwm=8))
+        kw.setdefault("options", COMMAND_SERVER_OPTIONS)
         super().__init__(endpoint, source=source, **kw)
         self.drop_expired = drop_expired
 
@@ -255,6 +276,10 @@ class CommandServer(_RouterServer):
 
 class ReplyServer(_RouterServer):
     """Serves :class:`ToolRequest`s (binds by default): ``recv`` + ``reply``, or ``serve``."""
+
+    def __init__(self, endpoint: str, *, source: str, **kw: Any) -> None:
+        kw.setdefault("options", REQUEST_OPTIONS)
+        super().__init__(endpoint, source=source, **kw)
 
     def reply(self, to: Received, reply: ToolReply) -> bool:
         if isinstance(to.message, ToolRequest) and not reply.call_id:

@@ -166,11 +166,15 @@ class TraceSink:
                                args={"sent": self.sent, "dropped": self.dropped})
             stats.ts_ns = stats.t_ns = time.monotonic_ns()
             deadline = time.monotonic() + self.options.linger_ms / 1e3
-            while not self._pub.send_frames([TRACE_TOPIC.encode(),
-                                              *self._pub.codec.encode(self._pub.stamp(stats))]):
-                if time.monotonic() >= deadline:
+            frames = [TRACE_TOPIC.encode(), *self._pub.codec.encode(self._pub.stamp(stats))]
+            while True:  # sent directly: ``sent``/``dropped`` count trace events only
+                try:
+                    self._pub.sock.send_multipart(frames, zmq.NOBLOCK)
                     break
-                time.sleep(0.002)
+                except zmq.Again:
+                    if time.monotonic() >= deadline:
+                        break
+                    time.sleep(0.002)
             self._pub.close()
 
 
@@ -220,7 +224,9 @@ class TraceCollector:
 
     Drain it with :meth:`poll` from the owner thread, or :meth:`start` a
     background thread that does (then the socket belongs to that thread until
-    :meth:`stop`). Events recorded in this process go in with :meth:`add`.
+    :meth:`stop`). Start it (or keep polling) before nodes connect: libzmq only
+    takes a new peer's connection, and sends it the subscription, while the
+    socket is being used. Events recorded in this process go in with :meth:`add`.
     """
 
     def __init__(self, endpoint: str, *, options: TraceBusOptions | None = None,
@@ -267,6 +273,7 @@ class TraceCollector:
     def start(self) -> TraceCollector:
         """Drain on a background thread until :meth:`stop`."""
         if self._thread is None:
+            self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="trace-collector",
                                             daemon=True)
             self._thread.start()

@@ -201,3 +201,38 @@ def test_options_are_validated() -> None:
         BusOptions(sndhwm=0)
     with pytest.raises(ConfigError, match="linger_ms"):
         BusOptions(linger_ms=-1)
+
+
+def test_subscriber_delivers_every_message_in_order(run_dir: RunDirectory) -> None:
+    from realtime.bus import Subscriber
+    from realtime.bus_base import BusOptions
+    from realtime.messages import AudioChunk
+
+    # A stream that must not lose messages queues more than a latest-value topic.
+    deep = BusOptions(sndhwm=256, rcvhwm=256)
+    with Publisher(run_dir.endpoint("t"), source="pub", options=deep) as pub, \
+            Subscriber(run_dir.endpoint("t"), ["AudioChunk"], options=deep) as sub:
+        assert sub.recv(timeout_ms=10) is None
+
+        def subscribed() -> bool:
+            pub.publish(AudioChunk(start_sample=-1))
+            return sub.recv(timeout_ms=10) is not None
+
+        wait_for(subscribed)
+        while sub.recv(timeout_ms=50) is not None:
+            pass
+        for i in range(50):
+            pub.publish(AudioChunk(pcm=np.full(160, i, np.int16), start_sample=160 * i))
+        got = [sub.recv(timeout_ms=2_000) for _ in range(50)]
+        assert [g.message.start_sample for g in got if g] == [160 * i for i in range(50)]
+        assert all(isinstance(g.message, AudioChunk) and g.message.pcm is not None
+                   and int(g.message.pcm[0]) == i for i, g in enumerate(got) if g)
+
+
+def test_command_sockets_refuse_oversized_messages(run_dir: RunDirectory) -> None:
+    from realtime.codec import OversizedMessageError
+    from realtime.messages import JointTargets
+
+    with CommandChannel(run_dir.endpoint("cmd"), source="dec") as ch, \
+            pytest.raises(OversizedMessageError):
+        ch.send(JointTargets(positions_rad=[0.0] * 200_000))
