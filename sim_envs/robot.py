@@ -72,7 +72,7 @@ class LocalRobot:
     def reset(self, seed: int | None = None,
               arm_q: tuple[float, ...] | None = None) -> WorldState:
         """A new episode: scene by ``seed``, arm at ``arm_q`` (home if None)."""
-        self.runner.cancel("reset")
+        self.runner.reset()
         self.scene.reset(seed, arm_q=arm_q)
         self.actuator.reset()
         self.perception.reset()

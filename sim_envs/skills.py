@@ -391,6 +391,11 @@ class SkillRunner:
                     h._resolve(h.skill.outcome())
             self._pending = self._current = None
 
+    def reset(self) -> None:
+        """Cancel whatever runs and forget the gripper state (a new episode: open)."""
+        self.cancel("reset")
+        self._width = FINGER_OPEN_M
+
     def step(self, world: WorldState) -> ArmCommand:
         """The command for this tick: the running skill's, or hold (gripper as it was)."""
         with self._lock:

@@ -92,6 +92,10 @@ class SpeculativeExecutor:
             return failed
         key = call.key()
         self._real_keys[key] = self._real_keys.get(key, 0) + 1
+        _, writes = self._resources(tool, call)
+        if writes:  # from now on nothing that reads these may start or be served
+            self._real_writes.append(writes)
+            self.invalidate(writes)
         try:
             if self.options.launch_at_issue:
                 guess = self.guess(call)
@@ -99,8 +103,15 @@ class SpeculativeExecutor:
                 self._schedule(ctx, depth=1, chain=ctx.history[-1:], score=False)
             entry = self._cache.get(key)
             served = None if entry is None else await self._serve(entry, call, now)
-            result = served if served is not None else await self._run_real(call, tool)
+            if served is None:
+                result = await self.registry.invoke(call)
+                self.metrics.direct += 1
+            else:
+                result = served
         finally:
+            if writes:
+                self._real_writes.remove(writes)
+                self.invalidate(writes)
             self._real_keys[key] -= 1
             if not self._real_keys[key]:
                 del self._real_keys[key]
@@ -182,9 +193,11 @@ class SpeculativeExecutor:
             return None
         joined = not entry.task.done()
         if joined:
+            entry.used = True  # not evicted as stale while the agent waits on it
             await asyncio.wait({entry.task})
         res = entry.done_ok()
         if res is None or not self._cache.valid(entry):
+            entry.used = False
             self._drop(entry, invalidated=res is not None)
             return None
         entry.used = True
@@ -197,20 +210,6 @@ class SpeculativeExecutor:
             self.metrics.latency_saved_s += (entry.ended_s or now) - entry.started_s
         return ToolResult(call, True, value=res.value, started_ns=res.started_ns,
                           ended_ns=res.ended_ns, speculative=True)
-
-    async def _run_real(self, call: ToolCall, tool: Tool) -> ToolResult:
-        reads, writes = self._resources(tool, call)
-        if writes:
-            self._real_writes.append(writes)
-            self.invalidate(writes)
-        try:
-            result = await self.registry.invoke(call)
-        finally:
-            if writes:
-                self._real_writes.remove(writes)
-                self.invalidate(writes)
-        self.metrics.direct += 1
-        return result
 
     def _resources(self, tool: Tool, call: ToolCall) -> tuple[frozenset[str], frozenset[str]]:
         reads, writes = call_resources(tool.spec, call)
@@ -234,7 +233,8 @@ class SpeculativeExecutor:
             self.store.record(self.episode_id, step, started_ns=result.started_ns,
                               ended_ns=result.ended_ns)
         for e in self._cache.stale(self._gen, self.options.max_depth):
-            self._drop(e)
+            if not e.used:
+                self._drop(e)
         self._schedule(self.context(), depth=1, chain=(), score=True)
 
     def _score(self, call: ToolCall) -> None:
