@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.list_devices:
         return _list_devices()
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     given = bool(args.wav or args.say)
     if given == bool(args.device):
         raise ConfigError("give requests (--wav FILE / --say TEXT) or a microphone (--device), "

@@ -45,6 +45,7 @@ class VoiceResult:
     home: dict[str, Any] = field(default_factory=dict)
     playbacks: list[dict[str, Any]] = field(default_factory=list)
     barge_ins: int = 0
+    speaker_s: float = 0.0  # audio that reached the virtual speaker (via="mic", speaker=True)
     errors: list[str] = field(default_factory=list)
     supervisor: SupervisorReport | None = None
     error: str | None = None
@@ -146,6 +147,8 @@ class VoiceSession:
                                      f"({self.result.supervisor.stopped_because})")
             return self.result
         finally:
+            if self.virtual is not None:
+                self.result.speaker_s = len(self.virtual.read_speaker()) / self.virtual.speaker_rate_hz
             self._tmp.cleanup()
 
     # -- on the worker thread ---------------------------------------------------------------
