@@ -1,0 +1,435 @@
+"""Phrasings: request templates per tool and the ways to say a value.
+
+A template is ``"text with {slots}|arg=value,arg=value"``: each ``{slot}`` names
+an argument, filled by a *value phrase* (which returns the words and the value
+the call must carry), and the part after ``|`` fixes arguments the words imply
+(``turn off ... |on=false``). Templates marked by index (every
+:data:`HELDOUT_EVERY`-th of a tool) are kept for held-out evaluation only, and
+so are the held-out pools of cities, items, contacts, queries and labels.
+
+The robot and voice tools (``sim_envs/robot_tools.json``,
+``audio/voice_tools.json``) get hand-written templates; any other tool gets
+templates built from its name, description and schema (:func:`generic_templates`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from models.callformat import ArgKind, ArgSpec
+
+__all__ = ["HELDOUT_EVERY", "NO_TOOL", "PAIRS", "POOLS", "TEMPLATES", "generic_templates",
+           "number_words", "say_value"]
+
+HELDOUT_EVERY = 5
+"""Template ``i`` of a tool is held out when ``i % HELDOUT_EVERY == HELDOUT_EVERY - 1``."""
+
+_CUBE = ["cube", "block", "cube", "box"]
+TEMPLATES: dict[str, list[str]] = {
+    # ------------------------------------------------------------------ robot
+    "detect_objects": [
+        "what do you see?", "what objects are on the table?", "list the objects",
+        "detect the objects", "what is on the table?", "scan the table",
+        "which cubes can you see?", "look at the table and tell me what's there",
+        "identify everything on the table", "what's in front of you?",
+    ],
+    "locate_object": [
+        "where is {object}?", "find {object}", "locate {object}",
+        "what is the position of {object}?", "where's {object}",
+        "give me the coordinates of {object}", "tell me where {object} is",
+        "how far away is {object}?", "get the location of {object}", "where exactly is {object}?",
+    ],
+    "plan_grasp": [
+        "plan how to grasp {object}", "plan a grasp for {object}",
+        "work out how to grab {object} without moving", "figure out a grasp for {object}",
+        "how would you pick up {object}? just plan it", "plan picking up {object}",
+        "compute the approach for grabbing {object}", "prepare a grasp plan for {object}",
+        "plan, don't move: grasp {object}", "check how you would grab {object}",
+    ],
+    "plan_path": [
+        "plan a path to x {x}, y {y}, z {z}", "plan a route for the gripper to ({x}, {y}, {z})",
+        "check if you can reach x {x}, y {y}, z {z} without moving",
+        "compute a path to x={x} y={y} z={z}", "plan the motion to z {z}, y {y}, x {x}",
+        "find a collision-free path to {x}, {y}, {z}",
+        "plan, but don't move, to x {x} y {y} z {z}",
+        "how would you get to x {x}, y {y}, z {z}? only plan it",
+        "plan a path to y {y}, x {x}, z {z}", "path plan to x {x} y {y} z {z}",
+    ],
+    "move_to": [
+        "move to x {x}, y {y}, z {z}", "move the gripper to x={x} y={y} z={z}",
+        "go to {x}, {y}, {z}", "move the arm to position x {x} y {y} z {z}",
+        "put the gripper at x {x}, y {y} and z {z}", "move to z {z}, x {x}, y {y}",
+        "go to y {y} x {x} z {z}", "position the gripper at x {x}, y {y}, height {z}",
+        "move to the point ({x}, {y}, {z})", "send the gripper to x {x} y {y} z {z}",
+        "move x {x} y {y} z {z}", "take the arm to coordinates {x}, {y}, {z}",
+        "I want the gripper at x {x}, y {y}, z {z}", "shift the gripper to x={x}, y={y}, z={z}",
+        "reach x {x}, y {y}, z {z}", "move the gripper to {x} {y} {z}",
+        "bring the arm to x {x} y {y} height {z}", "go to ({x}, {y}, {z})",
+        "gripper to {x}, {y}, {z}", "move to coordinates x {x} y {y} z {z}",
+    ],
+    "grasp": [
+        "pick up {object}", "grab {object}", "grasp {object}", "take {object}",
+        "lift {object}", "get {object}", "pick {object} up", "hold {object}",
+        "fetch {object}", "pick up {object} with the gripper", "grab hold of {object}",
+        "snatch {object}", "go and pick up {object}", "collect {object}", "seize {object}",
+    ],
+    "place_on": [
+        "put it {target}", "place the object {target}", "drop it {target}",
+        "set it down {target}", "place what you're holding {target}", "put the cube {target}",
+        "stack it {target}", "leave it {target}", "deposit it {target}",
+        "lower it {target}",
+    ],
+    "point_at": [
+        "point at {object}", "point to {object}", "hover over {object}",
+        "aim the gripper at {object}", "show me {object} by pointing", "indicate {object}",
+        "point the gripper at {object}", "hover above {object}", "gesture at {object}",
+        "move over {object} and point",
+    ],
+    "release": [
+        "let go", "release", "open the gripper", "drop it", "release the object",
+        "open your hand", "let it go", "release what you are holding",
+        "open the claw", "unclench the gripper",
+    ],
+    "go_home": [
+        "go home", "return to the home position", "go back to the home pose",
+        "move the arm home", "reset the arm", "return home", "park the arm",
+        "back to the start position", "go to your rest pose", "home the arm",
+    ],
+    # ------------------------------------------------------------------ voice
+    "get_weather": [
+        "what's the weather in {city}", "weather in {city}", "is it going to rain in {city} today?",
+        "how hot is it in {city}?", "what's the forecast for {city}", "tell me the weather for {city}",
+        "do I need an umbrella in {city}?", "how's the weather in {city} today", "{city} weather",
+        "is it sunny in {city}?", "what's it like outside in {city}?",
+        "will it snow in {city} today?",
+    ],
+    "get_time": [
+        "what time is it in {city}?", "time in {city}", "tell me the local time in {city}",
+        "what's the current time in {city}", "what time is it over in {city} right now",
+        "{city} time please", "do you know the time in {city}?", "check the clock in {city}",
+        "what's the hour in {city}?", "how late is it in {city}?",
+    ],
+    "web_search": [
+        "search the web for {query}", "look up {query}", "google {query}",
+        "find information about {query}", "search for {query}", "search online for {query}",
+        "do a web search on {query}", "look up {query} online", "find me {query} on the internet",
+        "browse the web for {query}",
+    ],
+    "get_light_state": [
+        "are the {room} lights on?", "is the light on in the {room}?",
+        "check the lights in the {room}", "how bright are the {room} lights?",
+        "what's the state of the {room} lights", "did I leave the {room} light on?",
+        "tell me if the lights in the {room} are on", "is the {room} lit?",
+        "are the lights in the {room} still on?", "status of the {room} lights",
+    ],
+    "list_timers": [
+        "what timers are running?", "list my timers", "how much time is left on my timers?",
+        "show the timers", "any timers going?", "check my timers",
+        "how long until my timer goes off?", "which timers are set?", "read out my timers",
+        "timers?",
+    ],
+    "get_shopping_list": [
+        "what's on my shopping list?", "read me the shopping list", "show the shopping list",
+        "what do I need to buy?", "check my shopping list", "what's on the grocery list?",
+        "list the items on my shopping list", "tell me my shopping list", "shopping list please",
+        "what do we still need from the shop?",
+    ],
+    "get_calendar": [
+        "what's on my calendar today?", "do I have any meetings today?", "read my calendar",
+        "what's my schedule today?", "any events today?", "check my agenda",
+        "what appointments do I have today?", "am I busy today?", "today's calendar please",
+        "what's planned for today?",
+    ],
+    "set_light": [
+        "turn on the {room} lights|on=true", "turn the {room} lights off|on=false",
+        "switch off the light in the {room}|on=false", "switch on the {room} light|on=true",
+        "lights on in the {room}|on=true", "{room} lights off|on=false",
+        "turn off the lights in the {room}|on=false",
+        "turn on the light in the {room} at {brightness}|on=true",
+        "set the {room} lights to {brightness}|on=true", "dim the {room} lights to {brightness}|on=true",
+        "put the lights in the {room} on at {brightness}|on=true", "kill the lights in the {room}|on=false",
+        "brighten the {room} to {brightness}|on=true", "light up the {room}|on=true",
+        "shut the {room} lights off|on=false", "switch the {room} lights on at {brightness}|on=true",
+        "turn the lights on in the {room}|on=true", "{room} lights to {brightness}|on=true",
+        "switch the {room} light off|on=false", "make the {room} lights {brightness}|on=true",
+    ],
+    "set_thermostat": [
+        "set the {room} to {celsius}", "set the thermostat in the {room} to {celsius}",
+        "make the {room} {celsius}", "heat the {room} to {celsius}",
+        "change the {room} temperature to {celsius}", "I want the {room} at {celsius}",
+        "{room} thermostat {celsius}", "cool the {room} down to {celsius}",
+        "warm up the {room} to {celsius}", "put the {room} heating on {celsius}",
+    ],
+    "set_timer": [
+        "set a timer for {minutes}", "timer {minutes}", "start a timer for {minutes}",
+        "set a {label} timer for {minutes}", "start a timer for {minutes} called {label}",
+        "count down {minutes}", "set a timer for {minutes} for the {label}",
+        "put a timer on for {minutes}", "time {minutes} for me", "{label} timer, {minutes}",
+        "wake me in {minutes}", "remind me in {minutes} about the {label}",
+        "start a countdown of {minutes}", "set a {minutes} timer",
+        "timer for the {label}: {minutes}",
+    ],
+    "add_to_shopping_list": [
+        "add {item} to the shopping list", "put {item} on my shopping list", "we need {item}",
+        "add {item} to my list", "remember to buy {item}", "shopping list: add {item}",
+        "I'm out of {item}, add it to the list", "don't let me forget {item} on the grocery list",
+        "add {item}", "put {item} on the list",
+    ],
+    "send_message": [
+        "text {contact} that {text}", "send a message to {contact}: {text}", "tell {contact} {text}",
+        "message {contact} saying {text}", "send {contact} a text: {text}",
+        "let {contact} know that {text}", "write to {contact}: {text}", "text {contact} {text}",
+        "send a text to {contact} saying {text}", "drop {contact} a message: {text}",
+    ],
+}
+
+# Natural multi-call requests: (tools in order, template). Same held-out rule by index.
+PAIRS: list[tuple[tuple[str, ...], str]] = [
+    (("grasp", "place_on"), "pick up {object} and put it {target}"),
+    (("grasp", "place_on"), "grab {object}, then drop it {target}"),
+    (("grasp", "place_on"), "take {object} and place it {target}"),
+    (("grasp", "go_home"), "pick up {object} and go home"),
+    (("grasp", "place_on"), "move {object} {target}"),
+    (("release", "go_home"), "let go and return home"),
+    (("locate_object", "locate_object"), "where are {object} and {object2}?"),
+    (("locate_object", "locate_object"), "find {object} and {object2}"),
+    (("point_at", "go_home"), "point at {object} and then go back home"),
+    (("get_weather", "get_time"), "what's the weather and the time in {city}"),
+    (("get_weather", "get_time"), "tell me the time and weather in {city}"),
+    (("set_light", "set_light"), "turn off the lights in the {room} and the {room2}|on=false,on2=false"),
+    (("add_to_shopping_list", "add_to_shopping_list"), "add {item} and {item2} to the shopping list"),
+    (("set_light", "set_timer"), "switch off the {room} light and set a timer for {minutes}|on=false"),
+    (("set_thermostat", "set_light"),
+     "set the {room} to {celsius} and turn its lights on|on2=true,room2=room"),
+    (("add_to_shopping_list", "add_to_shopping_list"), "put {item} and {item2} on my list"),
+    (("get_weather", "get_weather"), "compare the weather in {city} and {city2}"),
+    (("set_light", "set_light"), "turn on the {room} and {room2} lights|on=true,on2=true"),
+    (("get_calendar", "get_weather"), "what's on my calendar and the weather in {city}?"),
+    (("list_timers", "get_shopping_list"), "read my timers and my shopping list"),
+    (("locate_object", "locate_object"), "locate {object} and {object2}"),
+    (("grasp", "place_on"), "lift {object} and set it down {target}"),
+    (("locate_object", "locate_object"), "tell me where {object} and {object2} are"),
+    (("set_light", "set_light"), "lights off in the {room} and the {room2}|on=false,on2=false"),
+    (("locate_object", "locate_object"), "where are {object} and {object2} now?"),
+]
+
+NO_TOOL: list[str] = [
+    "thank you", "thanks, that's all", "hello there", "good morning", "what's your name?",
+    "tell me a joke", "never mind", "you're doing great", "how are you?", "ok",
+    "nothing, forget it", "who made you?", "cancel that", "hmm, let me think",
+    "sorry, wrong button", "that was fun", "goodbye", "what's the meaning of life?",
+    "sing me a song", "good job", "wait a moment", "what's your favourite colour?",
+    "can you dance?", "I'm bored", "are you a robot?", "how old are you?",
+    "do you like music?", "nice work", "hold on", "that's all for now",
+    "see you later", "you're welcome", "I'm just testing", "not now", "what can you do?",
+    "nothing", "great, thank you", "do you have feelings?", "I changed my mind",
+    "tell me about yourself", "who are you?", "what's three times four?", "you are funny",
+    "bye for now", "what's ten minus three?", "are you listening?", "let me think about it",
+    "no thanks", "that's enough", "what's your favourite food?",
+]
+
+POOLS: dict[str, tuple[list[str], list[str]]] = {  # name -> (train pool, held-out pool)
+    "city": (["Oslo", "Paris", "Berlin", "Tokyo", "London", "Madrid", "Rome", "New York",
+              "Sydney", "Toronto", "Cairo", "Mumbai", "Vienna", "Seoul", "Chicago", "Dublin",
+              "Prague", "Helsinki", "Nairobi", "Lima", "Boston", "Zurich", "Athens", "Bangkok",
+              "San Francisco", "Buenos Aires", "Cape Town", "Hong Kong", "Reykjavik", "Munich"],
+             ["Stockholm", "Amsterdam", "Warsaw", "Denver", "Jakarta", "Santiago", "Copenhagen",
+              "Montreal", "Istanbul", "Melbourne", "Los Angeles", "Kyoto"]),
+    "query": (["best pasta recipes", "how tall is the Eiffel tower", "opening hours of the library",
+               "the latest football scores", "cheap flights to Rome", "how to fix a leaking tap",
+               "who won the world cup", "symptoms of the flu", "electric cars", "python tutorials",
+               "the history of jazz", "good books for kids", "train times to Oxford",
+               "how to bake sourdough bread", "the population of Canada", "vegan lasagne",
+               "how far is the moon", "the best hiking trails", "used bikes for sale",
+               "how to tie a tie"],
+              ["the tallest mountain in Africa", "banana bread recipe", "how to learn piano",
+               "museums open on Sunday", "the speed of light", "cheap hotels in Lisbon"]),
+    "item": (["milk", "eggs", "bread", "butter", "apples", "bananas", "coffee", "rice", "pasta",
+              "olive oil", "toilet paper", "tomatoes", "cheese", "yogurt", "chicken",
+              "orange juice", "dish soap", "onions", "garlic", "flour", "sugar", "cereal",
+              "carrots", "peanut butter", "ice cream", "batteries", "tea bags", "salt"],
+             ["oat milk", "avocados", "lemons", "spinach", "honey", "dog food", "shampoo", "paprika"]),
+    "contact": (["Anna", "Ben", "Mum", "Dad", "Sarah", "Tom", "Maria", "Alex", "Grandma", "Lisa",
+                 "David", "Emma", "John", "Priya", "Kenji", "Olga", "Carlos", "Fatima"],
+                ["Sophie", "Lucas", "Aunt Jane", "Mohammed", "Nina", "Peter"]),
+    "text": (["I'm running late", "dinner is ready", "call me back when you can",
+              "I'll be home at six", "see you at the station", "don't forget the keys",
+              "happy birthday", "the meeting moved to 3 pm", "can you pick up the kids",
+              "I'm on my way", "thanks for today", "let's meet tomorrow", "I love you",
+              "the package arrived", "we're out of milk"],
+             ["I'll be there in ten minutes", "good luck with the exam", "the door is unlocked",
+              "see you at the cinema"]),
+    "label": (["pasta", "eggs", "laundry", "tea", "pizza", "oven", "bread", "rice", "workout",
+               "nap", "meeting", "cookies", "soup", "potatoes", "coffee"],
+              ["cake", "parking", "homework", "steak", "yoga"]),
+    "word": (["alpha", "blue", "report", "garden", "project x", "main", "weekly", "test run",
+              "hello world", "north", "backup", "draft"],
+             ["omega", "summary", "evening", "kitchen door"]),
+}
+
+_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+         "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+         "eighteen", "nineteen"]
+_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+
+def number_words(value: float) -> str:
+    """English words for ``value``: ``-0.35`` -> ``"minus zero point three five"``."""
+    if value < 0:
+        return "minus " + number_words(-value)
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    whole, _, frac = text.partition(".")
+    n = int(whole)
+
+    def below_1000(k: int) -> str:
+        if k < 20:
+            return _ONES[k]
+        if k < 100:
+            return _TENS[k // 10] + ("" if k % 10 == 0 else " " + _ONES[k % 10])
+        rest = k % 100
+        return _ONES[k // 100] + " hundred" + ("" if rest == 0 else " and " + below_1000(rest))
+
+    words = below_1000(n) if n < 1000 else str(n)
+    if frac:
+        words += " point " + " ".join(_ONES[int(d)] for d in frac)
+    return words
+
+
+def _num(value: float, rng: random.Random, words_p: float = 0.25) -> str:
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    if rng.random() < words_p:
+        return number_words(value)
+    if value < 0 and rng.random() < 0.4:
+        return rng.choice(["minus ", "negative "]) + text[1:]
+    return text
+
+
+def _metres(value: float, rng: random.Random) -> str:
+    r = rng.random()
+    if r < 0.45:
+        return _num(value, rng)
+    if r < 0.7:
+        return _num(value, rng) + rng.choice([" m", " metres", " meters", " m"])
+    cm = round(value * 100)
+    unit = rng.choice([" cm", " centimetres", " centimeters", " cm"])
+    return _num(cm, rng, 0.3) + unit
+
+
+def _minutes(rng: random.Random) -> tuple[str, float]:
+    choices: list[tuple[str, float]] = [
+        ("an hour", 60), ("half an hour", 30), ("an hour and a half", 90), ("a minute", 1),
+        ("a quarter of an hour", 15), ("two hours", 120), ("90 seconds", 1.5),
+        ("30 seconds", 0.5), ("45 seconds", 0.75), ("three hours", 180),
+    ]
+    if rng.random() < 0.25:
+        return rng.choice(choices)
+    m = rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 25, 30, 40, 45, 50, 90, 2.5, 1.5])
+    unit = rng.choice([" minutes", " minutes", " min", " mins"]) if m != 1 else " minute"
+    return _num(m, rng, 0.35) + unit, m
+
+
+def _degrees(rng: random.Random) -> tuple[str, float]:
+    c = rng.choice([16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 18.5, 19.5, 20.5, 21.5, 22.5, 7, 12, 28])
+    if c % 1 and rng.random() < 0.3:
+        text = number_words(int(c)) + " and a half"
+    else:
+        text = _num(c, rng, 0.3)
+    return text + rng.choice([" degrees", " degrees", "°C", " degrees Celsius", " C", ""]), c
+
+
+def _percent(rng: random.Random) -> tuple[str, int]:
+    p = rng.choice([10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90, 100, 5, 15, 35, 45, 65])
+    text = number_words(p) if rng.random() < 0.3 else str(p)
+    return text + rng.choice([" percent", "%", " percent", " per cent"]), p
+
+
+def _object(value: str, rng: random.Random) -> str:
+    if value == "bin":
+        return rng.choice(["the bin", "the trash bin", "the bin", "the waste bin"])
+    colour, _, noun = value.partition("_")
+    noun = rng.choice(_CUBE) if noun == "cube" else noun.replace("_", " ")
+    return rng.choice([f"the {colour} {noun}", f"{colour} {noun}", f"the {colour} one",
+                       f"the {colour} {noun}", f"that {colour} {noun}"])
+
+
+def _target(value: str, rng: random.Random) -> str:
+    if value == "bin":
+        return rng.choice(["in the bin", "into the bin", "in the trash bin", "into the waste bin"])
+    return rng.choice(["on", "on top of", "onto"]) + " " + _object(value, rng)
+
+
+def say_value(slot: str, arg: ArgSpec, rng: random.Random, heldout: bool,
+              choices: list | None = None) -> tuple[str, object]:
+    """Words for one slot and the value the call must carry."""
+    pool_name = {"city": "city", "query": "query", "item": "item", "contact": "contact",
+                 "text": "text", "label": "label"}.get(arg.name)
+    if arg.kind is ArgKind.ENUM:
+        value = rng.choice(choices or list(arg.enum))
+        if slot in ("object",):
+            return _object(str(value), rng), value
+        if slot == "target":
+            return _target(str(value), rng), value
+        return str(value).replace("_", " "), value
+    if arg.name in ("x", "y", "z") and arg.kind is ArgKind.NUMBER:
+        lo, hi = arg.minimum or 0.0, arg.maximum if arg.maximum is not None else 1.0
+        steps = round((hi - lo) / 0.05)
+        value = round(lo + 0.05 * rng.randint(0, steps), 2)
+        return _metres(value, rng), value
+    if arg.name == "minutes":
+        return _minutes(rng)
+    if arg.name == "celsius":
+        return _degrees(rng)
+    if arg.name == "brightness":
+        return _percent(rng)
+    if pool_name and arg.kind is ArgKind.STRING:
+        value = rng.choice(POOLS[pool_name][1 if heldout else 0])
+        return value, value
+    return generic_value(arg, rng, heldout)
+
+
+def generic_value(arg: ArgSpec, rng: random.Random, heldout: bool) -> tuple[str, object]:
+    """Words and value for an argument of a tool without hand-written templates."""
+    if arg.kind is ArgKind.ENUM:
+        v = rng.choice(list(arg.enum))
+        return (str(v).replace("_", " "), v)
+    if arg.kind is ArgKind.BOOLEAN:
+        v = rng.random() < 0.5
+        return (rng.choice(["on", "true", "yes", "enabled"]) if v
+                else rng.choice(["off", "false", "no", "disabled"])), v
+    if arg.kind in (ArgKind.NUMBER, ArgKind.INTEGER):
+        lo = arg.minimum if arg.minimum is not None else (-100.0 if rng.random() < 0.2 else 0.0)
+        hi = arg.maximum if arg.maximum is not None else lo + 100.0
+        if arg.kind is ArgKind.INTEGER:
+            iv = rng.randint(int(lo), int(hi))
+            return _num(iv, rng), iv
+        step = rng.choice([1.0, 0.5, 0.1, 0.05]) if hi - lo > 2 else rng.choice([0.1, 0.05])
+        fv = round(lo + step * rng.randint(0, int((hi - lo) / step)), 2)
+        if fv.is_integer():
+            fv = int(fv)
+        return _num(fv, rng), fv
+    pool = POOLS["word"][1 if heldout else 0]
+    value = rng.choice(pool)
+    if arg.max_length is not None:
+        value = value[:arg.max_length].strip() or "x"
+    return value, value
+
+
+def generic_templates(name: str, args: list[ArgSpec], description: str) -> list[str]:
+    """Templates for a tool from its name, description and arguments."""
+    words = name.replace("_", " ").replace(".", " ")
+    desc = description.strip().rstrip(".").lower()
+    slots = [f"{a.name.replace('_', ' ')} {{{a.name}}}" for a in args if a.required]
+    tail = ", ".join(slots)
+    rev = ", ".join(reversed(slots))
+    out = [
+        f"{words} {tail}", f"please {words} with {tail}", f"can you {words}? {tail}",
+        f"I need you to {words}, {rev}", f"{words} using {tail}", f"call {name} with {tail}",
+        f"go ahead and {words}: {tail}", f"{words} now, {rev}",
+    ]
+    if desc:
+        out += [f"{desc}, {tail}", f"{desc} with {rev}"]
+    return [t.rstrip(" ,:?").replace(" ,", ",") if not slots else t for t in out]
+
+
+Filler = Callable[[str, ArgSpec, random.Random, bool], tuple[str, object]]
