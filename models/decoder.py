@@ -25,6 +25,7 @@ from models.prompts import user_content
 from realtime.errors import ConfigError, RtAgentError
 
 __all__ = [
+    "DEFAULT_LORA",
     "DecodeContext",
     "DecodeError",
     "DecodeResult",
@@ -32,6 +33,7 @@ __all__ = [
     "decoder_names",
     "make_decoder",
     "register_decoder",
+    "resolve_lora",
 ]
 
 
@@ -122,6 +124,8 @@ class Decoder(Protocol):
 
 
 _REGISTRY: dict[str, Callable[..., Decoder]] = {}
+DEFAULT_LORA = "default"
+"""``lora_path`` value meaning: the shipped adapter for this base model, if any (:mod:`models.adapters`)."""
 
 
 def register_decoder(name: str) -> Callable[[Callable[..., Decoder]], Callable[..., Decoder]]:
@@ -151,13 +155,16 @@ def make_decoder(
     model_name: str | None = None,
     n_threads: int | None = None,
     n_gpu_layers: int = 0,
-    lora_path: str | Path | None = None,
+    lora_path: str | Path | None = DEFAULT_LORA,
     **options: Any,
 ) -> Decoder:
     """A decoder by registry name over the GGUF at ``model_path`` (None: the default).
 
     ``model_name`` picks an embedded model (``"smollm2-135m"``, ``"gemma3-270m"``);
-    other keyword options go to the decoder (e.g. ``schedule=`` for simpletool).
+    ``lora_path``: a llama.cpp LoRA adapter, ``"default"`` (the default: the
+    shipped adapter trained on exactly this model, if there is one; simpletool
+    only, since it is trained on the compact call format) or None (the base
+    model alone). Other keyword options go to the decoder (e.g. ``schedule=``).
     """
     _load_builtin()
     if name not in _REGISTRY:
@@ -165,5 +172,18 @@ def make_decoder(
     from models.artifacts import resolve_gguf
 
     path = resolve_gguf(model_path, name=model_name)
+    if str(lora_path) == DEFAULT_LORA and name != "simpletool":
+        lora_path = None  # the JSON baseline is what users do today: the base model alone
     return _REGISTRY[name](model_path=path, n_threads=n_threads, n_gpu_layers=n_gpu_layers,
-                           lora_path=lora_path, **options)
+                           lora_path=resolve_lora(lora_path, path), **options)
+
+
+def resolve_lora(lora_path: str | Path | None, model_path: Path) -> Path | None:
+    """``"default"`` -> the shipped adapter for ``model_path`` (or None); a path -> itself."""
+    if lora_path is None:
+        return None
+    if str(lora_path) != DEFAULT_LORA:
+        return Path(lora_path)
+    from models.adapters import default_adapter
+
+    return default_adapter(model_path)
