@@ -14,6 +14,8 @@ actuation (SQLite home store, espeak-ng replies). Measured per request:
 - latency from the end of speech (the last speech sample the VAD heard) to the
   first committed action (the first tool result) and to the first audio of the
   reply, p50 and p95; also to the endpoint and the final transcript;
+- the same from the endpoint (when the VAD decided the utterance was over,
+  --silence-ms after the end of speech), which no turn can start before;
 - the fraction of read-only lookups whose result was already there (run ahead
   from a partial transcript) at the end of speech, and at the endpoint.
 
@@ -34,6 +36,8 @@ import numpy as np
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=0, help="use the first N requests (0 = all)")
+    parser.add_argument("--every", type=int, default=1,
+                        help="use every Nth request (a quick sample of every kind; default 1)")
     parser.add_argument("--gap-s", type=float, default=2.5, help="silence between requests")
     parser.add_argument("--via", choices=("wav", "mic"), default="wav",
                         help="play the stream directly (wav) or through the virtual PyAudio mic")
@@ -90,7 +94,8 @@ def score(requests: list[Any], result: Any) -> dict[str, Any]:
                                      / lookups if lookups else None),
         "barge_ins": result.barge_ins, "error": result.error, "stats": result.stats,
     }
-    for name in ("endpoint_ms", "final_ms", "first_call_ms", "first_action_ms", "first_audio_ms"):
+    for name in ("endpoint_ms", "final_ms", "first_call_ms", "first_action_ms", "first_audio_ms",
+                 "endpoint_to_first_action_ms", "endpoint_to_first_audio_ms"):
         out[f"{name}_p50"], out[f"{name}_p95"] = _pct(col(name), 50), _pct(col(name), 95)
     out["rows"] = rows
     return out
@@ -105,6 +110,8 @@ ROWS = (("word error rate", "wer", "pct"), ("call accuracy (exact)", "call_accur
         ("end of speech -> first action p95", "first_action_ms_p95", "ms"),
         ("end of speech -> first audio p50", "first_audio_ms_p50", "ms"),
         ("end of speech -> first audio p95", "first_audio_ms_p95", "ms"),
+        ("endpoint -> first action p50", "endpoint_to_first_action_ms_p50", "ms"),
+        ("endpoint -> first audio p50", "endpoint_to_first_audio_ms_p50", "ms"),
         ("lookups done at end of speech", "lookups_done_at_eos", "pct"),
         ("lookups done at the endpoint", "lookups_done_at_endpoint", "pct"))
 
@@ -137,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     from demos.voice_session import VoiceSession
 
     reqs = load_requests()
+    reqs = reqs[::max(1, args.every)]
     if args.limit:
         reqs = reqs[:args.limit]
     items = [dataclasses.replace(check_wav(p), label=r.id)

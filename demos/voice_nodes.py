@@ -57,6 +57,8 @@ class VoiceDemoConfig:
     device: PyAudio input (index or name); ``max_duration_s`` limits the capture;
         ``pace`` releases captured audio in real time (a virtual device has no clock).
     out_device / out_wav: where replies are spoken (neither: played to nowhere, paced).
+    decoder_threads / stt_threads: one core each by default; on a 2-core machine two
+        OpenMP pools of 2 threads stall each other at every barrier (decodes 2-9x slower).
     """
 
     stream_wav: str | None = None
@@ -70,11 +72,11 @@ class VoiceDemoConfig:
     decoder: str = "simpletool"
     model: str | None = None
     lora: str | None = "default"
-    decoder_threads: int | None = None
+    decoder_threads: int | None = 1
     home_db: str | None = None
     silence_ms: float = 400.0
     partial_interval_ms: float = 250.0
-    stt_threads: int = 2
+    stt_threads: int = 1
     stt_prompt: str | None = STT_PROMPT
     service_min_ms: float = 150.0
     service_max_ms: float = 400.0

@@ -66,6 +66,10 @@ def breakdown(turn: dict[str, Any]) -> dict[str, Any]:
            "first_action_ms": _ms(turn.get("first_result_ns"), eos),
            "results_ms": _ms(turn.get("done_ns"), eos),
            "first_audio_ms": _ms(turn.get("first_audio_ns"), eos)}
+    ep = out["endpoint_ms"]
+    for name in ("first_action", "first_audio"):  # from the VAD's end-of-utterance decision
+        v = out[f"{name}_ms"]
+        out[f"endpoint_to_{name}_ms"] = None if v is None or ep is None else round(v - ep, 1)
     results = (turn.get("turn") or {}).get("results", [])
     lookups = [r for r in results if r.get("name") in READ_ONLY and r.get("ok")]
     out["lookups"] = len(lookups)
