@@ -1,7 +1,9 @@
-"""Benchmark the SimpleTool-style decoder against the JSON-grammar baseline.
+"""Benchmark the SimpleTool-style decoder against the JSON-grammar baseline, and the
+base model against base + the shipped LoRA adapter.
 
-  rtagent bench decoder [--limit N] [--sets robot,voice] [--model-name NAME | --model PATH]
-                        [--schedules sequential,parallel] [--n-threads N] [--json OUT]
+  rtagent bench decoder [--limit N] [--sets robot,voice,heldout] [--model-name NAME | --model PATH]
+                        [--schedules sequential,parallel] [--lora PATH | --no-lora]
+                        [--no-baseline] [--n-threads N] [--json OUT]
 
 Same model, same prompts, same cases, all decoders loaded at once and run case
 by case in turn (so load changes hit all of them alike), after one warm-up
@@ -9,6 +11,13 @@ decode per set (warm prefix cache). Per decoder: p50/p95 latency, forward passes
 per answer, tokens sampled vs the same calls as JSON (compression), exact-match
 and right-tool accuracy, and p50 for calls with three numeric arguments
 (move_to / plan_path); then the ratios against the baseline.
+
+The adapter column: the first simpletool schedule again with the LoRA adapter
+(``--lora``; default: the one shipped for this model), scored per set against
+the same decoder without it: exact match and right tool on the in-domain eval
+sets (robot, voice; never seen in training) and on ``heldout``, requests the
+tune data generator builds only from held-out phrasings and values (seed 0),
+and p50 latency (target: at most +10%).
 """
 
 from __future__ import annotations
@@ -23,10 +32,17 @@ from typing import Any
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=30, help="cases per set (default 30)")
-    parser.add_argument("--sets", default="robot,voice", help="eval sets, comma-separated")
+    parser.add_argument("--sets", default="robot,voice,heldout",
+                        help="eval sets, comma-separated: robot, voice, heldout (generated held-out "
+                        "phrasings over both tool sets)")
     parser.add_argument("--model", help="GGUF path (default: the embedded default model)")
     parser.add_argument("--model-name", help="embedded model: smollm2-135m or gemma3-270m")
-    parser.add_argument("--lora", help="llama.cpp LoRA adapter GGUF for both decoders")
+    parser.add_argument("--lora", default="default",
+                        help="llama.cpp LoRA adapter GGUF for the adapter column (default: the "
+                        "adapter shipped for this model)")
+    parser.add_argument("--no-lora", action="store_true", help="no adapter column")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the JSON-grammar baseline (only simpletool, base vs adapter)")
     parser.add_argument("--schedules", default="sequential,parallel",
                         help="simpletool schedules to run (auto picks by measurement)")
     parser.add_argument("--n-threads", type=int, help="CPU threads (default: usable cores)")
@@ -70,10 +86,20 @@ def _three_numeric(expected: Any) -> bool:
             and expected[0]["name"] in ("move_to", "plan_path"))
 
 
+def _heldout_cases(n: int, tool_files: dict[str, Path]) -> list[tuple[Any, list[Any]]]:
+    """Held-out phrasings from the tune data generator (seed 0): (case, tools) pairs."""
+    from models.tune.data import DataOptions, generate, load_toolsets
+    from models.tune.verify import heldout_cases
+
+    toolsets = load_toolsets([tool_files["robot"], tool_files["voice"]])
+    _, held = generate(toolsets, DataOptions(n_train=0, n_heldout=n, seed=0))
+    return [(sc.case, list(sc.tools)) for sc in heldout_cases(held)]
+
+
 def run(args: argparse.Namespace) -> int:
     from control.tools import load_tool_specs
     from models.artifacts import resolve_gguf
-    from models.decoder import DecodeContext, DecodeError, make_decoder
+    from models.decoder import DecodeContext, DecodeError, make_decoder, resolve_lora
     from models.evalsets.score import load_cases
     from realtime.errors import ConfigError
 
@@ -81,53 +107,90 @@ def run(args: argparse.Namespace) -> int:
     tool_files = {"robot": root / "sim_envs/robot_tools.json",
                   "voice": root / "audio/voice_tools.json"}
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    if not sets or any(s not in tool_files for s in sets):
-        raise ConfigError(f"--sets: expected names from {sorted(tool_files)}, got {args.sets!r}")
-    tools = {s: load_tool_specs(json.loads(tool_files[s].read_text())) for s in sets}
-    cases = {s: load_cases(s, args.limit) for s in sets}
+    if not sets or any(s not in (*tool_files, "heldout") for s in sets):
+        raise ConfigError(f"--sets: expected names from {[*tool_files, 'heldout']}, got {args.sets!r}")
+    tools = {s: load_tool_specs(json.loads(f.read_text())) for s, f in tool_files.items()}
+    cases: dict[str, list[tuple[Any, list[Any]]]] = {
+        s: (_heldout_cases(args.limit, tool_files) if s == "heldout"
+            else [(c, tools[s]) for c in load_cases(s, args.limit)]) for s in sets}
     path = resolve_gguf(args.model, name=args.model_name)
-    common = {"n_threads": args.n_threads, "n_gpu_layers": args.n_gpu_layers,
-              "lora_path": args.lora}
-    decoders: dict[str, Any] = {"baseline": make_decoder("baseline", path, **common)}
+    lora = None if args.no_lora else resolve_lora(args.lora, path)
+    common = {"n_threads": args.n_threads, "n_gpu_layers": args.n_gpu_layers, "lora_path": None}
+    decoders: dict[str, Any] = {}
+    if not args.no_baseline:
+        decoders["baseline"] = make_decoder("baseline", path, **common)
     for sched in [s.strip() for s in args.schedules.split(",") if s.strip()]:
         dec = make_decoder("simpletool", path, schedule=sched, **common)
         decoders[f"simpletool/{dec.schedule}" if sched != "auto" else "simpletool/auto"] = dec
+    base_name = next((n for n in decoders if n.startswith("simpletool")), None)
+    adapter_name = None
+    if lora is not None and base_name is not None:
+        adapter_name = f"{base_name}+lora"
+        decoders[adapter_name] = make_decoder("simpletool", path, schedule=decoders[base_name].schedule,
+                                              n_threads=args.n_threads, n_gpu_layers=args.n_gpu_layers,
+                                              lora_path=lora)
     tallies = {name: _Tally() for name in decoders}
-    print(f"model {path.name}, threads {args.n_threads or 'default'}, "
-          f"{sum(len(c) for c in cases.values())} cases ({', '.join(sets)})", file=sys.stderr)
+    per_set = {(name, s): _Tally() for name in decoders for s in sets}
+    print(f"model {path.name}, adapter {lora.name if lora else 'none'}, threads "
+          f"{args.n_threads or 'default'}, {sum(len(c) for c in cases.values())} cases "
+          f"({', '.join(sets)})", file=sys.stderr)
     try:
         for s in sets:
-            warm = cases[s][0]
+            warm, warm_tools = cases[s][0]
             for dec in decoders.values():  # warm the prefix cache and any lazy set-up
                 with contextlib.suppress(DecodeError):
-                    dec.decode(DecodeContext(warm.messages, enums=warm.enums), tools[s])
-            for i, case in enumerate(cases[s]):
+                    dec.decode(DecodeContext(warm.messages, enums=warm.enums), warm_tools)
+            for i, (case, case_tools) in enumerate(cases[s]):
                 ctx = DecodeContext(case.messages, enums=case.enums)
                 for name, dec in decoders.items():
-                    t = tallies[name]
-                    try:
-                        res = dec.decode(ctx, tools[s])
-                    except DecodeError:
-                        t.score.add(case.expected or [], None)
-                        continue
-                    t.lat.append(res.latency_ms)
-                    if _three_numeric(case.expected):
-                        t.lat3.append(res.latency_ms)
-                    t.passes.append(res.forward_passes)
-                    t.sampled += res.sampled_tokens
-                    t.json_tokens += res.json_tokens
-                    t.score.add(case.expected or [], [c.to_json() for c in res.calls])
+                    _one(dec, ctx, case, case_tools, (tallies[name], per_set[name, s]))
                 print(f"\r{s} {i + 1}/{len(cases[s])}", end="", file=sys.stderr, flush=True)
             print(file=sys.stderr)
     finally:
         for dec in decoders.values():
             dec.close()
     summary = {name: t.summary() for name, t in tallies.items()}
+    sets_summary = {f"{name}@{s}": t.summary() for (name, s), t in per_set.items()}
     _print(summary)
+    if adapter_name and base_name:
+        _print_adapter(base_name, adapter_name, sets, {k: v for k, v in per_set.items()})
     if args.json:
-        args.json.write_text(json.dumps({"model": path.name, "sets": sets, "limit": args.limit,
-                                         "results": summary}, indent=2))
+        args.json.write_text(json.dumps({"model": path.name, "adapter": lora.name if lora else None,
+                                         "sets": sets, "limit": args.limit, "results": summary,
+                                         "per_set": sets_summary}, indent=2))
     return 0
+
+
+def _one(dec: Any, ctx: Any, case: Any, tools: list[Any], tallies: tuple[_Tally, ...]) -> None:
+    from models.decoder import DecodeError
+
+    try:
+        res = dec.decode(ctx, tools)
+    except DecodeError:
+        for t in tallies:
+            t.score.add(case.expected or [], None)
+        return
+    for t in tallies:
+        t.lat.append(res.latency_ms)
+        if _three_numeric(case.expected):
+            t.lat3.append(res.latency_ms)
+        t.passes.append(res.forward_passes)
+        t.sampled += res.sampled_tokens
+        t.json_tokens += res.json_tokens
+        t.score.add(case.expected or [], [c.to_json() for c in res.calls])
+
+
+def _print_adapter(base: str, adapter: str, sets: list[str],
+                   per_set: dict[tuple[str, str], _Tally]) -> None:
+    print(f"\nbase vs base + LoRA adapter ({base}, same cases):")
+    print(f"{'set':10} {'cases':>5} {'exact base':>11} {'exact lora':>11} {'tool base':>10} "
+          f"{'tool lora':>10} {'p50 base':>9} {'p50 lora':>9} {'p50 ratio':>9}")
+    for s in sets:
+        b, a = per_set[base, s].summary(), per_set[adapter, s].summary()
+        ratio = a["p50_ms"] / b["p50_ms"] if b["p50_ms"] else float("nan")
+        print(f"{s:10} {b['cases']:5d} {b['exact']:11.1%} {a['exact']:11.1%} {b['tool']:10.1%} "
+              f"{a['tool']:10.1%} {b['p50_ms']:9.1f} {a['p50_ms']:9.1f} {ratio:9.2f}")
+    print("targets with the adapter: in-domain >= 95% right tool, >= 90% exact; p50 ratio <= 1.10")
 
 
 def _print(summary: dict[str, dict[str, Any]]) -> None:
@@ -139,9 +202,9 @@ def _print(summary: dict[str, dict[str, Any]]) -> None:
               f"{r['passes_per_answer']:7.1f} {r['sampled_per_answer']:8.1f} "
               f"{r['json_per_answer']:6.1f} {r['compression']:6.2f} {r['exact']:6.1%} "
               f"{r['tool']:6.1%} {r['errors']:4d}")
-    base = summary["baseline"]
+    base = summary.get("baseline")
     for name, r in summary.items():
-        if name == "baseline":
+        if base is None or name == "baseline":
             continue
         speed = base["p50_ms"] / r["p50_ms"] if r["p50_ms"] else float("nan")
         print(f"{name}: p50 {speed:.2f}x lower than baseline (target >= 5x), compression "

@@ -13,7 +13,8 @@ import pytest
 from models.callformat import parse, render
 from models.tune.data import DataOptions, TuneDataError, eval_requests, generate, load_toolsets, normalize
 from models.tune.encode import answer_pieces
-from models.tune.phrases import HELDOUT_EVERY, POOLS, number_words, say_value
+from models.tune.phrases import HELDOUT_EVERY
+from models.tune.values import POOLS, number_words, say_value
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL_FILES = [ROOT / "sim_envs/robot_tools.json", ROOT / "audio/voice_tools.json"]

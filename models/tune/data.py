@@ -30,7 +30,8 @@ from typing import Any
 from control.tools import ToolCall, ToolSpec, load_tool_specs
 from models.callformat import ArgKind, ArgSpec, arg_specs, check_expressible, render
 from models.prompts import user_content
-from models.tune.phrases import HELDOUT_EVERY, NO_TOOL, PAIRS, TEMPLATES, generic_templates, say_value
+from models.tune.phrases import HELDOUT_EVERY, NO_TOOL, PAIRS, TEMPLATES, generic_templates
+from models.tune.values import say_value
 from realtime.errors import ConfigError, RtAgentError
 
 __all__ = ["DataOptions", "Example", "ToolSet", "eval_requests", "generate", "load_toolsets"]

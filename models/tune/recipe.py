@@ -133,6 +133,20 @@ def run_recipe(recipe: TuneRecipe, out: str | Path, hooks: Hooks | None = None,
     identity = base_identity(base)
     export_gguf(peft_model, base, out, alpha=recipe.train.alpha, dtype=recipe.dtype,
                 extra={"base_sha256": identity["sha256"], "recipe": recipe.to_json()})
+    report: dict[str, Any] = {
+        "adapter": out.name,
+        "adapter_sha256": sha256_file(out),
+        "adapter_bytes": out.stat().st_size,
+        "base": identity,
+        "recipe": recipe.to_json(),
+        "prompt_sha256": prompt_sha,
+        "data": {"train": len(train_ex), "heldout": len(held)},
+        "training": {**log.to_json(), "minutes": round(log.seconds / 60, 2),
+                     "losses": [round(x, 4) for x in log.losses],
+                     "torch": torch.__version__, "threads": torch.get_num_threads()},
+    }
+    partial = record_path.with_suffix(".partial")  # the report so far, kept if a check fails
+    partial.write_text(json.dumps(report, indent=1) + "\n")
     h.stage("verify")
     check_loads(base, out)
     prompts = [e.prompt for e in check]
@@ -149,21 +163,13 @@ def run_recipe(recipe: TuneRecipe, out: str | Path, hooks: Hooks | None = None,
         score, _ = score_decoder(base, adapter, cases, on_case=on_case)
         scores[label] = {"cases": score.cases, "exact": score.exact, "tool": score.tools,
                          "errors": score.errors}
-    report = {
-        "adapter": out.name,
-        "adapter_sha256": sha256_file(out),
-        "adapter_bytes": out.stat().st_size,
-        "base": identity,
-        "recipe": recipe.to_json(),
-        "prompt_sha256": prompt_sha,
-        "data": {"train": len(train_ex), "heldout": len(held)},
-        "training": {**log.to_json(), "minutes": round(log.seconds / 60, 2),
-                     "torch": torch.__version__, "threads": torch.get_num_threads()},
+    report.update({
         "torch_llama_agree": {"same": same, "of": len(prompts)},
         "heldout": scores,
         "total_minutes": round((time.monotonic() - t_start) / 60, 2),
-    }
+    })
     record_path.write_text(json.dumps(report, indent=1) + "\n")
+    partial.unlink(missing_ok=True)
     return report
 
 
