@@ -132,7 +132,8 @@ class ToolSpec:
 
     @property
     def properties(self) -> Mapping[str, Any]:
-        return self.parameters.get("properties", {})
+        props: Mapping[str, Any] = self.parameters.get("properties", {})
+        return props
 
     @property
     def required(self) -> tuple[str, ...]:

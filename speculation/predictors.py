@@ -109,12 +109,20 @@ class DecoderHintPredictor:
 
 
 class CombinedPredictor:
-    """A weighted mixture: P(call) = sum_i w_i P_i(call) / sum_i w_i."""
+    """A weighted mixture: P(call) = sum_i w_i P_i(call) / sum_i w_i.
+
+    A cascade: when the first part's best guess reaches ``confident``, the
+    others (slower: the draft model) are not asked and its answer stands.
+    """
 
     name = "combined"
 
-    def __init__(self, parts: Sequence[Predictor], weights: Sequence[float] | None = None
-                 ) -> None:
+    def __init__(self, parts: Sequence[Predictor], weights: Sequence[float] | None = None,
+                 confident: float = 0.9) -> None:
+        if not confident > 0.0:
+            raise ConfigError(f"CombinedPredictor: confident: expected > 0 (above 1: always "
+                              f"mix), got {confident}")
+        self.confident = confident
         if not parts:
             raise ConfigError("CombinedPredictor: expected at least one predictor, got none")
         w = list(weights) if weights is not None else [1.0] * len(parts)
@@ -125,10 +133,13 @@ class CombinedPredictor:
         self.weights = [x / sum(w) for x in w]
 
     def predict(self, ctx: Context, k: int) -> list[Prediction]:
+        first = self.parts[0].predict(ctx, k + 2)
+        if len(self.parts) == 1 or (first and first[0].probability >= self.confident):
+            return top_k(first, k)
         total: dict[str, float] = {}
         calls: dict[str, ToolCall] = {}
-        for part, w in zip(self.parts, self.weights, strict=True):
-            for p in part.predict(ctx, k + 2):
+        for i, (part, w) in enumerate(zip(self.parts, self.weights, strict=True)):
+            for p in first if i == 0 else part.predict(ctx, k + 2):
                 key = p.call.key()
                 total[key] = total.get(key, 0.0) + w * p.probability
                 calls[key] = p.call

@@ -13,6 +13,7 @@ from test_spec_patterns import research
 
 from control.tools import ToolCall
 from demos.cli import main
+from realtime.errors import ConfigError
 from speculation.derive import Context
 from speculation.draft import DraftPredictor
 from speculation.patterns import PatternLibrary
@@ -47,10 +48,24 @@ def test_decoder_hint_and_combined_predictors() -> None:
     preds = hint.predict(ctx, 2)
     assert preds[0].call == ToolCall("open", {"url": "https://x/77"})
     assert preds[0].probability == pytest.approx(0.7)
-    wrong = DecoderHintPredictor(lambda _ctx: {"publish": 1.0}, lib)
-    comb = CombinedPredictor([PatternPredictor(lib), wrong], [3, 1])
-    top = comb.predict(ctx, 2)
+    asked: list[int] = []
+
+    def wrong_hint(_ctx: Context) -> dict[str, float]:
+        asked.append(1)
+        return {"publish": 1.0}
+
+    wrong = DecoderHintPredictor(wrong_hint, lib)
+    mixed = CombinedPredictor([PatternPredictor(lib), wrong], [3, 1], confident=2.0)
+    top = mixed.predict(ctx, 2)
     assert top[0].call.name == "open" and top[0].probability == pytest.approx(0.75)
+    assert asked == [1]
+    # Cascade: a confident first part answers alone; the slower parts are not asked.
+    cascade = CombinedPredictor([PatternPredictor(lib), wrong], [3, 1])
+    top = cascade.predict(ctx, 2)
+    assert top[0].call.name == "open" and top[0].probability == pytest.approx(1.0)
+    assert asked == [1]
+    with pytest.raises(ConfigError, match="confident"):
+        CombinedPredictor([wrong], confident=0.0)
 
 
 FS_TOOLS = [
