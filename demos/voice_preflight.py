@@ -11,9 +11,11 @@ then are served at once; greedy decoding of the same context gives the same
 calls, so the answer is the one a fresh decode would give (lossless).
 
 One llama.cpp context is not thread-safe: a lock lets one decode run at a
-time, and a real decode has priority: a preflight checks between calls whether
-a real decode is waiting and gives up if so (its calls so far are still
-reported). At most one preflight is queued; a newer partial replaces it.
+time, and a real decode has priority: a preflight gives up as soon as a real
+decode is waiting (its complete calls so far are still reported) — before the
+next forward pass for a decoder with a llama context (``ctx.decode``, the
+SimpleTool decoder), else before its next call. At most one preflight is
+queued; a newer partial replaces it.
 """
 
 from __future__ import annotations
@@ -27,9 +29,13 @@ from typing import Any
 
 from control.tools import ToolCall, ToolSpec, canonical_json
 
-__all__ = ["PreflightDecoder", "PreflightStats"]
+__all__ = ["Preempted", "PreflightDecoder", "PreflightStats"]
 
 OnCalls = Callable[[list[ToolCall], bool], None]  # (calls, complete)
+
+
+class Preempted(Exception):
+    """A preflight gave way to a real decode (raised inside the decoder's forward pass)."""
 
 
 @dataclass
@@ -72,6 +78,22 @@ class PreflightDecoder:
         self._inflight_done = threading.Event()
         self.join_timeout_s = 10.0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="preflight")
+        self._preflighting = False
+        self._install_preemption()
+
+    def _install_preemption(self) -> None:
+        """Check for a waiting real decode before each forward pass of a preflight."""
+        ctx = getattr(self.inner, "ctx", None)
+        forward = getattr(ctx, "decode", None)
+        if forward is None:
+            return
+
+        def decode(*args: Any, **kwargs: Any) -> Any:
+            if self._preflighting and self._urgent.is_set():
+                raise Preempted("a real decode is waiting")
+            return forward(*args, **kwargs)
+
+        ctx.decode = decode  # an instance attribute: the context's own calls go through it
 
     # -- the agent's side (its decoder thread) ------------------------------------------------
     def decode(self, context: Any, tools: Sequence[ToolSpec]) -> Any:
@@ -143,6 +165,7 @@ class PreflightDecoder:
                     self._inflight = key
                     self._inflight_done.clear()
                 self.stats.preflights += 1
+                self._preflighting = True
                 gen = self.inner.decode_stream(context, tools)
                 try:
                     for call in gen:
@@ -151,11 +174,15 @@ class PreflightDecoder:
                             complete = False
                             self.stats.aborted += 1
                             break
+                except Preempted:
+                    complete = False
+                    self.stats.aborted += 1
                 except Exception:  # a garbled partial: nothing to speculate on
                     self.stats.errors += 1
                     calls, complete = [], False
                 finally:
                     gen.close()
+                    self._preflighting = False
                     if complete:
                         self._store(key, calls)
                     with self._state:

@@ -249,3 +249,51 @@ def test_bench_scores_exact_calls_wer_and_split_utterances():
     assert s["first_action_ms_p50"] == pytest.approx(400.0)
     printed = table({"speculation": s, "no speculation": s})
     assert "call accuracy (exact)" in printed and "1.00x" in printed
+
+
+class _Ctx2:
+    """Stands in for a llama context: counts forward passes."""
+
+    def __init__(self) -> None:
+        self.passes = 0
+
+    def decode(self, items):
+        self.passes += 1
+        return [0]
+
+
+class TokenDecoder(ScriptedDecoder):
+    """Like ScriptedDecoder, but spends ``passes`` forward passes of ``ctx`` per call."""
+
+    def __init__(self, table, gate, passes: int = 50) -> None:
+        super().__init__(table, gate)
+        self.ctx = _Ctx2()
+        self.passes = passes
+
+    def decode_stream(self, context, tools):
+        text = context.messages[-1]["content"]
+        self.decodes.append(text)
+        for call in self.table.get(text, []):
+            for i in range(self.passes):
+                self.ctx.decode([i])
+                if i == 0:
+                    self.entered.set()
+                    assert self.gate.wait(10)
+            yield call
+
+
+def test_preflight_gives_way_before_its_next_forward_pass():
+    gate = threading.Event()
+    inner = TokenDecoder({"long text": [WEATHER], "now": [LIGHT]}, gate)
+    dec = PreflightDecoder(inner)
+    dec.preflight(_Ctx("long text"), [], lambda c, ok: None)
+    assert inner.entered.wait(5)  # one forward pass into a 50-pass call
+    real: list[ToolCall] = []
+    t = threading.Thread(target=lambda: real.extend(dec.decode_stream(_Ctx("now"), [])))
+    t.start()
+    _until(dec._urgent.is_set)
+    gate.set()
+    t.join(10)
+    assert real == [LIGHT] and dec.stats.aborted == 1
+    assert inner.ctx.passes == 1 + 50  # the preflight stopped after its first pass
+    dec.close()
