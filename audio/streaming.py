@@ -10,7 +10,9 @@ feeding never waits on the model:
   after ``silence_ms`` of silence, a partial started during that silence has
   usually heard all the speech already; with ``reuse_partial`` it becomes the
   final, so the final is ready when the endpoint fires instead of one model
-  call later (transcription overlapped with the wait for silence).
+  call later (transcription overlapped with the wait for silence) — whether
+  that partial is still running or was emitted already (its text is then the
+  final's, at once).
 
 Results come back, in order, from ``feed``/``poll``/``finish`` as
 :class:`audio.stt.Transcript` (``final`` False or True) between the VAD events.
@@ -78,6 +80,7 @@ class StreamingTranscriber:
         self._utterance = 0
         self._last_partial_at = -1
         self._finalised = -1  # last utterance whose final was emitted
+        self._heard: tuple[int, int, Transcript] | None = None  # last partial emitted
         self.reused_partials = 0
         self.fresh_finals = 0
 
@@ -126,6 +129,8 @@ class StreamingTranscriber:
         t = job.future.result()
         if job.final:
             self._finalised = job.utterance
+        else:
+            self._heard = (job.utterance, job.covered, t)
         return [replace(t, final=job.final, utterance=job.utterance, end_t_ns=job.end_t_ns,
                         ready_t_ns=max(t.ready_t_ns, self._now_ns() if not t.ready_t_ns else 0))]
 
@@ -160,9 +165,18 @@ class StreamingTranscriber:
             partials = [j for j in self._jobs if j.utterance == self._utterance and not j.final]
             if partials and partials[-1].covered >= ev.end_sample + post:
                 reuse = partials[-1]
+        heard = self._heard
         if reuse is not None:
             self._jobs.remove(reuse)
             self._jobs.append(replace(reuse, final=True))
+            self.reused_partials += 1
+        elif (self.options.reuse_partial and not ev.forced and heard is not None
+              and heard[0] == self._utterance and heard[1] >= ev.end_sample + post
+              and not any(j.utterance == self._utterance and not j.final for j in self._jobs)):
+            # The last partial emitted heard all the speech: it is the final, ready now.
+            done: Future[Transcript] = Future()
+            done.set_result(replace(heard[2], ready_t_ns=self._now_ns()))
+            self._jobs.append(_Job(self._utterance, True, heard[1], done, ev.end_t_ns))
             self.reused_partials += 1
         else:
             self._jobs.append(_Job(self._utterance, True, ev.end_sample, self._submit(ev.audio),
