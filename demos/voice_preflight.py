@@ -31,7 +31,7 @@ from control.tools import ToolCall, ToolSpec, canonical_json
 
 __all__ = ["Preempted", "PreflightDecoder", "PreflightStats"]
 
-OnCalls = Callable[[list[ToolCall], bool], None]  # (calls, complete)
+OnCalls = Callable[[list[ToolCall], bool], None]  # (new calls, decode complete)
 
 
 class Preempted(Exception):
@@ -126,9 +126,12 @@ class PreflightDecoder:
 
     # -- the loop's side: partial transcripts -------------------------------------------------
     def preflight(self, context: Any, tools: Sequence[ToolSpec], on_calls: OnCalls) -> bool:
-        """Decode ``context`` ahead on the worker; ``on_calls(calls, complete)`` there.
+        """Decode ``context`` ahead on the worker thread.
 
-        Returns False when the same context was decoded already (reported at once).
+        ``on_calls([call], False)`` is called there as each call is decoded (so a read-only
+        lookup can start before the rest is decoded), then ``on_calls([], True)`` if the
+        decode finished. Returns False when the same context was decoded already: its calls
+        are reported at once, as ``on_calls(calls, True)``.
         """
         key = _key(context, tools)
         with self._state:
@@ -160,6 +163,8 @@ class PreflightDecoder:
             cached = self._cache.get(key)
             if cached is not None:
                 calls = list(cached)
+                on_calls(calls, True)
+                return
             else:
                 with self._state:
                     self._inflight = key
@@ -170,6 +175,7 @@ class PreflightDecoder:
                 try:
                     for call in gen:
                         calls.append(call)
+                        on_calls([call], False)
                         if self._urgent.is_set():
                             complete = False
                             self.stats.aborted += 1
@@ -188,8 +194,8 @@ class PreflightDecoder:
                     with self._state:
                         self._inflight = None
                         self._inflight_done.set()
-        if calls:
-            on_calls(calls, complete)
+        if complete:
+            on_calls([], True)
 
     def _store(self, key: str, calls: list[ToolCall]) -> None:
         with self._state:

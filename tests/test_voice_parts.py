@@ -145,9 +145,10 @@ def test_preflight_serves_the_final_decode_when_the_text_did_not_change():
     dec = PreflightDecoder(inner)
     got: list[tuple[list[ToolCall], bool]] = []
     done = threading.Event()
-    dec.preflight(_Ctx("weather in paris"), [], lambda c, ok: (got.append((c, ok)), done.set()))
+    dec.preflight(_Ctx("weather in paris"), [], lambda c, ok: (got.append((c, ok)),
+                                                               ok and done.set()))
     assert done.wait(5)
-    assert got == [([WEATHER], True)]
+    assert got == [([WEATHER], False), ([], True)]  # each call as decoded, then "complete"
     assert list(dec.decode_stream(_Ctx("weather in paris"), [])) == [WEATHER]
     assert inner.decodes == ["weather in paris"] and dec.stats.hits == 1
     # a different final text is decoded for real
@@ -155,7 +156,7 @@ def test_preflight_serves_the_final_decode_when_the_text_did_not_change():
     assert dec.stats.misses == 1 and len(inner.decodes) == 2
     # already decoded: reported at once, not decoded again
     assert dec.preflight(_Ctx("weather in paris"), [], lambda c, ok: got.append((c, ok))) is False
-    assert len(inner.decodes) == 2
+    assert len(inner.decodes) == 2 and got[-1] == ([WEATHER], True)
     dec.close()
     assert inner.closed
 
