@@ -64,6 +64,11 @@ def test_bad_request_audio_is_refused_with_the_reason(tmp_path: Path):
     text.write_text("turn off the lights")
     with pytest.raises(AudioFormatError, match="not a WAV file"):
         check_wav(text)
+    alaw = bytearray(full.read_bytes())
+    alaw[20:22] = (6).to_bytes(2, "little")  # A-law: a WAV, but not PCM or float
+    (tmp_path / "alaw.wav").write_bytes(bytes(alaw))
+    with pytest.raises(AudioFormatError, match="encoding 0x6"):
+        check_wav(tmp_path / "alaw.wav")
     with pytest.raises(AudioFormatError, match="is silent"):
         check_wav(write_wav(tmp_path / "silent.wav", np.zeros(SR, np.float32)))
     with pytest.raises(AudioFormatError, match="at least 150 ms"):
