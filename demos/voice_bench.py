@@ -77,6 +77,13 @@ def score(requests: list[Any], result: Any) -> dict[str, Any]:
                      "tools_ok": sorted(c["name"] for c in calls) == sorted(
                          c["name"] for c in req.expected), **lat})
 
+    def overlapped(t: dict[str, Any]) -> bool:  # two of its calls ran at the same time
+        spans = sorted((r["started_ns"], r["ended_ns"]) for r in (t.get("turn") or {}).get(
+            "results", []) if r.get("started_ns"))
+        return any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
+
+    multi = [t for t in result.turns if len((t.get("turn") or {}).get("calls", [])) > 1]
+
     def col(name: str) -> list[float]:
         return [r[name] for r in rows if r.get(name) is not None]
 
@@ -92,6 +99,7 @@ def score(requests: list[Any], result: Any) -> dict[str, Any]:
                                 if lookups else None),
         "lookups_done_at_endpoint": (sum(r.get("lookups_done_at_endpoint", 0) for r in rows)
                                      / lookups if lookups else None),
+        "multi_call_turns": len(multi), "parallel_turns": sum(map(overlapped, multi)),
         "barge_ins": result.barge_ins, "error": result.error, "stats": result.stats,
     }
     for name in ("endpoint_ms", "final_ms", "first_call_ms", "first_action_ms", "first_audio_ms",
@@ -132,7 +140,9 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     for m in modes:
         r = results[m]
         lines.append(f"{m}: {r['answered']}/{r['n']} requests answered ({r['split']} split in two), "
-                     f"{r['lookups']} read-only lookups, {r['barge_ins']} barge-ins"
+                     f"{r['lookups']} read-only lookups, {r['multi_call_turns']} turns with "
+                     f"several calls ({r['parallel_turns']} ran them in parallel), "
+                     f"{r['barge_ins']} barge-ins"
                      + (f", error: {r['error']}" if r["error"] else ""))
     return "\n".join(lines)
 

@@ -65,6 +65,7 @@ def test_spoken_requests_through_pyaudio_act_on_the_home_and_are_answered_aloud(
     assert result.speaker_s > 1.0  # replies reached the virtual speaker through PyAudio
     spec = result.stats["speculation"]
     assert spec["writes_executed"] == 0  # never a write ahead of the final transcript
+    assert result.stats["preflight"]["preflights"] >= 1  # partial transcripts were decoded ahead
     assert result.stats["loop"]["ticks"] > 0
     assert all(p["restarts"] == 0 for p in result.supervisor.processes.values())
 
