@@ -286,7 +286,7 @@ def run_actuation(cfg: VoiceDemoConfig, node: Node) -> None:
     while not node.stopping:
         home.serve_once(handle, timeout_ms=2)
         while (got := speech.recv(0)) is not None:
-            speak(got.message)  # type: ignore[arg-type]
+            speak(got.message)
         while (got := barge.recv(0)) is not None:
             if player.speaking:
                 player.stop()

@@ -83,7 +83,7 @@ class PreflightDecoder:
 
     def _install_preemption(self) -> None:
         """Check for a waiting real decode before each forward pass of a preflight."""
-        ctx = getattr(self.inner, "ctx", None)
+        ctx: Any = getattr(self.inner, "ctx", None)
         forward = getattr(ctx, "decode", None)
         if forward is None:
             return
