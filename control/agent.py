@@ -229,6 +229,7 @@ class Agent:
         it: Iterator[ToolCall] = iter(self.decoder.decode_stream(context, tools))
         start = self._now()
         tracer = self.tracer
+        passes0 = _forward_passes(self.decoder) if tracer.enabled else None
 
         def next_call() -> ToolCall | None:
             return next(it, None)
@@ -248,7 +249,9 @@ class Agent:
             finally:
                 end = self._now()
                 turn.decode_ms.append((end - start) / 1e6)
-                tracer.complete("decode", "decoder", start, end, calls=len(sink))
+                if tracer.enabled:
+                    tracer.complete("decode", "decoder", start, end, "decode", calls=len(sink),
+                                    **_decode_costs(self.decoder, passes0))
                 close = getattr(it, "close", None)
                 if close is not None:
                     await loop.run_in_executor(self._decode_thread, close)
@@ -263,6 +266,28 @@ class Agent:
                 turn.speculative_hits += 1
             return result
         return invoke
+
+
+def _forward_passes(decoder: Any) -> int | None:
+    n = getattr(getattr(decoder, "ctx", None), "forward_passes", None)
+    return n if isinstance(n, int) else None
+
+
+def _decode_costs(decoder: Any, passes0: int | None) -> dict[str, int]:
+    """What the last decode cost, for its trace span: prompt tokens (and how many
+    were evaluated, not served from the prefix cache), sampled tokens, forward
+    passes — whichever the decoder exposes."""
+    out: dict[str, int] = {}
+    stats = getattr(decoder, "stats", None)
+    for key, attr in (("prompt_tokens", "prompt_tokens"),
+                      ("prompt_evaluated", "prompt_evaluated"), ("sampled_tokens", "sampled")):
+        v = getattr(stats, attr, None)
+        if isinstance(v, int):
+            out[key] = v
+    passes = _forward_passes(decoder)
+    if passes is not None and passes0 is not None:
+        out["forward_passes"] = passes - passes0
+    return out
 
 
 def _short(call: ToolCall) -> str:

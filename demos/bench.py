@@ -19,6 +19,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "bus": ("demos.bench_bus", "bus latency/throughput, small messages and frames, vs raw pyzmq"),
     "stt": ("audio.bench", "speech: fitted vs full Whisper window (WER, latency), VAD, TTS first audio"),
     "voice": ("demos.voice_bench", "voice demo: WER, call accuracy, latency with and without speculation"),
+    "trace": ("demos.bench_trace", "tracing overhead: loop lateness and task time, tracing on vs off"),
 }
 
 

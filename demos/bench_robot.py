@@ -5,6 +5,9 @@ Each configuration starts the four real processes once and runs every task
 simulator's ground truth). Prints success rate, task time mean/p95, the
 reduction speculation brings, decoder latency, loop lateness p99 and deadline
 misses. Targets: success >= 90 % with the default model; zero deadline misses.
+
+--trace PATH writes one Chrome trace of both configurations (process names
+"speculation/decision", "direct/decision", ...); `rtagent report PATH` renders it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="PATH", help="a GGUF model (default: the embedded one)")
     parser.add_argument("--no-lora", action="store_true", help="base model without the adapter")
     parser.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+    parser.add_argument("--trace", metavar="PATH", help="write a Chrome trace / Perfetto JSON of "
+                        "every process of both configurations (then: rtagent report PATH)")
 
 
 def _pct(xs: list[float], q: int) -> float | None:
@@ -34,20 +39,24 @@ def _pct(xs: list[float], q: int) -> float | None:
     return statistics.quantiles(xs, n=100, method="inclusive")[q - 1]
 
 
-def _run(tasks: list[Any], speculation: bool, args: argparse.Namespace) -> dict[str, Any]:
+def _run(tasks: list[Any], speculation: bool, args: argparse.Namespace,
+         trace: Any = None) -> dict[str, Any]:
     from rich.progress import Progress
 
     from demos.robot_nodes import RobotDemoConfig
     from demos.robot_session import RobotSession, Step
 
-    cfg = RobotDemoConfig(hz=args.hz, speculation=speculation, model=args.model,
-                          lora=None if args.no_lora else "default")
     label = "speculation" if speculation else "direct"
+    traced = trace is not None and trace.enabled
+    cfg = RobotDemoConfig(hz=args.hz, speculation=speculation, model=args.model,
+                          lora=None if args.no_lora else "default",
+                          trace_label=label if traced else "")
     with Progress(transient=True) as progress:
         bar = progress.add_task(f"{label}: starting processes", total=len(tasks))
         session = RobotSession(
             cfg, [Step(t.instruction, t.id, t.seed) for t in tasks], turn_timeout_s=120,
-            on_step=lambda r: progress.update(bar, advance=1, description=f"{label}: {r.step.task_id}"))
+            on_step=lambda r: progress.update(bar, advance=1, description=f"{label}: {r.step.task_id}"),
+            env=trace.env() if traced else None, tracer=trace.tracer if traced else None)
         result = session.run()
     times = [s.task_s for s in result.steps]
     decodes = [d for s in result.steps if s.turn for d in s.turn.get("decode_ms", [])]
@@ -69,11 +78,14 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from realtime.trace_run import TraceRun
     from sim_envs.tasks import task_suite
 
     tasks = task_suite()[: args.limit] if args.limit else task_suite()
     wanted = {"speculation": [True], "direct": [False], None: [True, False]}[args.only]
-    runs = [_run(tasks, spec, args) for spec in wanted]
+    with TraceRun(getattr(args, "trace", None), run="rtagent bench robot") as trace:
+        runs = [_run(tasks, spec, args, trace) for spec in wanted]
+        trace_path = trace.write(configs=[r["config"] for r in runs])
     table = Table(title=f"rtagent bench robot: {len(tasks)} tasks at {args.hz:g} Hz")
     for col in ("config", "success", "task s mean", "task s p95", "decode ms p50/p95",
                 "lateness p99 µs", "max µs", "misses"):
@@ -97,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     for r in runs:
         if r["error"]:
             console.print(f"[red]{r['config']}: {r['error']}[/]")
+    if trace_path is not None:
+        console.print(f"trace: {trace_path} (`rtagent report {trace_path}`)")
     if args.json:
         Path(args.json).write_text(json.dumps(runs, indent=1))
     return 0 if all(r["error"] is None for r in runs) else 1

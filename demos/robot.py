@@ -12,7 +12,10 @@ and actuation (IK, limits, watchdog) — started and watched by a supervisor.
 
 At the end it prints a summary: success, task time, decisions, decoder latency
 p50/p95, speculation hits and time saved, loop lateness p99 and deadline
-misses. --json writes it all; --record writes an animated GIF from the camera.
+misses. --json writes it all; --record writes an animated GIF from the camera;
+--trace PATH writes a Chrome trace / Perfetto JSON of every process (ticks,
+messages, decodes, tool calls served from speculation or run directly), which
+`rtagent report PATH` turns into an HTML report (or open it in ui.perfetto.dev).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fifo", action="store_true", help="run the decision loop SCHED_FIFO if permitted")
     parser.add_argument("--json", metavar="PATH", help="write the run's figures as JSON")
     parser.add_argument("--record", metavar="PATH.gif", help="write an animated GIF from the sim camera")
+    parser.add_argument("--trace", metavar="PATH", help="write a Chrome trace / Perfetto JSON of every "
+                        "process (then: rtagent report PATH)")
     parser.add_argument("--turn-timeout-s", type=float, default=90.0,
                         help="give up on an instruction after this long (default 90)")
 
@@ -136,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     from demos.robot_nodes import RobotDemoConfig
     from demos.robot_session import RobotSession, save_gif
     from realtime.errors import ConfigError
+    from realtime.trace_run import TraceRun
     from sim_envs.tasks import task_suite
 
     if args.task == ["list"]:
@@ -162,13 +168,19 @@ def run(args: argparse.Namespace) -> int:
                     + (f", success={r.success}" if r.success is not None else "")
                     + f" in {r.task_s:.1f} s")
 
-    session = RobotSession(cfg, _steps(args), turn_timeout_s=args.turn_timeout_s,
-                           record_every_s=0.2 if args.record else 0.0,
-                           on_status=on_status, on_step=on_step)
-    try:
-        result = session.run()
-    finally:
-        status.stop()
+    with TraceRun(args.trace, run="rtagent robot", config=cfg.to_json()) as trace:
+        session = RobotSession(cfg, _steps(args), turn_timeout_s=args.turn_timeout_s,
+                               record_every_s=0.2 if args.record else 0.0,
+                               on_status=on_status, on_step=on_step,
+                               env=trace.env(), tracer=trace.tracer)
+        try:
+            result = session.run()
+        finally:
+            status.stop()
+        if trace.enabled:
+            path = trace.write(error=result.error)
+            console.log(f"wrote the trace {path} ({trace.summary()['events_kept']:,} events); "
+                        f"`rtagent report {path}` makes a report of it")
     summary = summarize(result)
     summary["supervisor"] = result.supervisor.processes if result.supervisor else {}
     _print_summary(summary)

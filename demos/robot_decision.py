@@ -7,6 +7,11 @@ the decoder or the tools are doing. Instructions arrive as requests on
 runs them as a DAG through the speculative executor, and write tools hand
 skills to the :class:`~sim_envs.skills.SkillRunner` that the loop ticks.
 Speculation pre-runs read-only tools and dry-runs motions; it never moves the arm.
+
+With tracing on (see :mod:`demos.robot_nodes`) it records the loop's ticks,
+instructions, world-state hops, skill phase changes, the agent's turns and
+decodes (prompt tokens, forward passes), every tool call (served from
+speculation, joined or direct) and speculative run, and the executor's counters.
 """
 
 from __future__ import annotations
@@ -18,7 +23,15 @@ from functools import partial
 from typing import Any
 
 from control.agent import Agent
-from demos.robot_nodes import WORLD_MAX_AGE_MS, RobotDemoConfig, StopOnNode, _fail, _reply
+from demos.robot_nodes import (
+    WORLD_MAX_AGE_MS,
+    RobotDemoConfig,
+    _fail,
+    _reply,
+    hop,
+    node_tracer,
+    run_traced,
+)
 from demos.robot_wire import command_to_msg, world_from_msg
 from realtime import messages as m
 from realtime.bus import BusOptions, LatestValueSubscriber, Publisher
@@ -70,7 +83,9 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
     from models.decoder import DecodeContext, make_decoder
     from sim_envs.robot_tools import RobotToolBackend, restricted_specs, robot_tool_specs
     from sim_envs.skills import SkillRunner
+    from speculation.trace_hooks import TracedInvoke, TracedRegistry, TracedSpeculation
 
+    tracer = node_tracer(cfg, node, "decision")
     rd = node.run_dir
     world_sub = node.own(LatestValueSubscriber(rd.endpoint("world"), ("world",),
                                                types=(m.WorldState,)))
@@ -79,7 +94,7 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
                                 options=BusOptions(sndhwm=256)))
     ctl = node.own(ReplyServer(rd.endpoint("decision_ctl"), source="decision"))
 
-    state: dict[str, Any] = {"world": None, "version": -1, "slack_ms": 0.0}
+    state: dict[str, Any] = {"world": None, "version": -1, "slack_ms": 0.0, "phase": None}
 
     def world() -> WorldState:
         w = state["world"]
@@ -94,9 +109,10 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
     # Evaluate the system prompt and tool list once now, so the first instruction
     # pays only for its own tokens (the prefix KV cache is reused).
     node.beat("starting", force=True)
-    decoder.decode(DecodeContext.from_request(
-        "go home", scene="red_cube at (0.40, 0.00, 0.02). Gripper: empty."),
-        robot_tool_specs())
+    with tracer.span("warm-up", "decoder", "decode"):
+        decoder.decode(DecodeContext.from_request(
+            "go home", scene="red_cube at (0.40, 0.00, 0.02). Gripper: empty."),
+            robot_tool_specs())
 
     def context(text: str, history: Any) -> DecodeContext:
         w = world()
@@ -105,10 +121,16 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
                                     f"Request: {history[-1]['content'] if history else text}"})
         return DecodeContext(tuple(messages), enums={"object": seen, "target": [*seen, "bin"]})
 
-    spec = build_speculation(registry, cfg, lambda: state["slack_ms"]) if cfg.speculation else None
+    # Traced: every tool run, and every call the agent makes (how it was served).
+    tools = TracedRegistry(registry, tracer) if tracer.enabled else registry
+    spec = build_speculation(tools, cfg, lambda: state["slack_ms"]) if cfg.speculation else None
+    traced = TracedSpeculation(spec, tracer) if spec is not None and tracer.enabled else None
+    invoke = (traced.call if traced is not None else spec.call if spec is not None
+              else TracedInvoke(tools, tracer).call if tracer.enabled else None)
     agent = Agent(decoder, registry, context, tools_fn=lambda: restricted_specs(world()),
-                  invoke=spec.call if spec is not None else None)
+                  invoke=invoke, tracer=tracer)
     node.own(agent)
+    observer: Any = traced if traced is not None else spec
     turns: list[dict[str, Any]] = []
     hold = ArmCommand.hold_here()
 
@@ -117,7 +139,9 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
         if req.name == "instruct":
             if state["world"] is None:
                 return _fail("no world state from perception yet; try again in a moment")
-            return _reply({"turn": agent.submit(str(args["text"]))})
+            turn = agent.submit(str(args["text"]))
+            tracer.instant("instruct", "agent", turn=turn, text=str(args["text"])[:80])
+            return _reply({"turn": turn})
         if req.name == "stats":
             return _reply(stats())
         if req.name == "cancel":
@@ -140,6 +164,8 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
         got = world_sub.read_latest(max_age_ms=WORLD_MAX_AGE_MS, topic="world")
         if got is not None and got.new:
             msg: m.WorldState = got.message  # type: ignore[assignment]
+            if tracer.enabled:
+                hop(tracer, got, "world")
             changed = msg.version != state["version"]
             state["world"], state["version"] = world_from_msg(msg), msg.version
             if spec is not None and changed:
@@ -149,13 +175,21 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
                 # While the arm moves the world changes every frame: only invalidate then;
                 # predict again (observe) once it is still.
                 if runner.busy:
-                    agent.loop.call_soon_threadsafe(spec.invalidate, resources)
+                    agent.loop.call_soon_threadsafe(observer.invalidate, resources)
                 else:
                     agent.loop.call_soon_threadsafe(
-                        partial(spec.observe, {"world_version": msg.version}, changed=resources))
+                        partial(observer.observe, {"world_version": msg.version},
+                                changed=resources))
         w = state["world"] if got is not None else None
         # No fresh world: hold (never act on a stale belief). Otherwise the skill decides.
         arm = runner.step(w) if w is not None else hold
+        if tracer.enabled:
+            current = runner.current
+            phase = (current.name, current.phase) if current else None
+            if phase != state["phase"]:
+                state["phase"] = phase
+                tracer.instant(f"{phase[0]}: {phase[1]}" if phase else "idle", "skills",
+                               tick=info.seq)
         cmd = command_to_msg(arm, tick=info.seq, deadline_ns=info.release_ns + 2 * info.period_ns)
         cmd_pub.publish(cmd, topic="cmd")
         for turn in agent.poll():
@@ -187,6 +221,6 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
         with hardening:
             for step in hardening.steps:
                 log.info("hardening: %s", step)
-            loop.run(stop_event=StopOnNode(node))
+            run_traced(loop, tracer, node)
     finally:
         runner.cancel("decision stopping")

@@ -11,6 +11,15 @@
 Each process is ``python -m demos.robot_nodes NAME CONFIG_JSON``, started and
 watched by :class:`realtime.supervisor.Supervisor` (heartbeats, restarts).
 Processes never share memory; a restarted one picks up from the latest messages.
+
+Tracing (``--trace PATH``): when the front-end sets ``RTAGENT_TRACE_ENDPOINT``
+(:meth:`realtime.trace_run.TraceRun.env`), every process traces over the bus
+(:func:`node_tracer`): loop ticks (sim, actuation, decision), sim renders and
+resets, perception frames, message hops (``bus`` track: a span from the
+sender's ``t_ns`` to the receiver's, for camera frames, world states and fresh
+commands), watchdog trips; the decision process adds the agent's turns,
+decodes, tool calls and speculation. Without the variable no tracer is enabled
+and no socket is opened.
 """
 
 from __future__ import annotations
@@ -19,16 +28,20 @@ import contextlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from realtime import messages as m
-from realtime.bus import LatestValueSubscriber, Publisher
+from realtime.bus import Latest, LatestValueSubscriber, Publisher
 from realtime.bus_rpc import ReplyServer
 from realtime.clock import MonotonicClock
 from realtime.loop import DeadlineLoop, LoopOptions, TickInfo
+from realtime.loop_trace import TickTracer
 from realtime.node import Node
+from realtime.trace import Tracer
+from realtime.trace_bus import BusTracer
 
 log = logging.getLogger("rtagent.robot")
 
@@ -52,7 +65,7 @@ class RobotDemoConfig:
     lora: str | None = "default"  # "default": the shipped adapter if present; None: none
     speculation: bool = True
     fifo: bool = False
-    trace: bool = False
+    trace_label: str = ""  # with tracing on: process names become "LABEL/sim", ...
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -74,6 +87,24 @@ class StopOnNode:
 
 
 
+def node_tracer(cfg: RobotDemoConfig, node: Node, name: str) -> Tracer:
+    """This process's tracer: on when the front-end set the trace endpoint, else a
+    disabled one (no socket). Owned by ``node`` first, so it closes last (after the
+    agent and the sockets, whose last events it still delivers)."""
+    process = f"{cfg.trace_label}/{name}" if cfg.trace_label else name
+    bus = BusTracer.from_env(process)
+    node.own(bus)
+    return bus.tracer
+
+
+def hop(tracer: Tracer, got: Latest[Any], name: str) -> None:
+    """A message's trip from its sender (``t_ns``) to this process (received)."""
+    msg = got.message
+    if msg.t_ns:
+        tracer.complete(name, "bus", msg.t_ns, got.received_ns, "msg", seq=msg.seq,
+                        src=msg.source)
+
+
 def _reply(value: Any) -> m.ToolReply:
     return m.ToolReply(ok=True, value_json=json.dumps(value))
 
@@ -89,6 +120,7 @@ def run_sim(cfg: RobotDemoConfig, node: Node) -> None:
     from sim_envs.scene import BIN_ID, CUBE_IDS, SceneOptions, TabletopScene
     from sim_envs.tasks import get_task
 
+    tracer = node_tracer(cfg, node, "sim")
     rd = node.run_dir
     sensors = node.own(Publisher(rd.endpoint("sensors"), source="sim"))
     targets = node.own(LatestValueSubscriber(rd.endpoint("targets"), ("targets",),
@@ -108,7 +140,8 @@ def run_sim(cfg: RobotDemoConfig, node: Node) -> None:
     def handle(req: m.ToolRequest) -> m.ToolReply:
         args = json.loads(req.arguments_json or "{}")
         if req.name == "reset":
-            scene.reset(int(args.get("seed", cfg.seed)))
+            with tracer.span("reset", "sim", seed=int(args.get("seed", cfg.seed))):
+                scene.reset(int(args.get("seed", cfg.seed)))
             return _reply({"seed": args.get("seed", cfg.seed)})
         if req.name == "check_task":
             return _reply({"success": bool(get_task(args["task_id"]).success(scene)),
@@ -126,12 +159,26 @@ def run_sim(cfg: RobotDemoConfig, node: Node) -> None:
         scene.step(steps)
         sensors.publish(joints_to_msg(scene.joint_state()), topic="joints")
         if info.seq % frame_every == 0:
-            sensors.publish(frame_to_msg(scene.render()), topic="camera")
+            with tracer.span("render", "sim"):
+                frame = frame_to_msg(scene.render())
+            sensors.publish(frame, topic="camera")
         ctl.serve_once(handle, timeout_ms=0)
         node.beat()
 
-    DeadlineLoop(MonotonicClock(), LoopOptions(hz=cfg.physics_wake_hz, gc_between_ticks=False),
-                 tick).run(stop_event=StopOnNode(node))
+    # gc_min_slack_ms: the tick tracer's hook runs between ticks when 2 ms are left.
+    loop = DeadlineLoop(MonotonicClock(), LoopOptions(hz=cfg.physics_wake_hz,
+                                                      gc_between_ticks=False,
+                                                      gc_min_slack_ms=2.0), tick)
+    run_traced(loop, tracer, node)
+
+
+def run_traced(loop: DeadlineLoop[Any], tracer: Tracer, node: Node) -> None:
+    """Run ``loop`` until the node stops, its ticks traced (when the tracer is on)."""
+    ticks = TickTracer(loop, tracer).attach()
+    try:
+        loop.run(stop_event=StopOnNode(node))
+    finally:
+        ticks.finish()
 
 
 # --------------------------------------------------------------------------- perception
@@ -141,6 +188,7 @@ def run_perception(cfg: RobotDemoConfig, node: Node) -> None:
     from sim_envs.kinematics import PandaKinematics
     from sim_envs.perception import Perception, PerceptionOptions
 
+    tracer = node_tracer(cfg, node, "perception")
     rd = node.run_dir
     sensors = node.own(LatestValueSubscriber(rd.endpoint("sensors"), ("joints", "camera")))
     world_pub = node.own(Publisher(rd.endpoint("world"), source="perception"))
@@ -151,13 +199,20 @@ def run_perception(cfg: RobotDemoConfig, node: Node) -> None:
         node.beat()
         if frame is None or joints is None:
             continue
+        start = time.monotonic_ns()
+        if tracer.enabled:
+            hop(tracer, frame, "camera")
         try:
             world = perception.update(frame_from_msg(frame.message),  # type: ignore[arg-type]
                                       joints_from_msg(joints.message))  # type: ignore[arg-type]
         except ValueError as exc:  # a malformed frame is dropped, never a crash
             log.warning("perception: dropped a frame: %s", exc)
+            tracer.instant("dropped frame", "perception", error=str(exc)[:120])
             continue
         world_pub.publish(world_to_msg(world), topic="world")
+        if tracer.enabled:
+            tracer.complete("perceive", "perception", start, time.monotonic_ns(), "perception",
+                            frame_seq=frame.message.seq, objects=len(world.visible()))
 
 
 # --------------------------------------------------------------------------- actuation
@@ -167,6 +222,7 @@ def run_actuation(cfg: RobotDemoConfig, node: Node) -> None:
     from sim_envs.actuation import Actuator, ActuatorOptions
     from sim_envs.kinematics import PandaKinematics
 
+    tracer = node_tracer(cfg, node, "actuation")
     rd = node.run_dir
     sensors = node.own(LatestValueSubscriber(rd.endpoint("sensors"), ("joints",)))
     commands = node.own(LatestValueSubscriber(rd.endpoint("commands"), ("cmd",),
@@ -175,6 +231,7 @@ def run_actuation(cfg: RobotDemoConfig, node: Node) -> None:
     actuator = Actuator(node.own(PandaKinematics()),
                         ActuatorOptions(watchdog_timeout_s=cfg.watchdog_ms / 1000.0))
     held = 0
+    state = {"tripped": False}
 
     def tick(info: TickInfo) -> None:
         nonlocal held
@@ -184,14 +241,20 @@ def run_actuation(cfg: RobotDemoConfig, node: Node) -> None:
             return
         got = commands.read_latest(max_age_ms=cfg.watchdog_ms, topic="cmd")
         fresh = got if got is not None and got.new else None
+        if fresh is not None and tracer.enabled:
+            hop(tracer, fresh, "cmd")
         cmd = command_from_msg(fresh.message) if fresh is not None else None  # type: ignore[arg-type]
         t = actuator.update(joints_from_msg(joints.message), info.wake_ns / 1e9, cmd)  # type: ignore[arg-type]
+        if t.watchdog_tripped and not state["tripped"]:
+            tracer.instant("watchdog: holding", "actuation")
+        state["tripped"] = t.watchdog_tripped
         held += int(t.watchdog_tripped)
         node.counters["watchdog_ticks"] = held
         out.publish(targets_to_msg(t, fresh.message.seq if fresh else 0), topic="targets")
 
-    DeadlineLoop(MonotonicClock(), LoopOptions(hz=cfg.actuation_hz, gc_between_ticks=False),
-                 tick).run(stop_event=StopOnNode(node))
+    loop = DeadlineLoop(MonotonicClock(), LoopOptions(hz=cfg.actuation_hz, gc_between_ticks=False,
+                                                      gc_min_slack_ms=2.0), tick)
+    run_traced(loop, tracer, node)
 
 
 NODES: dict[str, Callable[[RobotDemoConfig, Node], None]] = {

@@ -6,6 +6,10 @@ script of instructions on a worker thread: for each, it asks the decision
 process to act, follows its status, waits for the turn to finish and, for a
 task from the suite, asks the simulator whether it succeeded. The demo command
 and ``rtagent bench robot`` both use it.
+
+Tracing: pass ``env=trace.env()`` and ``tracer=trace.tracer`` of a
+:class:`realtime.trace_run.TraceRun`; the processes then trace over the bus and
+the session adds one span per step (track ``session``) from the front-end.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from realtime.bus import BusOptions, LatestValueSubscriber, Subscriber
 from realtime.bus_rpc import RequestClient
 from realtime.errors import RtAgentError
 from realtime.supervisor import ProcessSpec, Supervisor, SupervisorReport, python_module
+from realtime.trace import Tracer
 
 NODES = ("sim", "perception", "actuation", "decision")
 
@@ -69,8 +74,11 @@ class RobotSession:
     def __init__(self, cfg: RobotDemoConfig, steps: Sequence[Step], *,
                  turn_timeout_s: float = 90.0, settle_s: float = 1.0, record_every_s: float = 0.0,
                  on_status: Callable[[dict[str, Any]], None] | None = None,
-                 on_step: Callable[[StepResult], None] | None = None) -> None:
+                 on_step: Callable[[StepResult], None] | None = None,
+                 env: Mapping[str, str] | None = None, tracer: Tracer | None = None) -> None:
         self.cfg = cfg
+        self.env = dict(env or {})  # extra environment of the processes (e.g. tracing)
+        self.tracer = tracer or Tracer("frontend", enabled=False)
         self.steps = list(steps)
         self.turn_timeout_s = turn_timeout_s
         self.settle_s = settle_s
@@ -85,7 +93,7 @@ class RobotSession:
 
     def run(self, timeout_s: float | None = None) -> SessionResult:
         specs = [ProcessSpec(name, python_module("demos.robot_nodes", name, self.cfg.to_json()),
-                             startup_grace_ms=120_000, heartbeat_timeout_ms=5000)
+                             env=self.env, startup_grace_ms=120_000, heartbeat_timeout_ms=5000)
                  for name in NODES]
         self.supervisor = Supervisor(specs)
         worker = threading.Thread(target=self._script, name="robot-session", daemon=True)
@@ -112,7 +120,9 @@ class RobotSession:
             for step in self.steps:
                 if self._abort.is_set():
                     return
+                start_ns = time.monotonic_ns()
                 result = self._run_step(step, decision, sim, events, camera)
+                self._trace_step(result, start_ns)
                 self.result.steps.append(result)
                 self.on_step(result)
             self.result.stats = self._ask(decision, "stats", {}, wait_s=10)
@@ -122,6 +132,15 @@ class RobotSession:
             for sock in (decision, sim, events, camera):
                 sock.close()
             self._done.set()
+
+    def _trace_step(self, r: StepResult, start_ns: int) -> None:
+        if self.tracer.enabled:
+            label = f"{self.cfg.trace_label}: " if self.cfg.trace_label else ""
+            self.tracer.complete(f"{label}{r.step.task_id or r.step.instruction[:40]}", "session",
+                                 start_ns, time.monotonic_ns(), "session",
+                                 instruction=r.step.instruction[:80], ok=r.ok,
+                                 success=r.success is True, task_s=round(r.task_s, 3),
+                                 error=(r.error or "")[:120])
 
     def _ask(self, client: RequestClient, name: str, args: dict[str, Any], wait_s: float) -> Any:
         """A request, retried until answered ok or ``wait_s`` passes."""

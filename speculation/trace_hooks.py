@@ -15,11 +15,15 @@ does on a :class:`~realtime.trace.Tracer`:
   cumulative metrics (launches, hits, joins, cancellations, invalidations,
   blocked writes, waste, latency saved).
 
+- :class:`TracedInvoke`: the same ``calls`` spans (``served="direct"``) for an agent
+  that runs without speculation, so a run with it and one without read alike.
+
 Wiring (the demos)::
 
     traced_reg = TracedRegistry(registry, tracer)
     spec = TracedSpeculation(SpeculativeExecutor(traced_reg, predictor, opts), tracer)
     agent = Agent(decoder, registry, context_fn, invoke=spec.call, tracer=tracer)
+    # without speculation: invoke=TracedInvoke(traced_reg, tracer).call
 
 How a run is told apart: :meth:`TracedSpeculation.call` marks its task's context
 with the call's key; the executor invokes the agent's own call in that context,
@@ -32,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -40,7 +44,7 @@ from control.tools import ToolCall, ToolRegistry, ToolResult
 from realtime.trace import Tracer
 from speculation.executor import SpeculativeExecutor
 
-__all__ = ["TracedRegistry", "TracedSpeculation"]
+__all__ = ["TracedInvoke", "TracedRegistry", "TracedSpeculation"]
 
 _AGENT_CALL: ContextVar[str | None] = ContextVar("rtagent_agent_call", default=None)
 
@@ -86,6 +90,7 @@ class TracedSpeculation:
         self.executor = executor
         self.tracer = tracer
         self._now = now_ns
+        self._last: dict[str, int | float] | None = None
 
     async def call(self, call: ToolCall, *, observation: Mapping[str, Any] | None = None
                    ) -> ToolResult:
@@ -117,10 +122,44 @@ class TracedSpeculation:
         self.executor.observe(observation, changed=changed)
         self.record_metrics()
 
+    def invalidate(self, resources: Iterable[str]) -> None:
+        """Same as :meth:`SpeculativeExecutor.invalidate`, then the counters."""
+        self.executor.invalidate(resources)
+        self.record_metrics()
+
     def record_metrics(self) -> None:
-        """A ``speculation`` counter event with the executor's cumulative metrics."""
+        """A ``speculation`` counter event with the executor's cumulative metrics
+        (only when they changed since the last one)."""
         if self.tracer.enabled:
             m = self.executor.metrics
             values: dict[str, int | float] = {k: getattr(m, k) for k in _COUNTERS}
             values.update(latency_saved_ms=m.latency_saved_s * 1e3, wasted_ms=m.wasted_s * 1e3)
-            self.tracer.counter("speculation", "speculation", **values)
+            if values != self._last:
+                self._last = values
+                self.tracer.counter("speculation", "speculation", **values)
+
+
+class TracedInvoke:
+    """An agent's ``invoke`` without speculation: each call runs on ``registry``
+    (a :class:`TracedRegistry`: its run is a ``direct`` span on ``tools``) and is a
+    span on ``calls`` with ``served="direct"``."""
+
+    def __init__(self, registry: ToolRegistry, tracer: Tracer, *,
+                 now_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        self.registry = registry
+        self.tracer = tracer
+        self._now = now_ns
+
+    async def call(self, call: ToolCall) -> ToolResult:
+        if not self.tracer.enabled:
+            return await self.registry.invoke(call)
+        key = call.key()
+        token = _AGENT_CALL.set(key)
+        start = self._now()
+        try:
+            result = await self.registry.invoke(call)
+        finally:
+            _AGENT_CALL.reset(token)
+        self.tracer.complete(f"{call.id} {call.name}".strip(), "calls", start, self._now(),
+                             "call", served="direct", ok=result.ok, call=key[:120])
+        return result
