@@ -42,17 +42,6 @@ log = logging.getLogger("rtagent.voice")
 MIN_PARTIAL_WORDS = 2
 
 
-def _lora(cfg: VoiceDemoConfig) -> str | None:
-    if cfg.lora != "default":
-        return cfg.lora
-    try:
-        from models.adapters import default_adapter
-    except ImportError:
-        return None
-    path = default_adapter(cfg.model)
-    return str(path) if path else None
-
-
 def build_registry(cfg: VoiceDemoConfig, home_call: Any) -> ToolRegistry:
     """Every voice tool: home tools through ``home_call(name, args)``, services here."""
     from audio.errors import AudioError
@@ -112,7 +101,8 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
     ctl = node.own(ReplyServer(rd.endpoint("decision_ctl"), source="decision"))
     specs = voice_tool_specs()
     with beating(node):
-        raw = make_decoder(cfg.decoder, cfg.model, lora_path=_lora(cfg),
+        # lora "default": the shipped adapter for this model, if there is one (models.adapters)
+        raw = make_decoder(cfg.decoder, cfg.model, lora_path=cfg.lora,
                            n_threads=cfg.decoder_threads)
         decoder: Any = PreflightDecoder(raw) if cfg.speculation else raw
         node.own(decoder)
