@@ -128,7 +128,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     from demos.voice_nodes import VoiceDemoConfig
 
     return VoiceDemoConfig(
-        device=args.device, max_duration_s=args.duration_s, pace=False,
+        device=args.device, max_duration_s=args.duration_s, pace=True,  # (a real mic never waits)
         out_device=args.out_device, out_wav=str(Path(args.out_wav).resolve()) if args.out_wav else None,
         hz=args.hz, speculation=not args.no_speculation, decoder=args.decoder, model=args.model,
         lora=None if args.no_lora else (args.lora or "default"),

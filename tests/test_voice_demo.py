@@ -118,3 +118,18 @@ def test_cli_missing_devices_list_what_exists(tmp_path: Path, capsys) -> None:
         assert "no output audio device named 'hdmi'" in err and "rtagent_speaker" in err
         assert main(["voice", "--list-devices"]) == 0
         assert "rtagent_mic" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_cli_listens_on_a_named_input_device(tmp_path: Path) -> None:
+    """The live path: PyAudio opens the input named on the command line and listens for
+    --duration-s (here the virtual microphone, holding one spoken request)."""
+    with virtual_audio(tmp_path / "alsa") as va:
+        seconds = va.load_mic(speak("what's the weather in Rome", voice="en-us", words_per_min=165),
+                              lead_silence_s=0.5, tail_silence_s=1.5)
+        report = tmp_path / "run.json"
+        assert main(["voice", "--device", "agent_mic", "--duration-s", f"{seconds:.2f}",
+                     "--json", str(report)]) == 0
+    (turn,) = json.loads(report.read_text())["turns"]
+    assert ("get_weather", {"city": "Rome"}) in _calls(turn)
+    assert "Rome" in turn["reply"]
