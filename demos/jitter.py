@@ -67,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hold /dev/cpu_dma_latency at 0 µs, as cyclictest does (default off)")
     parser.add_argument("--json", dest="json_path", default=None, metavar="PATH",
                         help="write the full report (stats, samples, settings) as JSON")
+    parser.add_argument("--trace", dest="trace_path", default=None, metavar="PATH",
+                        help="write the loop's ticks as a Chrome trace (built from the loop's "
+                             "history after the run: nothing is added to the ticks)")
     parser.add_argument("--plot", dest="plot_path", default=None, metavar="PATH",
                         help="write a PNG: lateness histogram and time series")
     parser.add_argument("--compare-cyclictest", action="store_true",
@@ -258,6 +261,8 @@ def run(args: argparse.Namespace) -> int:
     from realtime.hardening import Hardening, cpu_steal_s, kernel_preemption
     from realtime.jitter import render_table, report_from_history, save_json, save_plot
     from realtime.loop import DeadlineLoop, HoldOrStop, LatestResult, LoopOptions, TickInfo
+    from realtime.loop_trace import TickTracer
+    from realtime.trace import Tracer, write_chrome
 
     if not 0 < args.seconds <= 3600:
         raise ConfigError(f"--seconds: expected 0 < s <= 3600, got {args.seconds!r}")
@@ -291,9 +296,12 @@ def run(args: argparse.Namespace) -> int:
         hardening = Hardening(hopts)
         with progress:
             loop = DeadlineLoop(MonotonicClock(args.spin_us), options, tick)
+            tracer = Tracer("jitter", enabled=bool(args.trace_path))
+            ticks = TickTracer(loop, tracer)  # not attached: read from the history afterwards
             steal0 = cpu_steal_s()
             with hardening:
                 summary = _run_loop(loop, args, progress, "deadline loop")
+            ticks.finish()
             steal = None if steal0 is None else (cpu_steal_s() or 0.0) - steal0
             fifo_ok = hardening.applied("fifo")
             steps = [str(s) for s in hardening.steps]
@@ -347,6 +355,10 @@ def run(args: argparse.Namespace) -> int:
         out = save_json(args.json_path, reports, hz=args.hz, seconds=args.seconds,
                         load=args.load, fifo=fifo_ok, hardening=steps)
         console.print(f"wrote {out}")
+    if args.trace_path:
+        out = write_chrome(args.trace_path, tracer.events(), run="rtagent jitter", hz=args.hz,
+                           seconds=args.seconds, load=args.load)
+        console.print(f"wrote {out} (`rtagent report {out}`)")
     if args.plot_path:
         out = save_plot(args.plot_path, reports,
                         title=f"release lateness at {args.hz:g} Hz, load {args.load}")
