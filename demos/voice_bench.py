@@ -172,6 +172,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"rtagent bench voice: {len(items)} spoken requests (espeak-ng, "
           f"{len({r.voice for r in reqs})} voices, {len({r.words_per_min for r in reqs})} speeds), "
           f"played in real time {'through the virtual PyAudio mic' if args.via == 'mic' else ''}")
+    for name, r in results.items():
+        dec = r["stats"].get("decoder") or {}
+        print(f"{name}: decoder {dec.get('name')} on {dec.get('model')}, LoRA {dec.get('lora')}")
     print(table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))

@@ -100,10 +100,14 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
     pub = node.own(Publisher(rd.endpoint("decision"), source="decision", options=EVENTS))
     ctl = node.own(ReplyServer(rd.endpoint("decision_ctl"), source="decision"))
     specs = voice_tool_specs()
+    from models.artifacts import resolve_gguf
+    from models.decoder import resolve_lora
+
+    model = resolve_gguf(cfg.model)
+    # lora "default": the shipped adapter for this model, if there is one (models.adapters)
+    lora = resolve_lora(cfg.lora, model) if cfg.decoder == "simpletool" else None
     with beating(node):
-        # lora "default": the shipped adapter for this model, if there is one (models.adapters)
-        raw = make_decoder(cfg.decoder, cfg.model, lora_path=cfg.lora,
-                           n_threads=cfg.decoder_threads)
+        raw = make_decoder(cfg.decoder, model, lora_path=lora, n_threads=cfg.decoder_threads)
         decoder: Any = PreflightDecoder(raw) if cfg.speculation else raw
         node.own(decoder)
         # Evaluate the system prompt and tool list once now (prefix KV cache).
@@ -189,6 +193,8 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
     def handle(req: m.ToolRequest) -> m.ToolReply:
         if req.name == "stats":
             out: dict[str, Any] = {"turns": len(turns), "busy": agent.busy or bool(pending),
+                                   "decoder": {"name": cfg.decoder, "model": model.name,
+                                               "lora": lora.name if lora else None},
                                    "loop": dataclasses.asdict(loop.summarize()),
                                    "preflights": state["preflights"],
                                    "speculated_calls": state["speculated"]}
