@@ -52,6 +52,25 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 
+# llama.cpp's CPU flags. GGML_NATIVE (its default) compiles AMX tile code where
+# the CPU lists AMX, and a VM that lists AMX without granting its state to
+# threads then dies with SIGILL in the first matmul (seen here). So on x86 the
+# instruction sets are chosen from /proc/cpuinfo, AMX excluded.
+if [[ -z "${CMAKE_ARGS:-}" && $(uname -m) == x86_64 ]]; then
+    cpu=" $(grep -m1 '^flags' /proc/cpuinfo) "
+    args="-DGGML_NATIVE=OFF"
+    for f in avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx_vnni:AVX_VNNI; do
+        [[ $cpu == *" ${f%%:*} "* ]] && args+=" -DGGML_${f#*:}=ON"
+    done
+    if [[ $cpu == *" avx512f "* && $cpu == *" avx512bw "* && $cpu == *" avx512vl "* ]]; then
+        args+=" -DGGML_AVX512=ON"
+        for f in avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16; do
+            [[ $cpu == *" ${f%%:*} "* ]] && args+=" -DGGML_${f#*:}=ON"
+        done
+    fi
+    export CMAKE_ARGS=$args
+fi
+
 # The stamp records what was installed; unchanged inputs mean nothing to do.
 stamp=.venv/.rtagent-setup
 want=$(cat pyproject.toml setup.sh | sha256sum | cut -d' ' -f1)-${CMAKE_ARGS:-cpu}
@@ -61,9 +80,17 @@ else
     "${PIP[@]}" install --upgrade pip wheel setuptools
     # Pinned first: an unpinned torch would pull a multi-GB CUDA build.
     "${PIP[@]}" install torch==2.13.0
-    if ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
-        say "building llama-cpp-python from source (~9 min on 2 cores, once; pip caches the wheel)"
-        "${PIP[@]}" install llama-cpp-python==0.3.36
+    # pip's wheel cache ignores CMAKE_ARGS, so the wheel is built into a folder
+    # named after them: a change of flags builds anew, the same flags reuse it.
+    wheels=${RTAGENT_CACHE:-$HOME/.cache/rtagent}/wheels/$(printf %s "${CMAKE_ARGS:-}" | sha256sum | cut -c1-12)
+    if [[ $(cat .venv/.llama-cmake-args 2>/dev/null) != "${CMAKE_ARGS:-}" ]] \
+            || ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
+        if ! ls "$wheels"/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then
+            say "building llama-cpp-python from source (~9 min on 2 cores, once): ${CMAKE_ARGS:-default flags}"
+            "${PIP[@]}" wheel --no-deps --no-cache-dir -w "$wheels" llama-cpp-python==0.3.36
+        fi
+        "${PIP[@]}" install --force-reinstall --no-deps "$wheels"/llama_cpp_python-0.3.36-*.whl
+        printf %s "${CMAKE_ARGS:-}" >.venv/.llama-cmake-args
     fi
     say "installing rtagent and its dependencies"
     log=.venv/setup-pip.log
