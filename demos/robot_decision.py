@@ -28,6 +28,7 @@ from demos.robot_nodes import (
     RobotDemoConfig,
     _fail,
     _reply,
+    beating,
     hop,
     node_tracer,
     run_traced,
@@ -104,15 +105,21 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
 
     runner = SkillRunner()
     registry = RobotToolBackend(world, runner).registry()
-    decoder = make_decoder(cfg.decoder, cfg.model, lora_path=_lora(cfg))
-    node.own(decoder)
-    # Evaluate the system prompt and tool list once now, so the first instruction
-    # pays only for its own tokens (the prefix KV cache is reused).
-    node.beat("starting", force=True)
-    with tracer.span("warm-up", "decoder", "decode"):
-        decoder.decode(DecodeContext.from_request(
-            "go home", scene="red_cube at (0.40, 0.00, 0.02). Gripper: empty."),
-            robot_tool_specs())
+    # Traced: every tool run, and every call the agent makes (how it was served).
+    tools = TracedRegistry(registry, tracer) if tracer.enabled else registry
+    # Loading the model, the warm-up decode and mining the patterns take seconds
+    # (more on a busy machine): heartbeats go on from a helper thread meanwhile.
+    with beating(node):
+        decoder = make_decoder(cfg.decoder, cfg.model, lora_path=_lora(cfg))
+        node.own(decoder)
+        # Evaluate the system prompt and tool list once now, so the first instruction
+        # pays only for its own tokens (the prefix KV cache is reused).
+        with tracer.span("warm-up", "decoder", "decode"):
+            decoder.decode(DecodeContext.from_request(
+                "go home", scene="red_cube at (0.40, 0.00, 0.02). Gripper: empty."),
+                robot_tool_specs())
+        spec = (build_speculation(tools, cfg, lambda: state["slack_ms"]) if cfg.speculation
+                else None)
 
     def context(text: str, history: Any) -> DecodeContext:
         w = world()
@@ -121,9 +128,6 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
                                     f"Request: {history[-1]['content'] if history else text}"})
         return DecodeContext(tuple(messages), enums={"object": seen, "target": [*seen, "bin"]})
 
-    # Traced: every tool run, and every call the agent makes (how it was served).
-    tools = TracedRegistry(registry, tracer) if tracer.enabled else registry
-    spec = build_speculation(tools, cfg, lambda: state["slack_ms"]) if cfg.speculation else None
     traced = TracedSpeculation(spec, tracer) if spec is not None and tracer.enabled else None
     invoke = (traced.call if traced is not None else spec.call if spec is not None
               else TracedInvoke(tools, tracer).call if tracer.enabled else None)

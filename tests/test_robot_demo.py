@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
+from demos.cli import main as cli_main
+from demos.report_figures import load_run
 from demos.robot_nodes import RobotDemoConfig
 from demos.robot_session import RobotSession, Step
 from sim_envs.tasks import get_task
@@ -62,3 +66,45 @@ def test_killing_decision_mid_task_holds_the_arm_and_the_restart_finishes_it() -
     (step,) = result.steps
     assert session.resubmitted == 1
     assert step.success, step.to_json()
+
+
+def test_trace_of_a_task_has_every_process_and_renders_a_report(tmp_path: Path) -> None:
+    """`rtagent robot --trace`: ticks, messages, decodes and tool calls from the four
+    processes in one Chrome trace, which `rtagent report` turns into HTML."""
+    trace, summary = tmp_path / "robot.trace.json", tmp_path / "robot.json"
+    code = cli_main(["robot", "--task", "point-yellow_cube-s0", "--trace", str(trace),
+                     "--json", str(summary), "--turn-timeout-s", "120"])
+    figures = json.loads(summary.read_text())
+    assert code == 0 and figures["ok"] == 1, figures  # carried out (success: the test above)
+    data = load_run([trace])
+    assert {"sim", "perception", "actuation", "decision", "frontend"} <= {
+        e["process"] for e in data.events}
+    ticks = {e["process"] for e in data.spans(track="loop", name="tick")}
+    assert ticks == {"sim", "actuation", "decision"}
+    assert all("lateness_us" in t["args"] and "miss" in t["args"]
+               for t in data.spans(track="loop", name="tick"))
+    hops = {(e["process"], e["name"]) for e in data.spans(track="bus")}
+    assert {("perception", "camera"), ("decision", "world"), ("actuation", "cmd")} <= hops
+    assert all(e["dur"] >= 0 for e in data.spans(track="bus"))
+    (decode,) = data.spans(track="decoder", name="decode")
+    assert decode["args"]["calls"] == 1 and decode["args"]["prompt_tokens"] > 0
+    assert decode["args"]["forward_passes"] > 0
+    (call,) = data.spans(track="calls")
+    assert call["process"] == "decision" and call["name"] == "1 point_at"
+    assert call["args"]["served"] in ("speculation", "joined", "direct")
+    runs = data.spans(track="tools") + data.spans(track="speculation")
+    assert runs and all(r["args"]["kind"] in ("direct", "speculative", "dry-run") for r in runs)
+    if call["args"]["served"] == "direct":  # the call itself ran as a direct tool run
+        assert any(r["name"] == "point_at" and r["args"]["kind"] == "direct" for r in runs)
+    assert data.last_counter("speculation") is not None
+    assert [t["name"] for t in data.spans(track="agent")] == ["turn 1"]
+    (step,) = data.spans(track="session")
+    assert step["process"] == "frontend" and step["args"]["ok"] is True
+    assert data.other["trace_senders"]["decision"]["dropped"] == 0
+
+    html = tmp_path / "robot.html"
+    assert cli_main(["report", str(trace), "-o", str(html)]) == 0
+    page = html.read_text()
+    for fig in ("lateness", "timeline", "decoder"):
+        assert f'id="{fig}"' in page
+    assert "decision loop: ticks" in page and "tool calls (direct / from speculation" in page
