@@ -137,9 +137,9 @@ def main(spec: dict[str, Any]) -> int:
             agent_loop.close()
             ticks.finish()
             pub.close()
+    bus.close()  # sends what is queued, then the counters
     sent = bus.sink.sent if bus.sink is not None else 0
     dropped = bus.sink.dropped if bus.sink is not None else 0
-    bus.close()
     release, wake, end = loop.history.arrays()
     print(json.dumps({
         "traced": tracer.enabled, "connected": bus.connected,

@@ -21,12 +21,18 @@ end (one row group per process, one row per track)::
     bus.close()                                 # delivers what is queued, then its counters
 
 Costs and bounds: with tracing off the tracer is disabled and no socket exists.
-With it on, one event costs one msgspec encode and one non-blocking send. The
-sink uses XPUB with ``ZMQ_XPUB_NODROP``, so a full send queue (``queue_events``)
-is seen, counted (``TraceSink.dropped``) and the event dropped, never waited
-for. The sink is thread-safe (events may come from the agent's loop thread and
-from the decoder thread). On close each sink publishes its counters, so the
-collector reports what every sender dropped (``otherData.trace_senders``).
+With it on, recording an event only appends it to the sink's bounded queue
+(``queue_events``; beyond it the event is dropped and counted); a sender thread
+publishes the queue every ``flush_ms``. Sending each event where it is recorded
+would put a ZeroMQ send, and often a wake-up of ZeroMQ's I/O thread, inside the
+deadline loop's tick (measured with `rtagent bench trace`: about 0.2 ms per
+event on a busy 2-core VM); ``flush_ms=0`` does that anyway (synchronous
+sends). The sink uses XPUB with ``ZMQ_XPUB_NODROP``, so a full send queue is
+seen, counted (``TraceSink.dropped``) and the event dropped, never waited for.
+The sink is thread-safe (events may come from the agent's loop thread and from
+the decoder thread). On close each sink sends what is queued, then publishes
+its counters, so the collector reports what every sender dropped
+(``otherData.trace_senders``).
 
 Times are the processes' ``time.monotonic_ns`` (CLOCK_MONOTONIC: one time base on
 one host). Across hosts clocks differ; traces from another host are offset.
@@ -81,6 +87,8 @@ class TraceBusOptions:
         linger_ms: on close, how long a sink may take to deliver queued events (>= 0).
         connect_timeout_ms: how long a sink waits for the collector's subscription
             before tracing anyway (events sent before it arrives are lost) (>= 0).
+        flush_ms: how often a sink's sender thread publishes the queued events
+            (>= 0; 0: no thread, each event is sent where it is recorded).
     """
 
     queue_events: int = 8192
@@ -88,6 +96,7 @@ class TraceBusOptions:
     local_capacity_events: int = 4096
     linger_ms: int = 1000
     connect_timeout_ms: float = 2000.0
+    flush_ms: float = 20.0
 
     def __post_init__(self) -> None:
         for name, low in (("queue_events", 16), ("capacity_events", 1),
@@ -98,6 +107,8 @@ class TraceBusOptions:
         if not self.connect_timeout_ms >= 0:
             raise ConfigError("TraceBusOptions.connect_timeout_ms: expected >= 0, "
                               f"got {self.connect_timeout_ms!r}")
+        if not self.flush_ms >= 0:
+            raise ConfigError(f"TraceBusOptions.flush_ms: expected >= 0, got {self.flush_ms!r}")
 
     def bus(self) -> BusOptions:
         return BusOptions(sndhwm=self.queue_events, rcvhwm=self.queue_events,
@@ -119,8 +130,10 @@ class _XPublisher(Publisher):
 class TraceSink:
     """A tracer's sink that publishes each event on the trace bus (connects).
 
-    Call it with a :class:`TraceEvent`; it never blocks. ``sent``/``dropped``
-    count what happened; thread-safe.
+    Call it with a :class:`TraceEvent`; it never blocks: the event is queued and
+    a sender thread publishes it within ``flush_ms`` (or, with ``flush_ms=0``,
+    it is published at once). ``sent``/``dropped`` count what happened (queued
+    events are in neither yet); thread-safe.
     """
 
     def __init__(self, endpoint: str, *, process: str, options: TraceBusOptions | None = None,
@@ -131,6 +144,13 @@ class TraceSink:
                                 options=self.options.bus(), context=context)
         self._lock = threading.Lock()
         self._subscribed = False
+        self._queue: deque[TraceEvent] = deque()
+        self._queue_dropped = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self.options.flush_ms > 0:
+            self._thread = threading.Thread(target=self._run, name="trace-sink", daemon=True)
+            self._thread.start()
 
     @property
     def sent(self) -> int:
@@ -138,12 +158,33 @@ class TraceSink:
 
     @property
     def dropped(self) -> int:
-        return sum(self._pub.stats.dropped.values())
+        return sum(self._pub.stats.dropped.values()) + self._queue_dropped
 
     def __call__(self, event: TraceEvent) -> None:
+        if self._thread is not None:
+            if len(self._queue) < self.options.queue_events:
+                self._queue.append(event)  # atomic; the sender thread takes it
+            else:
+                self._queue_dropped += 1
+            return
         with self._lock:
             if not self._pub.sock.closed:
                 self._pub.publish(event, TRACE_TOPIC)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.options.flush_ms / 1e3):
+            self._send_queued()
+        self._send_queued()
+
+    def _send_queued(self) -> None:
+        queue = self._queue
+        with self._lock:
+            while queue:
+                event = queue.popleft()
+                if self._pub.sock.closed:
+                    self._queue_dropped += 1
+                else:
+                    self._pub.publish(event, TRACE_TOPIC)
 
     def wait_connected(self, timeout_ms: float) -> bool:
         """Wait until the collector has subscribed (``False``: it did not within the time)."""
@@ -158,7 +199,12 @@ class TraceSink:
             return self._subscribed
 
     def close(self) -> None:
-        """Publish this sender's counters, then close (queued events get ``linger_ms``)."""
+        """Send what is queued, publish this sender's counters, then close (what
+        ZeroMQ still holds gets ``linger_ms``)."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
         with self._lock:
             if self._pub.sock.closed:
                 return

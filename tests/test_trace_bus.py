@@ -44,8 +44,8 @@ def node(name: str, seconds: float) -> None:
     ticks.finish()
     tracer.instant("bye", "decision", pid=os.getpid())
     assert bus.sink is not None
-    sent, dropped = bus.sink.sent, bus.sink.dropped  # trace events (the counters come last)
-    bus.close()
+    bus.close()  # sends what is queued, then the counters
+    sent, dropped = bus.sink.sent, bus.sink.dropped  # trace events (not the counters)
     print(json.dumps({"name": name, "ticks": loop.summarize().ticks, "traced": ticks.emitted,
                       "connected": bus.connected, "sent": sent, "dropped": dropped}))
 
@@ -94,8 +94,9 @@ def test_nodes_in_processes_trace_into_one_chrome_file(tmp_path: Path) -> None:
 
 
 def test_full_queue_drops_and_counts_without_blocking(tmp_path: Path) -> None:
+    # flush_ms=0: each event is sent where it is recorded (no sender thread).
     opts = TraceBusOptions(queue_events=16, linger_ms=3000, connect_timeout_ms=2000,
-                           local_capacity_events=1000)
+                           local_capacity_events=1000, flush_ms=0)
     with RunDirectory() as run_dir, TraceCollector(run_dir.endpoint("t"), options=opts) as col:
         col.start()  # libzmq attaches the new peer when the socket is used: keep it polled
         bus = BusTracer("burst", col.endpoint, options=opts)
@@ -121,6 +122,26 @@ def test_full_queue_drops_and_counts_without_blocking(tmp_path: Path) -> None:
     assert col.senders["burst"] == {"sent": sent, "dropped": 3000 - sent}
     # The local tracer kept its own bounded copy.
     assert len(bus.tracer.events()) == opts.local_capacity_events
+
+
+def test_queued_sink_records_without_sending_and_delivers_on_its_thread(tmp_path: Path) -> None:
+    opts = TraceBusOptions(queue_events=100, flush_ms=20)
+    with RunDirectory() as run_dir, TraceCollector(run_dir.endpoint("t"), options=opts) as col:
+        col.start()
+        bus = BusTracer("queued", col.endpoint, options=opts)
+        assert bus.connected and bus.sink is not None
+        for i in range(150):  # more than the queue holds before the sender thread runs
+            bus.tracer.instant("e", "t", i=i)
+        assert bus.sink.sent + bus.sink.dropped <= 150
+        bus.close()  # sends what is queued, then the counters
+        deadline = time.monotonic() + 10
+        while "queued" not in col.senders and time.monotonic() < deadline:
+            time.sleep(0.01)
+        col.stop()
+    sent, dropped = col.senders["queued"]["sent"], col.senders["queued"]["dropped"]
+    assert sent + dropped == 150 and sent >= 100
+    got = [e.args["i"] for e in col.events() if e.source == "queued"]
+    assert len(got) == sent and got == sorted(got)  # in order, none twice
 
 
 def test_tracing_off_opens_nothing() -> None:
