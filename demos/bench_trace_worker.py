@@ -26,7 +26,7 @@ from realtime.endpoints import RunDirectory
 from realtime.loop import DeadlineLoop, LoopOptions, TickInfo
 from realtime.loop_trace import TickTracer
 from realtime.trace import Tracer
-from realtime.trace_bus import BusTracer
+from realtime.trace_bus import BusTracer, TraceBusOptions
 from speculation.executor import SpeculationOptions, SpeculativeExecutor
 from speculation.patterns import PatternLibrary
 from speculation.predictors import PatternPredictor
@@ -47,7 +47,7 @@ class Replay:
 
     def __init__(self, tracer: Tracer, time_scale: float, seed: int) -> None:
         specs = load_specs("robot")
-        train = _scaled(robot_episodes(150, seed=seed + 1000), time_scale)
+        train = _scaled(robot_episodes(100, seed=seed + 1000), time_scale)
         self.episodes = _scaled(robot_episodes(40, seed=seed), time_scale)
         self.backend = ReplayBackend(specs, [*train, *self.episodes])
         library = PatternLibrary()
@@ -98,7 +98,8 @@ def _tick_body(rng: np.random.Generator) -> Any:
 
 
 def main(spec: dict[str, Any]) -> int:
-    bus = BusTracer.from_env(str(spec.get("process", "bench")))
+    options = TraceBusOptions(flush_ms=float(spec.get("flush_ms", TraceBusOptions.flush_ms)))
+    bus = BusTracer.from_env(str(spec.get("process", "bench")), options=options)
     tracer = bus.tracer
     replay = Replay(tracer, float(spec["time_scale"]), int(spec["seed"]))
     agent_loop = loop_factory()()
