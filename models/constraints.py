@@ -84,6 +84,14 @@ class Matcher:
     def complete(self, text: str) -> bool:
         raise NotImplementedError
 
+    def viable(self, text: str) -> bool:
+        """Whether ``text`` can still grow into a valid value (char level)."""
+        raise NotImplementedError
+
+    def body(self, text: str) -> str:
+        """The value's own characters (after ``=`` and an opening quote)."""
+        return text[1:]
+
     def forced(self, text: str) -> str | None:
         """The rest of the value when only one completion is left."""
         return None
@@ -115,6 +123,9 @@ class EnumMatcher(Matcher):
 
     def complete(self, text: str) -> bool:
         return text in self.options
+
+    def viable(self, text: str) -> bool:
+        return any(o.startswith(text) for o in self.options)
 
     def forced(self, text: str) -> str | None:
         left = [o for o in self.options if o.startswith(text)]
@@ -180,6 +191,9 @@ class NumberMatcher(Matcher):
         return [(d * 10**k, (d + 1) * 10**k - 1 + frac)
                 for k in range(self.max_int_digits - len(ip) + 1)]
 
+    def viable(self, text: str) -> bool:
+        return self._viable(text)
+
     def allowed(self, text: str) -> np.ndarray:
         texts = self.vocab.texts
         keep = [i for i in self.vocab.numeric_ids if self._viable(text + texts[i])]  # type: ignore[operator]
@@ -218,6 +232,16 @@ class StringMatcher(Matcher):
 
     def complete(self, text: str) -> bool:
         return text.startswith('="')
+
+    def viable(self, text: str) -> bool:
+        if text in ("", "=", '="'):
+            return True
+        body = text[2:]
+        return (text.startswith('="') and len(body) <= self.max_length
+                and not _BAD_IN_STRING.search(body))
+
+    def body(self, text: str) -> str:
+        return text[2:]
 
     def value(self, text: str) -> Any:
         return text[2:]

@@ -17,6 +17,12 @@ of its structure is sampled:
   ``llama_batch`` per step). ``"auto"`` times one decode step of 1 vs 3
   sequences on this model and device at start-up and picks parallel only where
   three sequences cost clearly less than three steps (a GPU; not this CPU).
+- **Prompt lookup** (``lookup=True``): values are often copied from the request
+  (``x 0.4`` -> ``x=0.4``); a draft taken from the request is verified in the
+  same batch and kept only as far as it is the constrained argmax, so the
+  output is exactly greedy decoding's, in fewer forward passes.
+- ``name_scoring="whole"`` ranks every tool name by its whole log-probability
+  (one batch, one fork per name) instead of by its first token.
 - Several calls per answer (``max_calls``), yielded one by one by ``decode_stream``.
 - The system prompt, tool list and examples are evaluated once; a call
   evaluates only the tokens after the cached prefix.
@@ -24,6 +30,7 @@ of its structure is sampled:
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,16 +41,23 @@ import numpy as np
 
 from control.tools import ToolCall, ToolSpec
 from models.callformat import ArgSpec, arg_specs, check_expressible, render, render_value
-from models.constraints import Matcher, VocabIndex, matcher_for
+from models.constraints import EnumMatcher, Matcher, NumberMatcher, VocabIndex, matcher_for
 from models.decoder import DecodeContext, DecodeError, DecodeResult, register_decoder
-from models.llama_backend import BackendOptions, BatchItem, LlamaContext, LlamaModel
+from models.llama_backend import (
+    BackendOptions,
+    BatchItem,
+    ContextOverflowError,
+    LlamaContext,
+    LlamaModel,
+)
 from models.prompts import Example, build_messages, fallback_template, render_answer
 from realtime.errors import ConfigError
 
 __all__ = ["SimpleToolDecoder"]
 
 Schedule = Literal["auto", "parallel", "sequential"]
-_MAX_FORKS = 7
+_MAX_FORKS = 15
+_MAX_DRAFT = 8
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -88,7 +102,9 @@ class SimpleToolDecoder:
     def __init__(self, model_path: str | Path, *, n_threads: int | None = None,
                  n_gpu_layers: int = 0, lora_path: str | Path | None = None,
                  schedule: Schedule = "auto", max_calls: int = 4, n_ctx_tokens: int = 2048,
-                 examples: Sequence[Example] | None = None, verbose: bool = False) -> None:
+                 examples: Sequence[Example] | None = None, lookup: bool = True,
+                 name_scoring: Literal["first", "whole"] = "first",
+                 verbose: bool = False) -> None:
         if schedule not in ("auto", "parallel", "sequential"):
             raise ConfigError(f"schedule: expected auto, parallel or sequential, got {schedule!r}")
         if max_calls < 1:
@@ -110,6 +126,11 @@ class SimpleToolDecoder:
         self.eot = self._find_eot()
         self.max_calls = max_calls
         self.examples = examples
+        self.lookup = lookup
+        if name_scoring not in ("first", "whole"):
+            raise ConfigError(f"name_scoring: expected first or whole, got {name_scoring!r}")
+        self.name_scoring = name_scoring
+        self.request = ""
         self.step_ms: dict[int, float] = {}
         self.schedule: Literal["parallel", "sequential"] = (
             self._measure_schedule() if schedule == "auto" else schedule)
@@ -193,6 +214,7 @@ class SimpleToolDecoder:
         cached = self._common_prefix(prompt)
         stats.prompt_tokens, stats.prompt_evaluated = len(prompt), len(prompt) - cached
         self.stats = stats
+        self.request = str(context.messages[-1].get("content", ""))
         self.pending: list[int] = []
         self.logits = self.ctx.logits(self.ctx.sync_prefix(0, prompt))
         max_calls = context.max_calls or self.max_calls
@@ -235,12 +257,18 @@ class SimpleToolDecoder:
             self.pending = []
         return self.logits
 
-    def _choose(self, alts: Sequence[_Alt]) -> int:
-        """Pick an alternative; the chosen tokens not yet evaluated go to ``pending``."""
+    def _choose(self, alts: Sequence[_Alt], whole: bool = False) -> int:
+        """Pick an alternative; the chosen tokens not yet evaluated go to ``pending``.
+
+        By default the first token decides and whole candidates are ranked only
+        where first tokens collide; ``whole`` ranks every candidate in full.
+        """
         if len(alts) == 1:
             self.pending += alts[0].tokens
             return 0
         logits = self._flush()
+        if whole and len(alts) <= _MAX_FORKS:
+            return self._rank([a.tokens for a in alts])
         firsts = np.array(sorted({a.tokens[0] for a in alts}), dtype=np.int64)
         best = int(firsts[int(np.argmax(logits[firsts]))])
         self.stats.sampled += 1
@@ -253,7 +281,7 @@ class SimpleToolDecoder:
     def _rank(self, cands: list[list[int]]) -> int:
         """Whole-candidate log-probability ranking; each candidate in its own fork."""
         ctx = self.ctx
-        cp = 1
+        cp = 0
         while all(len(c) > cp for c in cands) and len({c[cp] for c in cands}) == 1:
             cp += 1
         if len(cands) > _MAX_FORKS:  # more than we can fork: greedy on the next token
@@ -274,8 +302,8 @@ class SimpleToolDecoder:
         for s, c in zip(seqs, cands, strict=True):
             items += [BatchItem(t, pos + j, (s,), True) for j, t in enumerate(c[cp:-1])]
         rows = ctx.decode(items)
-        first = _log_softmax(ctx.logits(rows[0]))
-        scores, r = [], 1
+        first = _log_softmax(ctx.logits(rows[0]) if shared else self.logits)
+        scores, r = [], 1 if shared else 0
         for c in cands:
             score = float(first[c[cp]]) if len(c) > cp else -np.inf
             for j in range(cp, len(c) - 1):
@@ -289,7 +317,7 @@ class SimpleToolDecoder:
             ctx.drop(s)
         self.pending = cands[best][-1:] if len(cands[best]) > cp else []
         if not self.pending:  # the shared part was the whole candidate
-            self.logits = first
+            self.logits = ctx.logits(rows[0])
         self.stats.sampled += 1
         return best
 
@@ -315,7 +343,7 @@ class SimpleToolDecoder:
         if not alts:
             raise DecodeError("no tool can be called now (every tool needs a value that "
                               "the run-time enums leave empty)")
-        choice = alts[self._choose(alts)]
+        choice = alts[self._choose(alts, whole=self.name_scoring == "whole")]
         if choice.kind == "none":
             return None, "end"
         spec, args, matchers = usable[choice.index]
@@ -359,43 +387,114 @@ class SimpleToolDecoder:
             m = matchers[pick.index]
             assert m is not None
             follows = self._follows(args, matchers, pick.index, m.close, can_more)
-            text, k = self._value(m, follows)
+            text, k = self._value(m, follows, args[pick.index].name)
             values[args[pick.index].name] = m.value(text)
             pick = follows[k]
         return pick.kind
 
-    def _value(self, m: Matcher, follows: list[_Alt]) -> tuple[str, int]:
-        """Decode one value on the main sequence; returns its text and the follow chosen."""
+    def _value(self, m: Matcher, follows: list[_Alt], arg: str) -> tuple[str, int]:
+        """Decode one value on the main sequence; returns its text and the follow chosen.
+
+        With ``lookup``, a draft copied from the request (prompt lookup) is
+        verified in the same batch: each drafted token is kept only if it is
+        the constrained argmax there, so the result equals plain greedy decoding.
+        """
         text = ""
         texts = self.vocab.texts
+        firsts = sorted({f.tokens[0] for f in follows})
         for _ in range(m.max_tokens + 1):
             ids = m.allowed(text)
-            done = m.complete(text)
-            if done and len(ids) == 0 and len(follows) == 1:
+            if m.complete(text) and len(ids) == 0 and len(follows) == 1:
                 self.pending += follows[0].tokens
                 return text, 0
-            logits = self._flush()
-            fids = np.array(sorted({f.tokens[0] for f in follows}) if done else [], np.int64)
-            both = np.concatenate([ids, fids])
-            if len(both) == 0:
-                break
-            best = int(both[int(np.argmax(logits[both]))])
-            if done and best in set(fids.tolist()):
-                group = [i for i, f in enumerate(follows) if f.tokens[0] == best]
+            draft = self._draft(m, text, arg) if self.lookup else []
+            rows = self._flush_draft(draft)
+            for i, logits in enumerate(rows):
+                done = m.complete(text)
+                ids = m.allowed(text) if i else ids
+                fids = np.array(firsts if done else [], np.int64)
+                both = np.concatenate([ids, fids])
+                if len(both) == 0:
+                    self._rollback(len(draft) - i)
+                    raise DecodeError(f"no valid continuation for value {text!r}; "
+                                      "nothing was returned for this call")
+                best = int(both[int(np.argmax(logits[both]))])
                 self.stats.sampled += 1
-                if len(group) == 1:
-                    self.pending += follows[group[0]].tokens
-                    return text, group[0]
-                return text, group[self._rank([follows[i].tokens for i in group])]
-            text += texts[best] or ""
-            self.pending.append(best)
-            self.stats.sampled += 1
-            rest = m.forced(text)
-            if rest:
-                self.pending += self.vocab.tokenize(rest)
-                text += rest
+                if done and best in firsts:
+                    self._rollback(len(draft) - i)
+                    self.logits = logits
+                    group = [k for k, f in enumerate(follows) if f.tokens[0] == best]
+                    if len(group) == 1:
+                        self.pending += follows[group[0]].tokens
+                        return text, group[0]
+                    return text, group[self._rank([follows[k].tokens for k in group])]
+                text += texts[best] or ""
+                if i < len(draft) and best == draft[i]:
+                    continue  # the draft token is what greedy decoding picks: keep it
+                self._rollback(len(draft) - i)
+                self.pending.append(best)
+                rest = m.forced(text)
+                if rest:
+                    self.pending += self.vocab.tokenize(rest)
+                    text += rest
+                break
         raise DecodeError(f"no valid continuation for value {text!r} within "
                           f"{m.max_tokens} tokens; nothing was returned for this call")
+
+    def _draft(self, m: Matcher, text: str, arg: str) -> list[int]:
+        """Tokens the request suggests next (prompt lookup), cut where the value can't go."""
+        src = self.request
+        if isinstance(m, EnumMatcher) or not src:
+            return []
+        body = m.body(text) if text else ""
+        if not body:
+            if text or not isinstance(m, NumberMatcher):
+                return []
+            name = re.escape(arg)
+            hit = (re.search(rf"\b{name}\b\W{{0,3}}?(-?\d+(?:\.\d+)?)", src)
+                   or re.search(rf"(-?\d+(?:\.\d+)?)\s*{name}\b", src))
+            if not hit:
+                return []
+            tail = "=" + hit.group(1)
+        else:
+            anchor = re.search(rf"\b{re.escape(arg)}\b", src)
+            at = src.find(body, anchor.start() if anchor else 0)
+            at = at if at >= 0 else src.rfind(body)
+            if at < 0:
+                return []
+            tail = src[at + len(body): at + len(body) + 24]
+        k = 0
+        while k < len(tail) and m.viable(text + tail[:k + 1]):
+            k += 1
+        keep: list[int] = []
+        for tok in self.vocab.tokenize(tail[:k]) if k else []:
+            piece = self.vocab.texts[tok]
+            if not piece or not m.viable(text + piece):
+                break
+            keep.append(tok)
+            text += piece
+        return keep[:_MAX_DRAFT]
+
+    def _flush_draft(self, draft: list[int]) -> list[np.ndarray]:
+        """Evaluate pending + draft in one batch; logits before each draft token and after."""
+        if not draft:
+            return [self._flush()]
+        ctx = self.ctx
+        toks = self.pending + draft
+        pos0, npend = len(ctx.tokens[0]), len(self.pending)
+        if pos0 + len(toks) > ctx.n_ctx:
+            raise ContextOverflowError(f"the answer does not fit the context window of "
+                                       f"{ctx.n_ctx} tokens; shorten the prompt")
+        items = [BatchItem(t, pos0 + i, (0,), i >= npend - 1) for i, t in enumerate(toks)]
+        rows = ctx.decode(items)
+        out = ([] if npend else [self.logits]) + [ctx.logits(r) for r in rows]
+        self.pending = []
+        return out
+
+    def _rollback(self, n: int) -> None:
+        """Drop the last ``n`` tokens of the main sequence (rejected draft tokens)."""
+        if n > 0:
+            self.ctx.truncate(0, len(self.ctx.tokens[0]) - n)
 
     def _args_parallel(self, args: list[ArgSpec], matchers: Sequence[Matcher | None],
                        values: dict[str, Any], can_more: bool) -> str:

@@ -119,3 +119,22 @@ def test_lora_path_errors_are_clear(tmp_path: Path) -> None:
     junk.write_bytes(b"not a gguf at all")
     with pytest.raises(BackendError, match="could not load the LoRA adapter"):
         make_decoder("simpletool", lora_path=junk, schedule="sequential")
+
+
+def test_prompt_lookup_changes_passes_not_answers(decoders) -> None:
+    plain = make_decoder("simpletool", schedule="sequential", n_threads=2, lookup=False)
+    try:
+        requests = [("move the gripper to x 0.45, y -0.25, z 0.3", ROBOT, SEEN),
+                    ("send a message to Anna saying I am running late", VOICE, None),
+                    ("set the thermostat in the bedroom to 21.5 degrees", VOICE, None)]
+        saved = 0
+        for text, tools, enums in requests:
+            ctx = (DecodeContext.from_request(text, scene=SCENE, enums=enums) if enums
+                   else DecodeContext.from_request(text))
+            drafted = decoders["sequential"].decode(ctx, tools)
+            greedy = plain.decode(ctx, tools)
+            assert drafted.calls == greedy.calls, text  # verified drafts: exactly greedy's output
+            saved += greedy.forward_passes - drafted.forward_passes
+        assert saved > 0  # values copied from the request took fewer passes
+    finally:
+        plain.close()
