@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="play the stream directly (wav) or through the virtual PyAudio mic")
     parser.add_argument("--silence-ms", type=float, default=400.0, help="VAD end-of-utterance silence")
     parser.add_argument("--only", choices=("spec", "plain"), help="run one mode only")
+    parser.add_argument("--lora", metavar="PATH", help="a LoRA adapter (default: the shipped one)")
     parser.add_argument("--no-lora", action="store_true", help="decode with the base model only")
     parser.add_argument("--dir", default="/tmp/rtagent-utterances", help="where WAVs are generated")
     parser.add_argument("--json", metavar="PATH", help="write every figure and turn as JSON")
@@ -165,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     results = {}
     for name, speculate in modes.items():
         cfg = VoiceDemoConfig(speculation=speculate, silence_ms=args.silence_ms,
-                              lora=None if args.no_lora else "default")
+                              lora=None if args.no_lora else (args.lora or "default"))
         print(f"running {len(items)} requests with {name} ...", flush=True)
         result = VoiceSession(cfg, items, via=args.via, gap_s=args.gap_s).run()
         results[name] = score(reqs, result)
