@@ -95,6 +95,7 @@ class RobotSession:
         specs = [ProcessSpec(name, python_module("demos.robot_nodes", name, self.cfg.to_json()),
                              env=self.env, startup_grace_ms=120_000, heartbeat_timeout_ms=5000)
                  for name in NODES]
+        t0_ns = time.monotonic_ns()  # the supervisor's report times count from about here
         self.supervisor = Supervisor(specs)
         worker = threading.Thread(target=self._script, name="robot-session", daemon=True)
         worker.start()
@@ -103,6 +104,7 @@ class RobotSession:
         finally:
             self._abort.set()
             worker.join(timeout=10)
+            self._trace_supervisor(t0_ns)
         if not self._done.is_set() and self.result.error is None:
             self.result.error = f"stopped before the script ended ({self.result.supervisor.stopped_because})"
         return self.result
@@ -132,6 +134,17 @@ class RobotSession:
             for sock in (decision, sim, events, camera):
                 sock.close()
             self._done.set()
+
+    def _trace_supervisor(self, t0_ns: int) -> None:
+        """What the supervisor did (starts, exits, restarts) as instants, track ``supervisor``."""
+        report = self.result.supervisor
+        if not self.tracer.enabled or report is None:
+            return
+        for t_s, name, what in report.events:
+            t = t0_ns + round(t_s * 1e9)
+            self.tracer.add(m.TraceEvent(
+                source=self.tracer.process, t_ns=t, name=f"{name}: {what}", ph="i", ts_ns=t,
+                track="supervisor", cat="supervisor", args={"process": name}))
 
     def _trace_step(self, r: StepResult, start_ns: int) -> None:
         if self.tracer.enabled:

@@ -101,6 +101,9 @@ def test_trace_of_a_task_has_every_process_and_renders_a_report(tmp_path: Path) 
     (step,) = data.spans(track="session")
     assert step["process"] == "frontend" and step["args"]["ok"] is True
     assert data.other["trace_senders"]["decision"]["dropped"] == 0
+    supervised = {e["name"] for e in data.events if e["track"] == "supervisor"}
+    assert {f"{p}: first heartbeat" for p in ("sim", "perception", "actuation", "decision")
+            } <= supervised
 
     html = tmp_path / "robot.html"
     assert cli_main(["report", str(trace), "-o", str(html)]) == 0
