@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rank", type=int, help="LoRA rank (default 16; alpha = 2 x rank)")
     parser.add_argument("--targets", help="adapted projections, comma-separated "
                         "(default q_proj,k_proj,v_proj,o_proj; also gate_proj,up_proj,down_proj)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default 1: spinning OpenMP "
+                        "barriers make more threads slower on a busy machine)")
     parser.add_argument("--eval-cases", type=int, help="held-out cases scored, base vs adapter (default 60)")
     parser.add_argument("--out", type=Path, default=Path("tools-lora.gguf"),
                         help="adapter GGUF to write (default ./tools-lora.gguf); the recipe goes "
@@ -72,6 +74,8 @@ def _recipe(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         train = replace(train, minutes=args.minutes)
     if args.rank is not None:
         train = replace(train, rank=args.rank, alpha=2.0 * args.rank)
+    if args.threads is not None:
+        train = replace(train, threads=args.threads)
     if args.targets:
         train = replace(train, target_modules=tuple(t.strip() for t in args.targets.split(",") if t))
     model = args.model or args.model_name or recipe.model

@@ -58,8 +58,9 @@ class TrainOptions:
     - ``batch_size``: examples per step (all from one tool set, sharing a prefix).
     - ``learning_rate`` / ``warmup_steps`` / ``weight_decay``: AdamW with warm-up and cosine decay.
     - ``seed``: torch and sampling seed. ``threads``: torch CPU threads (None: torch's
-      default). On a shared, oversubscribed CPU, OpenMP's spinning barriers once made
-      2 threads 5-10x slower than 1; measured again here 2 were ~1.5x faster: set 1 if not.
+      default). 1 by default: on a shared, oversubscribed CPU, OpenMP's spinning
+      barriers made 2 threads 5-10x slower than 1 (measured here twice; on a quiet
+      machine 2 threads were ~1.5x faster).
     - ``prefix_refresh_steps``: how often the tool set's shared prefix KV cache is
       recomputed with the current adapter.
     - ``bf16``: run matrix products in bfloat16 (autocast; the adapter's weights stay
@@ -77,7 +78,7 @@ class TrainOptions:
     warmup_steps: int = 10
     weight_decay: float = 0.0
     seed: int = 0
-    threads: int | None = 2
+    threads: int | None = 1
     prefix_refresh_steps: int = 8
     bf16: bool = False
 
