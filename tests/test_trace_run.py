@@ -116,3 +116,13 @@ def test_bench_trace_tiny_run_traces_only_when_on(tmp_path: Path) -> None:
     assert cli_main(["report", str(trace), "-o", str(html)]) == 0
     assert 'id="lateness"' in html.read_text()
     assert json.loads(json.dumps(out))["configs"]["on"]["ticks"] > 0  # plain JSON
+
+
+def test_jitter_trace_has_every_tick_from_the_history(tmp_path: Path) -> None:
+    trace, js = tmp_path / "jitter.trace.json", tmp_path / "jitter.json"
+    assert cli_main(["jitter", "--seconds", "0.5", "--no-fifo", "--trace", str(trace),
+                     "--json", str(js)]) == 0
+    ticks = load_run([trace]).spans(track="loop", name="tick")
+    (report,) = json.loads(js.read_text())["reports"]
+    assert len(ticks) == report["ticks"] > 0
+    assert all(t["process"] == "jitter" and "lateness_us" in t["args"] for t in ticks)
