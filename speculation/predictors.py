@@ -118,7 +118,7 @@ class CombinedPredictor:
     name = "combined"
 
     def __init__(self, parts: Sequence[Predictor], weights: Sequence[float] | None = None,
-                 confident: float = 0.9) -> None:
+                 confident: float = 0.5) -> None:
         if not confident > 0.0:
             raise ConfigError(f"CombinedPredictor: confident: expected > 0 (above 1: always "
                               f"mix), got {confident}")
