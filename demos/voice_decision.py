@@ -80,8 +80,12 @@ class CallLog:
             "started_ns": int(result.started_ns), "ended_ns": int(result.ended_ns),
             "returned_ns": time.monotonic_ns()})
 
-    def take(self, call: dict[str, Any]) -> dict[str, Any] | None:
+    def take(self, call: dict[str, Any], since_ns: int = 0) -> dict[str, Any] | None:
+        """The oldest entry for ``call`` returned after ``since_ns`` (older ones, e.g. from
+        an attempt that was replanned, are dropped)."""
         q = self._entries.get(ToolCall(call["name"], call["arguments"]).key())
+        while q and q[0]["returned_ns"] < since_ns:
+            q.popleft()
         return q.popleft() if q else None
 
 
@@ -181,7 +185,7 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
         info = pending.pop(turn.id, {})
         tj = turn.to_json()
         for c, r in zip(tj["calls"], tj["results"], strict=False):
-            r.update(calls.take(c) or {})
+            r.update(calls.take(c, turn.submitted_ns) or {})
         text = reply_text(tj)
         out = {**info, "turn": tj, "reply": text, "reply_id": turn.id, "error": turn.error,
                "first_call_ns": turn.first_call_ns, "first_result_ns": turn.first_result_ns,
