@@ -95,6 +95,10 @@ class BackendOptions:
 
 
 def _lib():  # type: ignore[no-untyped-def]
+    # OpenMP's default busy-wait at every barrier turns a 0.65 s decode into 15 s
+    # when another process holds a core (measured here): llama.cpp's threads
+    # spin on a core the thread they wait for needs. Read when libgomp loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import llama_cpp._logger as llama_logger
         import llama_cpp.llama_cpp as lib
