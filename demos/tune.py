@@ -20,7 +20,10 @@ What it does, in order:
 
 Use the adapter with ``rtagent calls --lora ADAPTER.gguf``. The shipped adapter
 (``models/adapters/``) is reproduced by ``rtagent tune --recipe
-models/adapters/smollm2-135m-tools.json --out /tmp/a.gguf``.
+models/adapters/smollm2-135m-tools.json --out /tmp/a.gguf`` (same data, seeds and
+options; it ran under a 24-minute budget, which also paces the learning-rate
+schedule, so a machine of another speed stops at another step: ``--steps N
+--minutes 0`` fixes the step count instead).
 
 Needs the ``tune`` extra: ``pip install 'transformers>=4.46' 'peft>=0.13'
 sentencepiece accelerate 'torch==2.13.0'`` (keep torch pinned: an unpinned
@@ -43,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", type=Path, help="start from this recipe (a NAME.json written "
                         "beside an adapter); other options given here override it")
     parser.add_argument("--steps", type=int, help="most optimizer steps (default 500)")
-    parser.add_argument("--minutes", type=float, help="training time budget in minutes (default: none)")
+    parser.add_argument("--minutes", type=float,
+                        help="training time budget in minutes (default: none; 0 drops a recipe's)")
     parser.add_argument("--seed", type=int, help="seed of the data generator and of training (default 0)")
     parser.add_argument("--n-train", type=int, help="training examples (default 2400)")
     parser.add_argument("--rank", type=int, help="LoRA rank (default 16; alpha = 2 x rank)")
@@ -71,7 +75,7 @@ def _recipe(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     if args.steps is not None:
         train = replace(train, steps=args.steps)
     if args.minutes is not None:
-        train = replace(train, minutes=args.minutes)
+        train = replace(train, minutes=args.minutes or None)  # 0: no time budget
     if args.rank is not None:
         train = replace(train, rank=args.rank, alpha=2.0 * args.rank)
     if args.threads is not None:
