@@ -28,7 +28,6 @@ from demos.robot_nodes import (
     RobotDemoConfig,
     _fail,
     _reply,
-    beating,
     hop,
     node_tracer,
     run_traced,
@@ -109,7 +108,7 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
     tools = TracedRegistry(registry, tracer) if tracer.enabled else registry
     # Loading the model, the warm-up decode and mining the patterns take seconds
     # (more on a busy machine): heartbeats go on from a helper thread meanwhile.
-    with beating(node):
+    with node.beating():
         decoder = make_decoder(cfg.decoder, cfg.model, lora_path=_lora(cfg))
         node.own(decoder)
         # Evaluate the system prompt and tool list once now, so the first instruction

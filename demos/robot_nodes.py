@@ -28,9 +28,8 @@ import contextlib
 import json
 import logging
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -97,24 +96,6 @@ def node_tracer(cfg: RobotDemoConfig, node: Node, name: str) -> Tracer:
     node.own(bus)
     return bus.tracer
 
-
-@contextlib.contextmanager
-def beating(node: Node, period_s: float = 0.5) -> Iterator[None]:
-    """Heartbeats from a helper thread while the caller loads a model (seconds, under
-    load). The caller must not beat meanwhile (one socket, one thread at a time)."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(period_s):
-            node.beat("starting", force=True)
-
-    thread = threading.Thread(target=beat, name="load-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def hop(tracer: Tracer, got: Latest[Any], name: str) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from control.agent import Agent
 from control.tools import Effect, ToolCall, ToolRegistry
-from demos.voice_nodes import EVENTS, HOME_TOOLS, VoiceDemoConfig, beating, event, fail, reply
+from demos.voice_nodes import EVENTS, HOME_TOOLS, VoiceDemoConfig, event, fail, reply
 from realtime import messages as m
 from realtime.bus import Publisher, Subscriber
 from realtime.bus_rpc import ReplyServer
@@ -110,7 +110,7 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
     model = resolve_gguf(cfg.model)
     # lora "default": the shipped adapter for this model, if there is one (models.adapters)
     lora = resolve_lora(cfg.lora, model) if cfg.decoder == "simpletool" else None
-    with beating(node):
+    with node.beating():
         raw = make_decoder(cfg.decoder, model, lora_path=lora, n_threads=cfg.decoder_threads)
         decoder: Any = PreflightDecoder(raw) if cfg.speculation else raw
         node.own(decoder)

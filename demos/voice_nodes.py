@@ -25,9 +25,8 @@ import contextlib
 import json
 import logging
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -92,23 +91,6 @@ class VoiceDemoConfig:
         return cls(**json.loads(text))
 
 
-@contextlib.contextmanager
-def beating(node: Node, period_s: float = 0.5) -> Iterator[None]:
-    """Heartbeats from a helper thread while the caller loads a model (seconds, under load)."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(period_s):
-            node.beat("starting", force=True)
-
-    thread = threading.Thread(target=beat, name="load-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
 
 def reply(value: Any) -> m.ToolReply:
     return m.ToolReply(ok=True, value_json=json.dumps(value))
@@ -146,7 +128,7 @@ def run_perception(cfg: VoiceDemoConfig, node: Node) -> None:
     rd = node.run_dir
     pub = node.own(Publisher(rd.endpoint("perception"), source="perception", options=EVENTS))
     ctl = node.own(ReplyServer(rd.endpoint("perception_ctl"), source="perception"))
-    with beating(node):
+    with node.beating():
         stt = WhisperStt(SttOptions(cpu_threads=cfg.stt_threads, initial_prompt=cfg.stt_prompt))
         vad = StreamingVad(VadOptions(silence_ms=cfg.silence_ms))
     st = StreamingTranscriber(stt, vad, StreamingOptions(partial_interval_ms=cfg.partial_interval_ms))

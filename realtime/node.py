@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any, Literal, Protocol
 
@@ -136,6 +136,25 @@ class Node:
         hb = Heartbeat(node=self.name, pid=self.pid, state=state, counters=dict(self.counters))
         self._hb.publish(hb, topic=f"hb/{self.name}")
         return True
+
+    @contextlib.contextmanager
+    def beating(self, period_s: float = 0.5) -> Iterator[None]:
+        """Heartbeats from a helper thread while the caller does slow start-up work
+        (loading a model takes seconds under load). The caller must not beat
+        meanwhile: one socket, one thread at a time."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(period_s):
+                self.beat("starting", force=True)
+
+        thread = threading.Thread(target=beat, name="load-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     # ------------------------------------------------------------ lifetime
 
