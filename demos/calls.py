@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decoder", default="simpletool", choices=["simpletool", "baseline"])
     parser.add_argument("--model", help="GGUF path (default: the embedded default model)")
     parser.add_argument("--model-name", help="embedded model: smollm2-135m or gemma3-270m")
-    parser.add_argument("--lora", help="llama.cpp LoRA adapter GGUF to apply")
+    parser.add_argument("--lora", help="llama.cpp LoRA adapter GGUF to apply "
+                        "(default: the adapter shipped for this model, if any)")
+    parser.add_argument("--no-lora", action="store_true", help="decode with the base model only")
     parser.add_argument("--out", type=Path, help="results JSONL (default: standard output)")
     parser.add_argument("--limit", type=int, help="only the first N queries")
     parser.add_argument("--n-threads", type=int, help="CPU threads (default: usable cores)")
@@ -39,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from control.tools import load_tool_specs
-    from models.decoder import DecodeContext, DecodeError, make_decoder
+    from models.decoder import DEFAULT_LORA, DecodeContext, DecodeError, make_decoder
     from models.evalsets.score import Score, load_cases
     from realtime.errors import ConfigError
 
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     options = {"schedule": args.schedule} if args.decoder == "simpletool" else {}
     dec = make_decoder(args.decoder, args.model, model_name=args.model_name,
                        n_threads=args.n_threads, n_gpu_layers=args.n_gpu_layers,
-                       lora_path=args.lora, max_calls=args.max_calls, **options)
+                       lora_path=None if args.no_lora else (args.lora or DEFAULT_LORA), max_calls=args.max_calls, **options)
     try:
         for case in cases:
             tools = load_tool_specs(list(case.tools)) if case.tools else file_tools

@@ -15,8 +15,11 @@ of its structure is sampled:
   ones before) and ``"parallel"`` (one sequence per required argument, all
   forked from the shared prefix ``name(`` and advanced together in one
   ``llama_batch`` per step). ``"auto"`` times one decode step of 1 vs 3
-  sequences on this model and device at start-up and picks parallel only where
-  three sequences cost clearly less than three steps (a GPU; not this CPU).
+  sequences on this model and device at start-up and picks parallel only with
+  GPU offload and where three sequences cost clearly less than three steps. On
+  the CPU it stays sequential: a parallel head sees ``move_to(y=`` without the
+  ``x`` before it, and the small models (base or our adapter, trained on the
+  sequential text) then copy the first number (measured: ``y 0.0`` -> ``y=0.5``).
 - **Prompt lookup** (``lookup=True``): values are often copied from the request
   (``x 0.4`` -> ``x=0.4``); a draft taken from the request is verified in the
   same batch and kept only as far as it is the constrained argmax, so the
@@ -151,7 +154,7 @@ class SimpleToolDecoder:
         return eog[0]
 
     def _measure_schedule(self) -> Literal["parallel", "sequential"]:
-        """Time one step of 1 and of 3 sequences; parallel only if 3 cost < 2.4x one."""
+        """Time one step of 1 and of 3 sequences; parallel only on a GPU and if 3 cost < 2.4x one."""
         ctx = self.ctx
         ctx.sync_prefix(0, self.model.tokenize("Calibrating the decoder schedule.",
                                                add_special=True))
@@ -167,7 +170,8 @@ class SimpleToolDecoder:
                 best = min(best, (time.perf_counter() - t0) * 1e3)
             self.step_ms[k] = best
         ctx.clear()
-        return "parallel" if self.step_ms[3] < 2.4 * self.step_ms[1] else "sequential"
+        faster = self.step_ms[3] < 2.4 * self.step_ms[1]
+        return "parallel" if faster and self.options.n_gpu_layers != 0 else "sequential"
 
     # ------------------------------------------------------------------ public
     def decode(self, context: DecodeContext | Sequence[Mapping[str, str]],
