@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"schedule": args.schedule} if args.decoder == "simpletool" else {}
     dec = make_decoder(args.decoder, args.model, model_name=args.model_name,
                        n_threads=args.n_threads, n_gpu_layers=args.n_gpu_layers,
-                       lora_path=None if args.no_lora else (args.lora or DEFAULT_LORA), max_calls=args.max_calls, **options)
+                       lora_path=None if args.no_lora else (args.lora or DEFAULT_LORA),
+                       max_calls=args.max_calls, **options)
     try:
         for case in cases:
             tools = load_tool_specs(list(case.tools)) if case.tools else file_tools
