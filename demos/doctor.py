@@ -186,10 +186,25 @@ def check_realtime() -> list[Check]:
 def check_llama_gpu() -> list[Check]:
     import llama_cpp
 
+    from models.adapters import default_adapter
+    from models.artifacts import resolve_gguf
+
     gpu = bool(llama_cpp.llama_supports_gpu_offload())
+    info = llama_cpp.llama_print_system_info().decode().replace("CPU : ", "")
+    features = [f.split(" = ")[0] for f in info.split(" | ") if f.endswith("= 1")]
+    amx = [f for f in features if f.startswith("AMX")]
+    adapter = default_adapter(resolve_gguf())
     return [Check("models", "llama.cpp GPU offload", OK if gpu else WARN,
                   "supported" if gpu else "CPU build; rebuild with CMAKE_ARGS=-DGGML_CUDA=on "
-                  "./setup.sh on a CUDA machine", False)]
+                  "./setup.sh on a CUDA machine", False),
+            Check("models", "llama.cpp CPU features", WARN if amx else OK,
+                  " ".join(features) + ("; AMX compiled in: VMs that list AMX without enabling "
+                                        "it die with SIGILL; rerun ./setup.sh" if amx else ""),
+                  False),
+            Check("models", "LoRA adapter", OK if adapter else WARN,
+                  f"{adapter.name} ({adapter.stat().st_size / 1e6:.1f} MB) for the default model"
+                  if adapter else "none shipped for the default model: decoding with the base "
+                  "model only (rtagent tune makes one)", False)]
 
 
 def check_zmq() -> list[Check]:
