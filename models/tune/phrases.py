@@ -208,17 +208,6 @@ PAIRS: list[tuple[tuple[str, ...], str]] = [
     (("locate_object", "locate_object"), "tell me where {object} and {object2} are"),
     (("set_light", "set_light"), "lights off in the {room} and the {room2}|on=false,on2=false"),
     (("locate_object", "locate_object"), "where are {object} and {object2} now?"),
-    # Whole manipulations a user asks for in one breath (the robot demo's tasks).
-    (("grasp", "place_on"), "put {object} {target}"),
-    (("grasp", "place_on"), "stack {object} {target}"),
-    (("grasp", "place_on"), "drop {object} {target}"),
-    (("grasp", "place_on"), "throw {object} {target}"),
-    (("grasp", "place_on"), "place {object} {target}"),
-    (("grasp", "place_on", "grasp", "place_on"), "put {object} and {object3} {target}"),
-    (("grasp", "place_on", "go_home"), "put {object} {target} and go home"),
-    (("grasp", "place_on"), "set {object} down {target}"),
-    (("grasp", "place_on", "grasp", "place_on"), "drop {object} and {object3} {target}"),
-    (("grasp", "place_on"), "stack {object} {target}, please"),
 ]
 
 NO_TOOL: list[str] = [
