@@ -24,10 +24,8 @@ and no socket is opened.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,7 +37,7 @@ from realtime.bus_rpc import ReplyServer
 from realtime.clock import MonotonicClock
 from realtime.loop import DeadlineLoop, LoopOptions, TickInfo
 from realtime.loop_trace import TickTracer
-from realtime.node import Node
+from realtime.node import Node, node_main
 from realtime.trace import Tracer
 from realtime.trace_bus import BusTracer
 
@@ -265,26 +263,14 @@ NODES: dict[str, Callable[[RobotDemoConfig, Node], None]] = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2 or argv[0] not in (*NODES, "decision"):
-        print(f"usage: python -m demos.robot_nodes {{{','.join((*NODES, 'decision'))}}} CONFIG_JSON",
-              file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, format=f"[{argv[0]}] %(message)s")
-    cfg = RobotDemoConfig.from_json(argv[1])
-    if argv[0] == "decision":
-        from demos.robot_decision import run_decision
+def _decision(cfg: RobotDemoConfig, node: Node) -> None:
+    from demos.robot_decision import run_decision  # the model: only in this process
 
-        runner: Callable[[RobotDemoConfig, Node], None] = run_decision
-    else:
-        runner = NODES[argv[0]]
-    with Node.from_env(argv[0]) as node:
-        node.install_signal_handlers()
-        node.beat("starting", force=True)
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C reaches every process
-            runner(cfg, node)
-    return 0
+    run_decision(cfg, node)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return node_main("demos.robot_nodes", {**NODES, "decision": _decision}, RobotDemoConfig.from_json, argv)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,8 @@ transcript is published before its subscribers are connected.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,7 +31,7 @@ from typing import Any
 from realtime import messages as m
 from realtime.bus import BusOptions, Publisher, Subscriber
 from realtime.bus_rpc import ReplyServer
-from realtime.node import Node
+from realtime.node import Node, node_main
 
 log = logging.getLogger("rtagent.voice")
 
@@ -285,26 +283,14 @@ NODES: dict[str, Callable[[VoiceDemoConfig, Node], None]] = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    names = (*NODES, "decision")
-    if len(argv) != 2 or argv[0] not in names:
-        print(f"usage: python -m demos.voice_nodes {{{','.join(names)}}} CONFIG_JSON", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, format=f"[{argv[0]}] %(message)s")
-    cfg = VoiceDemoConfig.from_json(argv[1])
-    if argv[0] == "decision":
-        from demos.voice_decision import run_decision
+def _decision(cfg: VoiceDemoConfig, node: Node) -> None:
+    from demos.voice_decision import run_decision  # the model: only in this process
 
-        runner: Callable[[VoiceDemoConfig, Node], None] = run_decision
-    else:
-        runner = NODES[argv[0]]
-    with Node.from_env(argv[0]) as node:
-        node.install_signal_handlers()
-        node.beat("starting", force=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            runner(cfg, node)
-    return 0
+    run_decision(cfg, node)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return node_main("demos.voice_nodes", {**NODES, "decision": _decision}, VoiceDemoConfig.from_json, argv)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
 from typing import Any, Literal, Protocol
 
@@ -32,7 +33,7 @@ from realtime.bus import Publisher
 from realtime.endpoints import RunDirectory
 from realtime.messages import Heartbeat
 
-__all__ = ["HEARTBEAT_ENV", "NAME_ENV", "SUPERVISOR_PID_ENV", "Node"]
+__all__ = ["HEARTBEAT_ENV", "NAME_ENV", "SUPERVISOR_PID_ENV", "Node", "node_main"]
 
 NAME_ENV = "RTAGENT_NODE_NAME"
 HEARTBEAT_ENV = "RTAGENT_HEARTBEAT_ENDPOINT"
@@ -175,3 +176,20 @@ class Node:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def node_main(prog: str, runners: Mapping[str, Callable[[Any, Node], None]],
+              config_from_json: Callable[[str], Any], argv: list[str] | None = None) -> int:
+    """``python -m PROG NAME CONFIG_JSON``: one process of a demo, run as node ``NAME``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] not in runners:
+        print(f"usage: python -m {prog} {{{','.join(runners)}}} CONFIG_JSON", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format=f"[{argv[0]}] %(message)s")
+    cfg = config_from_json(argv[1])
+    with Node.from_env(argv[0]) as node:
+        node.install_signal_handlers()
+        node.beat("starting", force=True)
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C reaches every process
+            runners[argv[0]](cfg, node)
+    return 0
