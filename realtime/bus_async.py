@@ -41,12 +41,17 @@ Handler = Callable[[ToolRequest], Awaitable[ToolReply] | ToolReply]
 
 
 class _AsyncMixin(BusSocket):
-    _asock: zmq.asyncio.Socket | None = None
+    # The asyncio socket owns the zmq handle and the sync one is its shadow, so
+    # closing the owner closes both. (The other way round, the sync object never
+    # learns its handle is gone and may warn "unclosed socket" when collected.)
+    _asock: zmq.asyncio.Socket
+
+    def _new_socket(self, ctx: zmq.Context[Any]) -> zmq.Socket[Any]:
+        self._asock = zmq.asyncio.Socket(ctx, self.socket_type)
+        return zmq.Socket.shadow(self._asock.underlying)
 
     @property
     def asock(self) -> zmq.asyncio.Socket:
-        if self._asock is None:
-            self._asock = zmq.asyncio.Socket.from_socket(self.sock)
         return self._asock
 
     async def _readable(self, timeout_ms: float | None) -> bool:
@@ -59,10 +64,7 @@ class _AsyncMixin(BusSocket):
         return bool(events & zmq.POLLIN)
 
     def _close_socket(self) -> None:
-        if self._asock is not None:
-            self._asock.close(linger=self.options.linger_ms)
-        else:
-            super()._close_socket()
+        self._asock.close(linger=self.options.linger_ms)
 
 
 def _left_ms(sock: BusSocket, deadline_ns: int | None) -> float | None:

@@ -139,11 +139,11 @@ class BusSocket:
         self._release_security: Callable[[], None] = lambda: None
         self._closed = False
         ctx = context or zmq.Context.instance()
-        self.sock: zmq.Socket[Any] = ctx.socket(self.socket_type)
+        self.sock: zmq.Socket[Any] = self._new_socket(ctx)
         try:
             self._configure(bind)
         except BaseException:
-            self.sock.close(linger=0)
+            self._close_socket()
             self._release_security()
             raise
 
@@ -252,6 +252,9 @@ class BusSocket:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def _new_socket(self, ctx: zmq.Context[Any]) -> zmq.Socket[Any]:
+        return ctx.socket(self.socket_type)
 
     def _close_socket(self) -> None:
         self.sock.close(linger=self.options.linger_ms)
