@@ -59,9 +59,14 @@ _SCENE_B = "blue_cube at (0.38, 0.12, 0.02); yellow_cube at (0.61, -0.27, 0.02).
 EXAMPLES: tuple[Example, ...] = (
     # robot (sim_envs/robot_tools.json); none of these is in the eval sets
     Example("take the green block", (_c("grasp", object="green_cube"),), _SCENE_A),
+    Example("set the green block on top of the red one",
+            (_c("place_on", object="green_cube", target="red_cube"),), _SCENE_A),
     Example("bring the gripper to x 0.5, y -0.2, z 0.3", (_c("move_to", x=0.5, y=-0.2, z=0.3),),
             _SCENE_A),
-    Example("drop it onto the yellow cube", (_c("place_on", target="yellow_cube"),), _SCENE_B),
+    Example("toss the red block away, then head back to the start",
+            (_c("place_on", object="red_cube", target="bin"), _c("go_home")), _SCENE_A),
+    Example("drop it onto the yellow cube",
+            (_c("place_on", object="blue_cube", target="yellow_cube"),), _SCENE_B),
     Example("where exactly is the red one?", (_c("locate_object", object="red_cube"),), _SCENE_A),
     Example("open your hand", (_c("release"),), _SCENE_B),
     Example("tell me a joke", (), _SCENE_A),

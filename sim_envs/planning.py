@@ -20,7 +20,8 @@ from sim_envs.perception import WorldState
 from sim_envs.scene import BIN_ID, CUBE_SIZE_M, HOME_Q
 
 __all__ = ["MotionOptions", "Plan", "PlanningError", "Waypoint", "grasp_waypoints",
-           "home_waypoints", "place_waypoints", "plan", "point_waypoints", "path_waypoints"]
+           "home_waypoints", "place_waypoints", "plan", "point_waypoints", "path_waypoints",
+           "put_waypoints"]
 
 WORKSPACE_M = ((0.2, 0.8), (-0.5, 0.5), (0.0, 0.7))  # as in robot_tools.json
 
@@ -114,10 +115,11 @@ def grasp_waypoints(world: WorldState, name: str,
             Waypoint("lift", _tup(c + (0, 0, o.safe_height_m - c[2])), yaw, "close")]
 
 
-def place_waypoints(world: WorldState, target: str,
-                    o: MotionOptions | None = None) -> list[Waypoint]:
+def place_waypoints(world: WorldState, target: str, o: MotionOptions | None = None,
+                    held: str | None = None) -> list[Waypoint]:
+    """Carry the held cube (or ``held``, about to be grasped) over ``target`` and let go."""
     o = o or MotionOptions()
-    held = world.gripper.holding
+    held = held or world.gripper.holding
     if held is None:
         raise PlanningError("the gripper holds nothing; grasp a cube first")
     if target == held:
@@ -135,6 +137,19 @@ def place_waypoints(world: WorldState, target: str,
             Waypoint("descend", _tup(release), yaw, "close"),
             Waypoint("open", _tup(release), yaw, "open"),
             Waypoint("retreat", _tup(retreat), yaw, "open")]
+
+
+def put_waypoints(world: WorldState, obj: str, target: str,
+                  o: MotionOptions | None = None) -> list[Waypoint]:
+    """``place_on(object, target)``: grasp ``obj`` unless it is held, then place it."""
+    held = world.gripper.holding
+    if held == obj:
+        return place_waypoints(world, target, o)
+    if held is not None:
+        raise PlanningError(f"holding {held!r}, not {obj!r}; place or release it first")
+    if target == obj:
+        raise PlanningError(f"cannot put {obj!r} on itself; choose another cube or the bin")
+    return grasp_waypoints(world, obj, o) + place_waypoints(world, target, o, held=obj)
 
 
 def _free_spot_in_bin(world: WorldState, centre: np.ndarray, held: str) -> np.ndarray:

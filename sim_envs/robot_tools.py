@@ -28,18 +28,18 @@ from sim_envs.planning import (
     grasp_waypoints,
     home_waypoints,
     path_waypoints,
-    place_waypoints,
     plan,
     point_waypoints,
+    put_waypoints,
 )
-from sim_envs.skills import GoHome, Grasp, MoveTo, PlaceOn, PointAt, Release, Skill, SkillOptions, SkillRunner
+from sim_envs.skills import GoHome, Grasp, MoveTo, PointAt, PutOn, Release, Skill, SkillOptions, SkillRunner
 
 __all__ = ["SPEC_PATH", "RobotToolBackend", "SkillFailedError", "restricted_specs",
            "robot_tool_specs", "skill_for"]
 
 SPEC_PATH = Path(__file__).with_name("robot_tools.json")
-OBJECT_ARGS = {"locate_object": "object", "plan_grasp": "object", "grasp": "object",
-               "point_at": "object", "place_on": "target"}
+OBJECT_ARGS = {"locate_object": ("object",), "plan_grasp": ("object",), "grasp": ("object",),
+               "point_at": ("object",), "place_on": ("object", "target")}
 
 
 class SkillFailedError(RtAgentError):
@@ -61,8 +61,7 @@ def restricted_specs(world: WorldState) -> list[ToolSpec]:
     seen = world.visible()
     out = []
     for spec in robot_tool_specs():
-        arg = OBJECT_ARGS.get(spec.name)
-        if arg is not None:
+        for arg in OBJECT_ARGS.get(spec.name, ()):
             allowed = [v for v in spec.properties[arg].get("enum", []) if v in seen]
             spec = spec.with_enum(arg, allowed)
         out.append(spec)
@@ -75,7 +74,7 @@ def skill_for(call: ToolCall, options: SkillOptions | None = None) -> Skill:
     makers: dict[str, Callable[[], Skill]] = {
         "move_to": lambda: MoveTo(float(a["x"]), float(a["y"]), float(a["z"]), options),
         "grasp": lambda: Grasp(str(a["object"]), options),
-        "place_on": lambda: PlaceOn(str(a["target"]), options),
+        "place_on": lambda: PutOn(str(a["object"]), str(a["target"]), options),
         "point_at": lambda: PointAt(str(a["object"]), options),
         "release": lambda: Release(options),
         "go_home": lambda: GoHome(options),
@@ -163,11 +162,11 @@ class RobotToolBackend:
             raise RtAgentError(f"already holding {w.gripper.holding!r}; place or release it first")
         return self._dry("grasp", grasp_waypoints(w, object))
 
-    def place_on(self, target: str) -> dict[str, Any]:
-        return self._run(ToolCall("place_on", {"target": target}))
+    def place_on(self, object: str, target: str) -> dict[str, Any]:
+        return self._run(ToolCall("place_on", {"object": object, "target": target}))
 
-    def dry_place_on(self, target: str) -> dict[str, Any]:
-        return self._dry("place_on", place_waypoints(self.snapshot(), target))
+    def dry_place_on(self, object: str, target: str) -> dict[str, Any]:
+        return self._dry("place_on", put_waypoints(self.snapshot(), object, target))
 
     def point_at(self, object: str) -> dict[str, Any]:
         return self._run(ToolCall("point_at", {"object": object}))

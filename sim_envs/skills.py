@@ -34,7 +34,7 @@ from sim_envs.planning import (
 )
 from sim_envs.scene import BIN_HALF_INNER_M, BIN_ID, CUBE_SIZE_M, FINGER_OPEN_M, HOME_Q
 
-__all__ = ["GoHome", "Grasp", "MoveTo", "PlaceOn", "PointAt", "Release", "Skill",
+__all__ = ["GoHome", "Grasp", "MoveTo", "PlaceOn", "PointAt", "PutOn", "Release", "Skill",
            "SkillBusyError", "SkillHandle", "SkillOptions", "SkillOutcome", "SkillRunner"]
 
 
@@ -330,6 +330,52 @@ class PlaceOn(Skill):
                       and abs(p[2] - t[2] - CUBE_SIZE_M) < 0.015)
         self.details["placed"] = self.held
         return None if ok else f"{self.held!r} did not end up on {self.target!r}"
+
+
+
+class PutOn(Skill):
+    """``place_on(object, target)``: :class:`Grasp` the object unless it is already
+    held, then :class:`PlaceOn` the target — one tool call for "put X on Y", each
+    part still a feedback-driven skill (the place is planned after the lift, from
+    where the cube really is)."""
+
+    name = "place_on"
+
+    def __init__(self, obj: str, target: str, options: SkillOptions | None = None):
+        super().__init__(options)
+        self.obj, self.target = obj, target
+        self._parts: list[Skill] | None = None
+
+    @property
+    def phase(self) -> str:
+        return self._parts[0].phase if self._parts else "end"
+
+    def step(self, world: WorldState) -> ArmCommand:
+        if self.finished:
+            return ArmCommand.hold_here(self._width)
+        if self._parts is None:
+            held = world.gripper.holding
+            self._width = 0.0 if held else FINGER_OPEN_M  # a refusal must not drop the cube
+            if held not in (None, self.obj):
+                return self._fail(f"holding {held!r}, not {self.obj!r}; place or release it first")
+            if self.target == self.obj:
+                return self._fail(f"cannot put {self.obj!r} on itself; "
+                                  "choose another cube or the bin")
+            grasp = [] if held == self.obj else [Grasp(self.obj, self.options)]
+            self._parts = [*grasp, PlaceOn(self.target, self.options)]
+        part = self._parts[0]
+        before = part.ticks
+        cmd = part.step(world)
+        self.ticks += part.ticks - before
+        self._width = cmd.gripper_width_m
+        if part.failed:
+            return self._fail(f"{part.name}: {part.reason}")
+        if part.done:
+            self.details.update(part.details)
+            self._parts.pop(0)
+            if not self._parts:
+                self.done, self.reason = True, "ok"
+        return cmd
 
 
 @dataclass

@@ -93,13 +93,13 @@ def _both(a: Check, b: Check) -> Check:
 
 def _bin_task(seed: int, obj: str, text: str) -> Task:
     return Task(f"bin-{obj}-s{seed}", text.format(_word(obj)), seed,
-                (_call("grasp", object=obj), _call("place_on", target="bin")), _in_bin(obj))
+                (_call("place_on", object=obj, target="bin"),), _in_bin(obj))
 
 
 def _stack_task(seed: int, top: str, bottom: str) -> Task:
     return Task(f"stack-{top}-on-{bottom}-s{seed}",
                 f"stack the {_word(top)} on the {_word(bottom)}", seed,
-                (_call("grasp", object=top), _call("place_on", target=bottom)),
+                (_call("place_on", object=top, target=bottom),),
                 _stacked(top, bottom))
 
 
@@ -138,14 +138,14 @@ def task_suite(seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)) -> list[Task]:
         elif k % 3 == 1:
             tasks.append(Task(f"two-in-bin-{a}-{c}-s{seed}",
                               f"put the {_word(a)} and the {_word(c)} in the bin", seed,
-                              (_call("grasp", object=a), _call("place_on", target="bin"),
-                               _call("grasp", object=c), _call("place_on", target="bin")),
+                              (_call("place_on", object=a, target="bin"),
+                               _call("place_on", object=c, target="bin")),
                               _in_bin(a, c), 45.0))
         else:
             tasks.append(Task(f"bin-then-home-{d}-s{seed}",
                               f"put the {_word(d)} in the bin and go home", seed,
-                              (_call("grasp", object=d), _call("place_on", target="bin"),
-                               _call("go_home")), _both(_in_bin(d), _home), 40.0))
+                              (_call("place_on", object=d, target="bin"), _call("go_home")),
+                              _both(_in_bin(d), _home), 40.0))
     tasks.append(Task("where-is-green-s0", "where is the green cube?", seeds[0],
                       (_call("locate_object", object="green_cube"),), _undisturbed, 5.0))
     return tasks

@@ -119,7 +119,7 @@ def _robot_episode(rng: random.Random, i: int) -> Episode:
             b.add("locate_object", {"object": on}, {"x": x, "y": y, "z": z})
             b.add("plan_path", {"x": x, "y": y, "z": _r(z + 0.15)},
                   {"length_m": _r(rng.uniform(0.2, 0.5)), "collision_free": True})
-        b.add("place_on", {"target": on}, {"placed": c, "on": on})
+        b.add("place_on", {"object": c, "target": on}, {"placed": c, "on": on})
 
     if verb in ("put", "stack"):
         pick(obj)

@@ -7,7 +7,8 @@ import pytest
 
 from sim_envs.robot import LocalRobot
 from sim_envs.scene import CUBE_SIZE_M, HOME_Q
-from sim_envs.skills import GoHome, Grasp, MoveTo, PlaceOn, PointAt, Release, SkillBusyError, SkillRunner
+from sim_envs.skills import (GoHome, Grasp, MoveTo, PlaceOn, PointAt, PutOn, Release, SkillBusyError,
+                             SkillRunner)
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,30 @@ def test_stacking_one_cube_on_another(robot: LocalRobot) -> None:
     assert robot.scene.on_top_of("blue_cube", "yellow_cube")
     top, bottom = (robot.scene.object_position(c) for c in ("blue_cube", "yellow_cube"))
     assert top[2] - bottom[2] == pytest.approx(CUBE_SIZE_M, abs=0.005)
+
+
+def test_put_on_picks_the_cube_up_first_and_places_it(robot: LocalRobot) -> None:
+    """place_on(object, target) from an empty gripper: one skill, grasp then place."""
+    robot.reset(seed=3)
+    outcome = robot.run_skill(PutOn("green_cube", "red_cube", robot.skill_options))
+    assert outcome.ok, outcome.reason
+    assert outcome.details == {"held": "green_cube", "placed": "green_cube"}
+    for _ in range(8):
+        robot.tick()
+    assert robot.scene.on_top_of("green_cube", "red_cube")
+
+
+def test_put_on_refuses_when_holding_another_cube(robot: LocalRobot) -> None:
+    robot.reset(seed=0)
+    so = robot.skill_options
+    assert robot.run_skill(Grasp("red_cube", so)).ok
+    other = robot.run_skill(PutOn("blue_cube", "bin", so))
+    assert not other.ok and "holding 'red_cube', not 'blue_cube'" in other.reason
+    itself = robot.run_skill(PutOn("red_cube", "red_cube", so))
+    assert not itself.ok and "on itself" in itself.reason
+    held = robot.run_skill(PutOn("red_cube", "bin", so))  # already held: no second grasp
+    assert held.ok, held.reason
+    assert held.details == {"placed": "red_cube"}
 
 
 def test_point_at_move_to_release_and_go_home(robot: LocalRobot) -> None:

@@ -59,14 +59,20 @@ def test_dry_runs_plan_but_never_move(robot: LocalRobot) -> None:
     before = {c: robot.scene.object_position(c) for c in CUBE_IDS}
     calls = [ToolCall("move_to", {"x": 0.5, "y": 0.1, "z": 0.3}),
              ToolCall("grasp", {"object": "red_cube"}), ToolCall("point_at", {"object": "red_cube"}),
-             ToolCall("release", {}), ToolCall("go_home", {})]
+             ToolCall("release", {}), ToolCall("go_home", {}),
+             ToolCall("place_on", {"object": "red_cube", "target": "bin"})]
     for call in calls:
         res = asyncio.run(reg.invoke(call, dry_run=True))
         assert res.ok, res.error
         assert res.value["dry_run"] and res.value["feasible"]
-    # place_on needs a held cube: the dry run says so rather than pretending.
-    res = asyncio.run(reg.invoke(ToolCall("place_on", {"target": "bin"}), dry_run=True))
-    assert not res.ok and "holds nothing" in (res.error or "")
+    # The gripper is empty: the place_on dry run plans the grasp too.
+    res = asyncio.run(reg.invoke(ToolCall("place_on", {"object": "red_cube", "target": "bin"}),
+                                 dry_run=True))
+    assert [w["name"] for w in res.value["waypoints"]][:4] == ["above", "descend", "close", "lift"]
+    # An impossible placement: the dry run says so rather than pretending.
+    res = asyncio.run(reg.invoke(ToolCall("place_on", {"object": "red_cube", "target": "red_cube"}),
+                                 dry_run=True))
+    assert not res.ok and "on itself" in (res.error or "")
     for _ in range(4):
         robot.tick()
     assert not robot.runner.busy
@@ -82,7 +88,7 @@ def test_write_tools_run_skills_while_the_loop_keeps_ticking(robot: LocalRobot) 
 
     def agent() -> None:
         for call in (ToolCall("grasp", {"object": "yellow_cube"}),
-                     ToolCall("place_on", {"target": "bin"})):
+                     ToolCall("place_on", {"object": "yellow_cube", "target": "bin"})):
             results.append(asyncio.run(reg.invoke(call)))
 
     worker = threading.Thread(target=agent)
@@ -105,6 +111,7 @@ def test_object_arguments_are_restricted_to_what_is_seen(robot: LocalRobot) -> N
     specs = {s.name: s for s in restricted_specs(world)}
     assert set(specs["grasp"].properties["object"]["enum"]) == set(CUBE_IDS)
     assert "bin" in specs["place_on"].properties["target"]["enum"]
+    assert "bin" not in specs["place_on"].properties["object"]["enum"]
     reg = _backend(robot).registry(list(specs.values()))
     bad = asyncio.run(reg.invoke(ToolCall("grasp", {"object": "purple_cube"})))
     assert not bad.ok and "purple_cube" in (bad.error or "")

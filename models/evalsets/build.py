@@ -72,6 +72,16 @@ PLACE_BIN = ["put it in the bin", "drop it into the bin", "throw it in the bin",
              "place the cube in the bin"]
 PLACE_ON = ["place it on the {c} cube", "stack it on top of the {c} block",
             "set it down on the {c} cube", "put it on the {c} one"]
+# With an empty gripper "it" means nothing: these name the cube to move.
+PLACE_BIN_NAMED = ["put the {c} cube in the bin", "drop the {c} block into the bin",
+                   "the {c} one goes in the bin", "throw the {c} cube away"]
+PLACE_ON_NAMED = ["place the {o} cube on the {c} cube", "stack the {o} block on top of the {c} one",
+                  "put the {o} one onto the {c} cube", "move the {o} cube onto the {c} block"]
+
+
+def _held(scene: str, visible: list[str]) -> str | None:
+    """The held cube's colour (``_scene`` only ever holds the first visible one)."""
+    return visible[0] if "holding" in scene else None
 
 
 def robot_cases(rng: random.Random, n: int) -> list[dict[str, Any]]:
@@ -96,23 +106,26 @@ def robot_cases(rng: random.Random, n: int) -> list[dict[str, Any]]:
             req = rng.choice(ROBOT_FIXED[name])
             expected = [_call(name)]
         elif kind == "bin":
-            req, expected = rng.choice(PLACE_BIN), [_call("place_on", target="bin")]
+            held = _held(scene, visible)
+            req = rng.choice(PLACE_BIN if held else PLACE_BIN_NAMED).format(c=visible[-1])
+            expected = [_call("place_on", object=f"{held or visible[-1]}_cube", target="bin")]
         elif kind == "on":
-            c = rng.choice(visible)
-            req = rng.choice(PLACE_ON).format(c=c)
-            expected = [_call("place_on", target=f"{c}_cube")]
+            held, c = _held(scene, visible), rng.choice(visible[1:])
+            obj = held or visible[0]
+            req = rng.choice(PLACE_ON if held else PLACE_ON_NAMED).format(c=c, o=obj)
+            expected = [_call("place_on", object=f"{obj}_cube", target=f"{c}_cube")]
         elif kind == "none":
             req, expected = rng.choice(ROBOT_NONE), []
         else:
             a, b = rng.sample(visible, 2)
             form = rng.randrange(3)
             if form == 0:
-                req = f"pick up the {a} cube and put it on the {b} cube"
-                expected = [_call("grasp", object=f"{a}_cube"),
-                            _call("place_on", target=f"{b}_cube")]
+                req = f"pick up the {a} cube and go back home"
+                expected = [_call("grasp", object=f"{a}_cube"), _call("go_home")]
             elif form == 1:
-                req = f"grab the {a} block and drop it in the bin"
-                expected = [_call("grasp", object=f"{a}_cube"), _call("place_on", target="bin")]
+                req = f"get rid of the {a} and the {b} blocks, both into the bin"
+                expected = [_call("place_on", object=f"{a}_cube", target="bin"),
+                            _call("place_on", object=f"{b}_cube", target="bin")]
             else:
                 req = f"where are the {a} and the {b} cubes?"
                 expected = [_call("locate_object", object=f"{a}_cube"),

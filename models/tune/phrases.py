@@ -71,10 +71,13 @@ TEMPLATES: dict[str, list[str]] = {
         "snatch {object}", "go and pick up {object}", "collect {object}", "seize {object}",
     ],
     "place_on": [
-        "put it {target}", "place the object {target}", "drop it {target}",
-        "set it down {target}", "place what you're holding {target}", "put the cube {target}",
-        "stack it {target}", "leave it {target}", "deposit it {target}",
-        "lower it {target}",
+        "put {object} {target}", "place {object} {target}", "drop {object} {target}",
+        "pick up {object} and put it {target}", "stack {object} {target}",
+        "move {object} {target}", "grab {object}, then drop it {target}",
+        "set {object} down {target}", "take {object} and place it {target}",
+        "throw {object} {target}", "lift {object} and set it down {target}",
+        "get {object} {target}", "carry {object} {target}", "deposit {object} {target}",
+        "I want {object} {target}",
     ],
     "point_at": [
         "point at {object}", "point to {object}", "hover over {object}",
@@ -182,11 +185,11 @@ TEMPLATES: dict[str, list[str]] = {
 
 # Natural multi-call requests: (tools in order, template). Same held-out rule by index.
 PAIRS: list[tuple[tuple[str, ...], str]] = [
-    (("grasp", "place_on"), "pick up {object} and put it {target}"),
-    (("grasp", "place_on"), "grab {object}, then drop it {target}"),
-    (("grasp", "place_on"), "take {object} and place it {target}"),
+    (("place_on", "go_home"), "put {object} {target} and go home"),
+    (("place_on", "place_on"), "put {object} and {object2} {target}|target2=target"),
+    (("place_on", "go_home"), "drop {object} {target}, then return home"),
     (("grasp", "go_home"), "pick up {object} and go home"),
-    (("grasp", "place_on"), "move {object} {target}"),
+    (("place_on", "place_on"), "move {object} and {object2} {target}|target2=target"),
     (("release", "go_home"), "let go and return home"),
     (("locate_object", "locate_object"), "where are {object} and {object2}?"),
     (("locate_object", "locate_object"), "find {object} and {object2}"),
@@ -204,7 +207,7 @@ PAIRS: list[tuple[tuple[str, ...], str]] = [
     (("get_calendar", "get_weather"), "what's on my calendar and the weather in {city}?"),
     (("list_timers", "get_shopping_list"), "read my timers and my shopping list"),
     (("locate_object", "locate_object"), "locate {object} and {object2}"),
-    (("grasp", "place_on"), "lift {object} and set it down {target}"),
+    (("place_on", "point_at"), "put {object} {target} and point at {object2}"),
     (("locate_object", "locate_object"), "tell me where {object} and {object2} are"),
     (("set_light", "set_light"), "lights off in the {room} and the {room2}|on=false,on2=false"),
     (("locate_object", "locate_object"), "where are {object} and {object2} now?"),
