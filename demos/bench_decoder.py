@@ -31,7 +31,8 @@ from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, default=30, help="cases per set (default 30)")
+    parser.add_argument("--limit", type=int, default=30,
+                        help="cases per set, spread evenly over it (default 30)")
     parser.add_argument("--sets", default="robot,voice,heldout",
                         help="eval sets, comma-separated: robot, voice, heldout (generated held-out "
                         "phrasings over both tool sets)")
@@ -86,6 +87,14 @@ def _three_numeric(expected: Any) -> bool:
             and expected[0]["name"] in ("move_to", "plan_path"))
 
 
+def _spread(cases: list[Any], n: int) -> list[Any]:
+    """``n`` cases evenly spaced over the set: its kinds come in blocks (the first 30
+    robot cases are all one-object calls), so the first ``n`` would miss most."""
+    if n >= len(cases):
+        return cases
+    return [cases[i * len(cases) // n] for i in range(n)]
+
+
 def _heldout_cases(n: int, tool_files: dict[str, Path]) -> list[tuple[Any, list[Any]]]:
     """Held-out phrasings from the tune data generator (seed 0): (case, tools) pairs."""
     from models.tune.data import DataOptions, generate, load_toolsets
@@ -113,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     tools = {s: load_tool_specs(json.loads(f.read_text())) for s, f in tool_files.items()}
     cases: dict[str, list[tuple[Any, list[Any]]]] = {
         s: (_heldout_cases(args.limit, tool_files) if s == "heldout"
-            else [(c, tools[s]) for c in load_cases(s, args.limit)]) for s in sets}
+            else [(c, tools[s]) for c in _spread(load_cases(s), args.limit)]) for s in sets}
     path = resolve_gguf(args.model, name=args.model_name)
     lora = None if args.no_lora else resolve_lora(args.lora, path)
     common = {"n_threads": args.n_threads, "n_gpu_layers": args.n_gpu_layers, "lora_path": None}

@@ -7,8 +7,17 @@ import pytest
 
 from sim_envs.robot import LocalRobot
 from sim_envs.scene import CUBE_SIZE_M, HOME_Q
-from sim_envs.skills import (GoHome, Grasp, MoveTo, PlaceOn, PointAt, PutOn, Release, SkillBusyError,
-                             SkillRunner)
+from sim_envs.skills import (
+    GoHome,
+    Grasp,
+    MoveTo,
+    PlaceOn,
+    PointAt,
+    PutOn,
+    Release,
+    SkillBusyError,
+    SkillRunner,
+)
 
 
 @pytest.fixture(scope="module")
