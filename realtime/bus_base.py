@@ -254,7 +254,8 @@ class BusSocket:
         return self._closed
 
     def _new_socket(self, ctx: zmq.Context[Any]) -> zmq.Socket[Any]:
-        return ctx.socket(self.socket_type)
+        sock: zmq.Socket[Any] = ctx.socket(self.socket_type)
+        return sock
 
     def _close_socket(self) -> None:
         self.sock.close(linger=self.options.linger_ms)
