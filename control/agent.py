@@ -14,6 +14,12 @@ poll. A turn:
    demos, which serves or joins predicted calls) — independent calls at once;
 4. on failure, replans with the failure report as feedback (bounded).
 
+With a :class:`Foresight`, the next queued request is decoded *while* the
+current turn's calls still run (a motion takes seconds; a decode ~1 s), on the
+world the foresight predicts those calls leave behind; when its turn starts, the
+calls decoded ahead are used only if the world it really finds matches that
+prediction (``Foresight.matches``), else it is decoded afresh.
+
 Turns run one at a time, in order (one body, one plan at a time); the decoder
 runs on one worker thread because a llama.cpp context is not thread-safe.
 """
@@ -27,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from control.dag_executor import DagExecutor, DagRun, Invoke, loop_factory
 from control.dag_run import DagOptions
@@ -35,9 +41,22 @@ from control.tools import ToolCall, ToolRegistry, ToolSpec, canonical_json
 from realtime.errors import ConfigError
 from realtime.trace import Tracer
 
-__all__ = ["Agent", "AgentOptions", "Turn"]
+__all__ = ["Agent", "AgentOptions", "Foresight", "Turn"]
 
 ContextFn = Callable[[str, Sequence[Mapping[str, str]]], Any]  # -> models.decoder.DecodeContext
+
+
+class Foresight(Protocol):
+    """How to decode the next request before the current turn's calls have run."""
+
+    def predict(self, calls: Sequence[ToolCall]) -> Any | None:
+        """The observation ``calls`` should leave behind if they succeed (None: can't say)."""
+
+    def context(self, text: str, observation: Any) -> Any:
+        """The decode context for ``text`` on ``observation``."""
+
+    def matches(self, predicted: Any) -> bool:
+        """Whether the world now is what ``predicted`` said (then the early decode stands)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,7 @@ class Turn:
     first_result_ns: int = 0  # when the first call finished
     done_ns: int = 0
     speculative_hits: int = 0
+    foreseen: bool | None = None  # decoded ahead: True used, False discarded; None: not tried
 
     @property
     def latency_ms(self) -> float:
@@ -82,7 +102,7 @@ class Turn:
             "latency_ms": round(self.latency_ms, 2),
             "first_call_ms": round((self.first_call_ns - self.submitted_ns) / 1e6, 2)
             if self.first_call_ns else None,
-            "speculative_hits": self.speculative_hits,
+            "speculative_hits": self.speculative_hits, "foreseen": self.foreseen,
         }
 
 
@@ -101,6 +121,7 @@ class Agent:
     def __init__(self, decoder: Any, registry: ToolRegistry, context_fn: ContextFn, *,
                  tools_fn: Callable[[], Sequence[ToolSpec]] | None = None,
                  invoke: Invoke | None = None, options: AgentOptions | None = None,
+                 foresight: Foresight | None = None,
                  tracer: Tracer | None = None, now_ns: Callable[[], int] = time.monotonic_ns):
         self.decoder = decoder
         self.registry = registry
@@ -110,6 +131,10 @@ class Agent:
         self.tracer = tracer or Tracer("agent", enabled=False)
         self._now = now_ns
         self._invoke = invoke or registry.invoke
+        self.foresight = foresight
+        self._waiting: list[Turn] = []  # submitted, not started (agent loop only)
+        self._running_calls: list[ToolCall] = []  # the running turn's, once decoded
+        self._ahead: dict[int, tuple[Any, asyncio.Future[tuple[list[ToolCall], float]]]] = {}
         self._done: queue.SimpleQueue[Turn] = queue.SimpleQueue()
         self._next_id = 0
         self._pending = 0
@@ -146,7 +171,7 @@ class Agent:
             self._next_id += 1
             self._pending += 1
             turn = Turn(self._next_id, text, self._now())
-        fut: Future[None] = asyncio.run_coroutine_threadsafe(self._run_turn(turn), self._loop)
+        fut: Future[None] = asyncio.run_coroutine_threadsafe(self._queue_turn(turn), self._loop)
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # surfaced via the turn
         return turn.id
 
@@ -191,13 +216,21 @@ class Agent:
         self._loop.close()
 
     # -- the turn, on the agent's loop ----------------------------------------------------
+    async def _queue_turn(self, turn: Turn) -> None:
+        self._waiting.append(turn)
+        if self._running_calls:  # queued while a decoded turn's calls run
+            self._decode_ahead(self._running_calls)
+        await self._run_turn(turn)
+
     async def _run_turn(self, turn: Turn) -> None:
         async with self._turn_lock:
+            self._waiting.remove(turn)
             try:
                 await self._plan_and_run(turn)
             except Exception as exc:  # a turn's failure is reported, never lost
                 turn.ok, turn.error = False, f"{type(exc).__name__}: {exc}"
             finally:
+                self._running_calls = []
                 turn.done_ns = self._now()
                 self.tracer.complete(f"turn {turn.id}", "agent", turn.submitted_ns, turn.done_ns,
                                      ok=turn.ok, text=turn.text[:60])
@@ -206,11 +239,14 @@ class Agent:
     async def _plan_and_run(self, turn: Turn) -> None:
         history: list[dict[str, str]] = []
         dag = DagExecutor(self.registry, self._on_call(turn), self.options.dag)
+        ahead = await self._decoded_ahead(turn)
         for attempt in range(self.options.max_replans + 1):
             context = self.context_fn(turn.text, history)
             tools = list(self.tools_fn())
             calls: list[ToolCall] = []
-            run: DagRun = await dag.run(self._stream(turn, context, tools, calls))
+            stream = (self._stream(turn, context, tools, calls) if ahead is None or attempt
+                      else self._replay(turn, ahead, calls))
+            run: DagRun = await dag.run(stream)
             turn.calls = calls
             turn.results = [_result_json(run, c) for c in calls]
             turn.replans = attempt
@@ -255,7 +291,56 @@ class Agent:
                 close = getattr(it, "close", None)
                 if close is not None:
                     await loop.run_in_executor(self._decode_thread, close)
+                self._decode_ahead(sink)
         return gen()
+
+    # -- foresight: the next request decoded while this turn's calls run -------------------
+    def _decode_ahead(self, calls: Sequence[ToolCall]) -> None:
+        """Start decoding the next waiting request on the world ``calls`` should leave."""
+        self._running_calls = list(calls)
+        if self.foresight is None or not self._waiting or not calls:
+            return
+        nxt = self._waiting[0]
+        if nxt.id in self._ahead:
+            return
+        try:
+            predicted = self.foresight.predict(calls)
+            if predicted is None:
+                return
+            context = self.foresight.context(nxt.text, predicted)
+            tools = list(self.tools_fn())
+        except Exception:  # no prediction: the turn decodes when it starts, as usual
+            return
+        it = iter(self.decoder.decode_stream(context, tools))
+        fut = asyncio.get_running_loop().run_in_executor(self._decode_thread, _timed_list, it)
+        self._ahead[nxt.id] = (predicted, fut)
+
+    async def _decoded_ahead(self, turn: Turn) -> tuple[list[ToolCall], float] | None:
+        """The calls decoded ahead for ``turn`` (and the decode's ms), if the world matches."""
+        entry = self._ahead.pop(turn.id, None)
+        if entry is None or self.foresight is None:
+            return None
+        predicted, fut = entry
+        try:
+            ahead: tuple[list[ToolCall], float] = await fut  # one llama context: let it finish
+            turn.foreseen = bool(self.foresight.matches(predicted))
+        except Exception:  # a failed early decode or check: decode afresh
+            turn.foreseen = False
+        return ahead if turn.foreseen else None
+
+    async def _replay(self, turn: Turn, ahead: tuple[list[ToolCall], float],
+                      sink: list[ToolCall]) -> Any:
+        """The calls decoded ahead, streamed as a fresh decode would stream them."""
+        calls, ms = ahead
+        turn.decode_ms.append(ms)
+        for call in calls:
+            if not call.id:
+                call = replace(call, id=str(len(sink) + 1))
+            if not turn.first_call_ns:
+                turn.first_call_ns = self._now()
+            sink.append(call)
+            yield call
+        self._decode_ahead(sink)
 
     def _on_call(self, turn: Turn) -> Invoke:
         async def invoke(call: ToolCall) -> Any:
@@ -266,6 +351,12 @@ class Agent:
                 turn.speculative_hits += 1
             return result
         return invoke
+
+
+def _timed_list(it: Iterator[ToolCall]) -> tuple[list[ToolCall], float]:
+    t0 = time.perf_counter()
+    calls = list(it)
+    return calls, (time.perf_counter() - t0) * 1e3
 
 
 def _forward_passes(decoder: Any) -> int | None:

@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="scene seed for free instructions (default 0)")
     parser.add_argument("--hz", type=float, default=16.0, help="decision loop rate, 10..16 (default 16)")
     parser.add_argument("--no-speculation", action="store_true", help="run tools only when called")
+    parser.add_argument("--no-foresight", action="store_true",
+                        help="decode each instruction only when the previous one is done (by "
+                             "default the next is decoded while a motion runs, on the world it "
+                             "should leave, and kept if perception then agrees)")
     parser.add_argument("--decoder", default="simpletool", help="simpletool (default) or baseline")
     parser.add_argument("--model", metavar="PATH", help="a GGUF model (default: embedded SmolLM2-135M)")
     parser.add_argument("--lora", metavar="PATH", help="a llama.cpp LoRA adapter (default: the shipped one)")
@@ -90,6 +94,9 @@ def summarize(result: Any) -> dict[str, Any]:
         "success": sum(bool(s.success) for s in checked), "checked": len(checked),
         "task_s_mean": round(statistics.mean([s.task_s for s in result.steps]), 2) if steps else None,
         "decisions": len(decodes),
+        "foreseen": sum(bool(s.turn and s.turn.get("foreseen")) for s in result.steps),
+        "foreseen_discarded": sum(bool(s.turn and s.turn.get("foreseen") is False)
+                                  for s in result.steps),
         "decode_ms_p50": pct(decodes, 50), "decode_ms_p95": pct(decodes, 95),
         "speculation": {k: spec.get(k) for k in ("hits", "joins", "launched", "dry_runs",
                                                  "latency_saved_s", "writes_executed") if k in spec},
@@ -125,7 +132,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"tasks: {summary['success']}/{summary['checked']} succeeded (checked by the simulator), "
         f"{summary['ok']}/{summary['total']} carried out; mean task time {summary['task_s_mean']} s\n"
         f"decisions: {summary['decisions']}, decoder latency p50 {summary['decode_ms_p50']} ms, "
-        f"p95 {summary['decode_ms_p95']} ms\n"
+        f"p95 {summary['decode_ms_p95']} ms; decoded while the previous motion ran: "
+        f"{summary['foreseen']} kept, {summary['foreseen_discarded']} discarded\n"
         f"speculation: {spec.get('hits', 0)} hits + {spec.get('joins', 0)} joins of "
         f"{spec.get('launched', 0)} launched ({spec.get('dry_runs', 0)} dry runs), "
         f"{spec.get('latency_saved_s', 0):.3f} s saved, speculative writes {spec.get('writes_executed', 0)}\n"
@@ -153,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = RobotDemoConfig(
         seed=args.seed, hz=args.hz, gui=args.gui, decoder=args.decoder, model=args.model,
         lora=None if args.no_lora else (args.lora or "default"),
-        speculation=not args.no_speculation, fifo=args.fifo)
+        speculation=not args.no_speculation, foresight=not args.no_foresight, fifo=args.fifo)
     console = Console(stderr=True)
     status = console.status("starting the sim, perception, actuation and decision processes…")
     status.start()

@@ -81,7 +81,8 @@ def _lora(cfg: RobotDemoConfig) -> str | None:
 
 def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
     from models.decoder import DecodeContext, make_decoder
-    from sim_envs.robot_tools import RobotToolBackend, restricted_specs, robot_tool_specs
+    from sim_envs.foresight import RobotForesight
+    from sim_envs.robot_tools import RobotToolBackend, robot_tool_specs
     from sim_envs.skills import SkillRunner
     from speculation.trace_hooks import TracedInvoke, TracedRegistry, TracedSpeculation
 
@@ -120,18 +121,27 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
         spec = (build_speculation(tools, cfg, lambda: state["slack_ms"]) if cfg.speculation
                 else None)
 
-    def context(text: str, history: Any) -> DecodeContext:
-        w = world()
+    def context_on(w: WorldState, text: str, history: Any = ()) -> DecodeContext:
         seen = [n for n in w.visible() if n != "bin"]
         messages = (*history[:-1], {"role": "user", "content": f"Scene: {scene_text(w)}\n"
                                     f"Request: {history[-1]['content'] if history else text}"})
         return DecodeContext(tuple(messages), enums={"object": seen, "target": [*seen, "bin"]})
 
+    def context(text: str, history: Any) -> DecodeContext:
+        return context_on(world(), text, history)
+
+    # The next queued instruction is decoded while the motion runs, on the world it
+    # should leave behind; kept only if perception then agrees (sim_envs/foresight.py).
+    foresight = (RobotForesight(world, lambda text, w: context_on(w, text)) if cfg.foresight
+                 else None)
+
     traced = TracedSpeculation(spec, tracer) if spec is not None and tracer.enabled else None
     invoke = (traced.call if traced is not None else spec.call if spec is not None
               else TracedInvoke(tools, tracer).call if tracer.enabled else None)
-    agent = Agent(decoder, registry, context, tools_fn=lambda: restricted_specs(world()),
-                  invoke=invoke, tracer=tracer)
+    # The full tool list, always: the prompt (and its KV cache) stays the same when a cube
+    # goes out of view; the context's enums narrow the decoding to what is seen now.
+    agent = Agent(decoder, registry, context, tools_fn=robot_tool_specs,
+                  invoke=invoke, foresight=foresight, tracer=tracer)
     node.own(agent)
     observer: Any = traced if traced is not None else spec
     turns: list[dict[str, Any]] = []

@@ -62,6 +62,7 @@ class RobotDemoConfig:
     model: str | None = None
     lora: str | None = "default"  # "default": the shipped adapter if present; None: none
     speculation: bool = True
+    foresight: bool = True  # decode the next queued instruction while a motion runs
     fifo: bool = False
     trace_label: str = ""  # with tracing on: process names become "LABEL/sim", ...
     extra: dict[str, Any] = field(default_factory=dict)

@@ -90,6 +90,9 @@ class RobotSession:
         self._abort = threading.Event()
         self.supervisor: Supervisor | None = None
         self.resubmitted = 0  # instructions given again after a decision restart
+        # The next free instruction, submitted while the current one runs (the agent
+        # queues it and may decode it early): (turn id, decision restarts at submit).
+        self._queued: tuple[int, int] | None = None
 
     def run(self, timeout_s: float | None = None) -> SessionResult:
         specs = [ProcessSpec(name, python_module("demos.robot_nodes", name, self.cfg.to_json()),
@@ -119,11 +122,13 @@ class RobotSession:
         camera = LatestValueSubscriber(rd.endpoint("sensors"), ("camera",))
         try:
             self._ask(decision, "stats", {}, wait_s=180)  # up (the model is loaded)
-            for step in self.steps:
+            for i, step in enumerate(self.steps):
                 if self._abort.is_set():
                     return
                 start_ns = time.monotonic_ns()
-                result = self._run_step(step, decision, sim, events, camera)
+                after = self.steps[i + 1] if i + 1 < len(self.steps) else None
+                queue_next = after if after is not None and after.seed is None else None
+                result = self._run_step(step, decision, sim, events, camera, queue_next)
                 self._trace_step(result, start_ns)
                 self.result.steps.append(result)
                 self.on_step(result)
@@ -173,14 +178,22 @@ class RobotSession:
         raise RtAgentError(f"{name!r} got no answer in {wait_s:.0f} s: {error}")
 
     def _run_step(self, step: Step, decision: RequestClient, sim: RequestClient,
-                  events: Subscriber, camera: LatestValueSubscriber) -> StepResult:
+                  events: Subscriber, camera: LatestValueSubscriber,
+                  queue_next: Step | None = None) -> StepResult:
         if step.seed is not None:
             self._ask(sim, "reset", {"seed": step.seed}, wait_s=10)
             time.sleep(self.settle_s)  # perception sees the new scene
         assert self.supervisor is not None
         t0 = time.monotonic()
         restarts = self.supervisor.restarts("decision")
-        turn_id = self._ask(decision, "instruct", {"text": step.instruction}, wait_s=30)["turn"]
+        queued, self._queued = self._queued, None
+        if queued is not None and queued[1] == restarts:  # submitted during the last step
+            turn_id = queued[0]
+        else:
+            turn_id = self._ask(decision, "instruct", {"text": step.instruction}, wait_s=30)["turn"]
+        if queue_next is not None:
+            nxt = self._ask(decision, "instruct", {"text": queue_next.instruction}, wait_s=30)
+            self._queued = (nxt["turn"], restarts)
         turn = None
         next_frame = 0.0
         while turn is None and time.monotonic() - t0 < self.turn_timeout_s:
@@ -191,6 +204,7 @@ class RobotSession:
                 # Ask the new one (it starts from the latest world state) to carry on.
                 restarts = self.supervisor.restarts("decision")
                 self.resubmitted += 1
+                self._queued = None  # died with it too: the next step submits its own
                 turn_id = self._ask(decision, "instruct", {"text": step.instruction},
                                     wait_s=180)["turn"]
             got = events.recv(timeout_ms=50)

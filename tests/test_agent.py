@@ -101,6 +101,73 @@ def test_a_failing_turn_is_reported_not_lost() -> None:
     assert "gripper jammed" in turns[0].error and "IndexError" in turns[1].error
 
 
+class ForeseeingWorld:
+    """A fake foresight (unit tests only): predicts ``after``; the world then is ``actual``."""
+
+    def __init__(self, actual: str) -> None:
+        self.actual = actual
+        self.predicted_from: list[list[str]] = []
+        self.predicted_ns: list[int] = []
+
+    def predict(self, calls):
+        self.predicted_from.append([c.name for c in calls])
+        self.predicted_ns.append(time.monotonic_ns())
+        return "after"
+
+    def context(self, text, observation):
+        return {"text": text, "world": observation}
+
+    def matches(self, predicted):
+        return predicted == self.actual
+
+
+@pytest.mark.parametrize("actual", ["after", "something else"])
+def test_the_next_request_is_decoded_while_the_calls_run(actual: str) -> None:
+    """Two queued requests: the second is decoded on the predicted world while the first
+    turn's call still runs, and used only if the world then matches the prediction."""
+    log: list[str] = []
+    answers = [[ToolCall("look", {"x": 1})], [ToolCall("look", {"x": 2})],
+               [ToolCall("look", {"x": 3})]]
+    dec = ScriptedDecoder(answers)
+    foresight = ForeseeingWorld(actual)
+    agent = Agent(dec, _registry(log), _context, foresight=foresight)
+    try:
+        agent.submit("first")
+        agent.submit("second")
+        first, second = agent.wait(10)
+    finally:
+        agent.close()
+    assert foresight.predicted_from[0] == ["look"]
+    assert foresight.predicted_ns[0] < first.done_ns  # while "look 1" was still running
+    assert dec.contexts[1] == {"text": "second", "world": "after"}
+    assert first.ok and second.ok
+    if actual == "after":  # the early decode stands: it ran before the first turn ended
+        assert second.foreseen is True and len(dec.contexts) == 2
+        assert [c.arguments["x"] for c in second.calls] == [2]
+    else:  # the world is not what was predicted: decoded afresh on the real one
+        assert second.foreseen is False and len(dec.contexts) == 3
+        assert dec.contexts[2] == {"text": "second", "history": []}
+        assert [c.arguments["x"] for c in second.calls] == [3]
+    assert first.foreseen is None
+
+
+def test_a_request_queued_while_the_calls_run_is_decoded_ahead_too() -> None:
+    log: list[str] = []
+    dec = ScriptedDecoder([[ToolCall("look", {"x": 1})], [ToolCall("look", {"x": 2})]])
+    agent = Agent(dec, _registry(log), _context, foresight=ForeseeingWorld("after"))
+    try:
+        agent.submit("first")
+        deadline = time.monotonic() + 5
+        while "start 1" not in log and time.monotonic() < deadline:  # decoded, now running
+            time.sleep(0.005)
+        agent.submit("second")
+        first, second = agent.wait(10)
+    finally:
+        agent.close()
+    assert second.foreseen is True and dec.contexts[1] == {"text": "second", "world": "after"}
+    assert len(dec.contexts) == 2
+
+
 @pytest.mark.slow
 def test_real_decoder_drives_real_tools() -> None:
     from models.decoder import DecodeContext, make_decoder
