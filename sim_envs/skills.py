@@ -332,7 +332,6 @@ class PlaceOn(Skill):
         return None if ok else f"{self.held!r} did not end up on {self.target!r}"
 
 
-
 class PutOn(Skill):
     """``place_on(object, target)``: :class:`Grasp` the object unless it is already
     held, then :class:`PlaceOn` the target — one tool call for "put X on Y", each
