@@ -19,6 +19,16 @@ def default_gguf() -> Path:
     return resolve_gguf()
 
 
+@pytest.fixture(scope="module")
+def robot():
+    """A real simulated robot (PyBullet, DIRECT), one per test module."""
+    from sim_envs.robot import LocalRobot
+
+    r = LocalRobot()
+    yield r
+    r.close()
+
+
 @pytest.fixture(scope="session")
 def whisper_dir() -> Path:
     from models.artifacts import resolve_whisper

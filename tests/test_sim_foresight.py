@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from control.tools import ToolCall
 from sim_envs.foresight import RobotForesight
 from sim_envs.robot import LocalRobot
 from sim_envs.skills import PutOn
-
-
-@pytest.fixture(scope="module")
-def robot() -> LocalRobot:
-    r = LocalRobot()
-    yield r
-    r.close()
 
 
 def _foresight(robot: LocalRobot) -> RobotForesight:

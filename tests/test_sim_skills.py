@@ -20,13 +20,6 @@ from sim_envs.skills import (
 )
 
 
-@pytest.fixture(scope="module")
-def robot() -> LocalRobot:
-    r = LocalRobot()
-    yield r
-    r.close()
-
-
 def test_pick_and_place_into_the_bin(robot: LocalRobot) -> None:
     robot.reset(seed=0)
     start = robot.scene.object_position("red_cube")

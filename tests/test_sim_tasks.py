@@ -11,13 +11,6 @@ from sim_envs.scripted import run_scripted
 from sim_envs.tasks import get_task, task_suite
 
 
-@pytest.fixture(scope="module")
-def robot() -> LocalRobot:
-    r = LocalRobot()
-    yield r
-    r.close()
-
-
 def test_suite_has_at_least_20_tasks_over_several_seeds() -> None:
     tasks = task_suite()
     assert len(tasks) >= 20

@@ -6,19 +6,11 @@ import asyncio
 import threading
 
 import numpy as np
-import pytest
 
 from control.tools import Effect, SpeculationPolicy, ToolCall
 from sim_envs.robot import LocalRobot, require_world
 from sim_envs.robot_tools import RobotToolBackend, restricted_specs, robot_tool_specs, skill_for
 from sim_envs.scene import CUBE_IDS
-
-
-@pytest.fixture(scope="module")
-def robot() -> LocalRobot:
-    r = LocalRobot()
-    yield r
-    r.close()
 
 
 def _backend(robot: LocalRobot) -> RobotToolBackend:
