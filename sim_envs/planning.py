@@ -21,7 +21,7 @@ from sim_envs.scene import BIN_ID, CUBE_SIZE_M, HOME_Q
 
 __all__ = ["MotionOptions", "Plan", "PlanningError", "Waypoint", "grasp_waypoints",
            "home_waypoints", "place_waypoints", "plan", "point_waypoints", "path_waypoints",
-           "put_waypoints"]
+           "put_refusal", "put_waypoints"]
 
 WORKSPACE_M = ((0.2, 0.8), (-0.5, 0.5), (0.0, 0.7))  # as in robot_tools.json
 
@@ -139,16 +139,24 @@ def place_waypoints(world: WorldState, target: str, o: MotionOptions | None = No
             Waypoint("retreat", _tup(retreat), yaw, "open")]
 
 
+def put_refusal(held: str | None, obj: str, target: str) -> str | None:
+    """Why ``place_on(obj, target)`` cannot start with ``held`` in the gripper (None: it can)."""
+    if held not in (None, obj):
+        return f"holding {held!r}, not {obj!r}; place or release it first"
+    if target == obj:
+        return f"cannot put {obj!r} on itself; choose another cube or the bin"
+    return None
+
+
 def put_waypoints(world: WorldState, obj: str, target: str,
                   o: MotionOptions | None = None) -> list[Waypoint]:
     """``place_on(object, target)``: grasp ``obj`` unless it is held, then place it."""
     held = world.gripper.holding
+    refusal = put_refusal(held, obj, target)
+    if refusal:
+        raise PlanningError(refusal)
     if held == obj:
         return place_waypoints(world, target, o)
-    if held is not None:
-        raise PlanningError(f"holding {held!r}, not {obj!r}; place or release it first")
-    if target == obj:
-        raise PlanningError(f"cannot put {obj!r} on itself; choose another cube or the bin")
     return grasp_waypoints(world, obj, o) + place_waypoints(world, target, o, held=obj)
 
 

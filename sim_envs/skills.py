@@ -31,6 +31,7 @@ from sim_envs.planning import (
     path_waypoints,
     place_waypoints,
     point_waypoints,
+    put_refusal,
 )
 from sim_envs.scene import BIN_HALF_INNER_M, BIN_ID, CUBE_SIZE_M, FINGER_OPEN_M, HOME_Q
 
@@ -355,11 +356,9 @@ class PutOn(Skill):
         if self._parts is None:
             held = world.gripper.holding
             self._width = 0.0 if held else FINGER_OPEN_M  # a refusal must not drop the cube
-            if held not in (None, self.obj):
-                return self._fail(f"holding {held!r}, not {self.obj!r}; place or release it first")
-            if self.target == self.obj:
-                return self._fail(f"cannot put {self.obj!r} on itself; "
-                                  "choose another cube or the bin")
+            refusal = put_refusal(held, self.obj, self.target)
+            if refusal:  # before any motion: the grasp must not start
+                return self._fail(refusal)
             grasp = [] if held == self.obj else [Grasp(self.obj, self.options)]
             self._parts = [*grasp, PlaceOn(self.target, self.options)]
         part = self._parts[0]
