@@ -7,7 +7,8 @@ transcript) and :meth:`Agent.poll` returns the turns finished since the last
 poll. A turn:
 
 1. builds the decode context from the *latest* observation (``context_fn``) and
-   the tools allowed *now* (``tools_fn``, e.g. enums narrowed to visible objects);
+   the tools (``tools_fn``; narrow arguments through the context's enums, not the
+   specs, so the prompt and its KV cache stay the same);
 2. streams the decoder's calls straight into the DAG executor, so the first call
    starts while later ones are still being decoded (LLMCompiler's streaming);
 3. runs every call through ``invoke`` (the speculative executor's ``call`` in the

@@ -82,7 +82,7 @@ def _lora(cfg: RobotDemoConfig) -> str | None:
 def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
     from models.decoder import DecodeContext, make_decoder
     from sim_envs.foresight import RobotForesight
-    from sim_envs.robot_tools import RobotToolBackend, robot_tool_specs
+    from sim_envs.robot_tools import RobotToolBackend, robot_tool_specs, visible_enums
     from sim_envs.skills import SkillRunner
     from speculation.trace_hooks import TracedInvoke, TracedRegistry, TracedSpeculation
 
@@ -122,10 +122,9 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
                 else None)
 
     def context_on(w: WorldState, text: str, history: Any = ()) -> DecodeContext:
-        seen = [n for n in w.visible() if n != "bin"]
         messages = (*history[:-1], {"role": "user", "content": f"Scene: {scene_text(w)}\n"
                                     f"Request: {history[-1]['content'] if history else text}"})
-        return DecodeContext(tuple(messages), enums={"object": seen, "target": [*seen, "bin"]})
+        return DecodeContext(tuple(messages), enums=visible_enums(w))
 
     def context(text: str, history: Any) -> DecodeContext:
         return context_on(world(), text, history)
@@ -138,8 +137,7 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
     traced = TracedSpeculation(spec, tracer) if spec is not None and tracer.enabled else None
     invoke = (traced.call if traced is not None else spec.call if spec is not None
               else TracedInvoke(tools, tracer).call if tracer.enabled else None)
-    # The full tool list, always: the prompt (and its KV cache) stays the same when a cube
-    # goes out of view; the context's enums narrow the decoding to what is seen now.
+    # The full tool list, always: the context's enums narrow the decoding (visible_enums).
     agent = Agent(decoder, registry, context, tools_fn=robot_tool_specs,
                   invoke=invoke, foresight=foresight, tracer=tracer)
     node.own(agent)

@@ -32,14 +32,13 @@ from sim_envs.planning import (
     point_waypoints,
     put_waypoints,
 )
+from sim_envs.scene import BIN_ID
 from sim_envs.skills import GoHome, Grasp, MoveTo, PointAt, PutOn, Release, Skill, SkillOptions, SkillRunner
 
-__all__ = ["SPEC_PATH", "RobotToolBackend", "SkillFailedError", "restricted_specs",
-           "robot_tool_specs", "skill_for"]
+__all__ = ["SPEC_PATH", "RobotToolBackend", "SkillFailedError", "robot_tool_specs",
+           "skill_for", "visible_enums"]
 
 SPEC_PATH = Path(__file__).with_name("robot_tools.json")
-OBJECT_ARGS = {"locate_object": ("object",), "plan_grasp": ("object",), "grasp": ("object",),
-               "point_at": ("object",), "place_on": ("object", "target")}
 
 
 class SkillFailedError(RtAgentError):
@@ -56,16 +55,12 @@ def robot_tool_specs() -> list[ToolSpec]:
     return load_tool_specs(_spec_json())
 
 
-def restricted_specs(world: WorldState) -> list[ToolSpec]:
-    """The specs with object arguments restricted to what perception sees now."""
-    seen = world.visible()
-    out = []
-    for spec in robot_tool_specs():
-        for arg in OBJECT_ARGS.get(spec.name, ()):
-            allowed = [v for v in spec.properties[arg].get("enum", []) if v in seen]
-            spec = spec.with_enum(arg, allowed)
-        out.append(spec)
-    return out
+def visible_enums(world: WorldState) -> dict[str, list[str]]:
+    """Run-time restrictions for the decoder (``DecodeContext.enums``): object arguments
+    take only the cubes perception sees now, and a target may also be the bin. (The tool
+    list itself stays whole, so the prompt and its KV cache do not change.)"""
+    seen = [n for n in world.visible() if n != BIN_ID]
+    return {"object": seen, "target": [*seen, BIN_ID]}
 
 
 def skill_for(call: ToolCall, options: SkillOptions | None = None) -> Skill:

@@ -9,7 +9,7 @@ import numpy as np
 
 from control.tools import Effect, SpeculationPolicy, ToolCall
 from sim_envs.robot import LocalRobot, require_world
-from sim_envs.robot_tools import RobotToolBackend, restricted_specs, robot_tool_specs, skill_for
+from sim_envs.robot_tools import RobotToolBackend, robot_tool_specs, skill_for, visible_enums
 from sim_envs.scene import CUBE_IDS
 
 
@@ -100,10 +100,11 @@ def test_write_tools_run_skills_while_the_loop_keeps_ticking(robot: LocalRobot) 
 def test_object_arguments_are_restricted_to_what_is_seen(robot: LocalRobot) -> None:
     robot.reset(seed=0)
     world = robot.perceive()
-    specs = {s.name: s for s in restricted_specs(world)}
-    assert set(specs["grasp"].properties["object"]["enum"]) == set(CUBE_IDS)
-    assert "bin" in specs["place_on"].properties["target"]["enum"]
-    assert "bin" not in specs["place_on"].properties["object"]["enum"]
+    enums = visible_enums(world)
+    assert set(enums["object"]) == set(CUBE_IDS)
+    assert "bin" in enums["target"] and "bin" not in enums["object"]
+    specs = {s.name: s for s in robot_tool_specs()}  # every argument the enums narrow exists
+    assert {"object", "target"} <= set(specs["place_on"].properties)
     reg = _backend(robot).registry(list(specs.values()))
     bad = asyncio.run(reg.invoke(ToolCall("grasp", {"object": "purple_cube"})))
     assert not bad.ok and "purple_cube" in (bad.error or "")
