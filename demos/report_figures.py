@@ -30,11 +30,12 @@ from realtime.trace import read_chrome
 __all__ = ["COLOURS", "RunData", "key_figures", "load_run", "loop_reports", "plot_decoder",
            "plot_lateness", "plot_timeline", "speculative_outcomes"]
 
-TRACK_ORDER = ("agent", "decoder", "calls", "tools", "speculation", "loop")
+TRACK_ORDER = ("turns", "vad", "stt", "agent", "decoder", "calls", "tools", "speculation", "loop",
+               "speech")
 COLOURS = {
     "turn": "#c7c7c7", "decode": "#8e6bbf", "direct": "#1f77b4", "served": "#2ca02c",
     "joined": "#98df8a", "wasted": "#ff7f0e", "cancelled": "#b0b0b0", "dry-run": "#bcbd22",
-    "tick": "#9ecae1", "miss": "#d62728", "other": "#7f7f7f",
+    "tick": "#9ecae1", "miss": "#d62728", "audio": "#17becf", "other": "#7f7f7f",
 }
 
 
@@ -253,21 +254,30 @@ def _episode_window(data: RunData, episode: int | None) -> tuple[float, float, s
         if not want:
             names = ", ".join(t["name"] for t in turns) or "none"
             raise RtAgentError(f"no agent turn {episode} in the trace (turns: {names})")
-        t = want[0]
-        return t["ts"], t["ts"] + t["dur"], t["name"]
+        return _with_request(data, want[0])
     spec = data.spans(track="speculation")
     if turns:  # the turn that speculation overlapped most
         def overlap(t: dict[str, Any]) -> float:
             a, b = t["ts"], t["ts"] + t["dur"]
             return sum(max(0.0, min(b, s["ts"] + s["dur"]) - max(a, s["ts"])) for s in spec)
         t = max(turns, key=lambda t: (overlap(t), -t["ts"]))
-        return t["ts"], t["ts"] + t["dur"], t["name"]
+        return _with_request(data, t)
     busy = [e for e in data.spans() if e["track"] != "loop"] or data.spans()
     if not busy:
         raise RtAgentError("the trace has no spans to draw")
     a = min(e["ts"] for e in busy)
     b = max(e["ts"] + e["dur"] for e in busy)
     return a, min(b, a + 5e6), "whole run" if b - a <= 5e6 else "first 5 s"
+
+
+def _with_request(data: RunData, turn: dict[str, Any]) -> tuple[float, float, str]:
+    """An agent turn's window, widened to the request it answers where the front-end
+    traced one (track ``turns``: a voice request from its first word to its first audio)."""
+    a, b, label = turn["ts"], turn["ts"] + turn["dur"], turn["name"]
+    for r in data.spans(track="turns"):
+        if r["ts"] <= b and r["ts"] + r["dur"] >= a:
+            a, b, label = min(a, r["ts"]), max(b, r["ts"] + r["dur"]), f"{label} ({r['name']})"
+    return a, b, label
 
 
 def _lanes(bars: list[tuple[float, float, str]], max_lanes: int = 6
@@ -300,7 +310,8 @@ def _colour(e: dict[str, Any], outcome: dict[int, str]) -> str:
                        "joined" if served == "joined" else "direct"]
     if track == "loop":
         return COLOURS["miss" if args.get("miss") else "tick"]
-    key = {"decoder": "decode", "agent": "turn", "tools": "direct"}.get(track, "other")
+    key = {"decoder": "decode", "agent": "turn", "turns": "turn", "tools": "direct",
+           "stt": "decode", "vad": "audio", "speech": "audio"}.get(track, "other")
     return COLOURS[key]
 
 
@@ -352,10 +363,12 @@ def plot_timeline(data: RunData, episode: int | None = None) -> tuple[bytes, str
     ax.set_yticks(range(len(layout)), [name for name, _ in layout])
     ax.set_ylim(len(layout) - 0.5, -0.9)
     ax.set_xlim((lo - a) / 1e3, (hi - a) / 1e3)
-    ax.set_xlabel(f"time since the start of {label} (ms)")
+    ax.set_xlabel("time (ms) since the start of the turn (of its request, when one was traced)")
     ax.set_title(f"timeline of {label}", fontsize="medium")
     ax.grid(axis="x", alpha=0.3)
     legend = ["turn", "decode", "direct", "served", "joined", "wasted", "cancelled", "tick", "miss"]
+    if any(track in ("vad", "speech") for _, track in rows):
+        legend.append("audio")
     fig.legend(handles=[Patch(color=COLOURS[k], label=k) for k in legend], fontsize="small",
                ncol=len(legend), loc="outside lower center")
     return _png(fig), label

@@ -28,9 +28,6 @@ from demos.robot_nodes import (
     RobotDemoConfig,
     _fail,
     _reply,
-    hop,
-    node_tracer,
-    run_traced,
 )
 from demos.robot_wire import command_to_msg, world_from_msg
 from realtime import messages as m
@@ -40,6 +37,7 @@ from realtime.clock import MonotonicClock
 from realtime.hardening import Hardening, HardeningOptions
 from realtime.loop import DeadlineLoop, LoopOptions, TickInfo
 from realtime.node import Node
+from realtime.node_trace import hop, node_tracer, run_traced
 from sim_envs.actuation import ArmCommand
 from sim_envs.perception import WorldState
 
@@ -86,7 +84,7 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
     from sim_envs.skills import SkillRunner
     from speculation.trace_hooks import TracedInvoke, TracedRegistry, TracedSpeculation
 
-    tracer = node_tracer(cfg, node, "decision")
+    tracer = node_tracer(node, "decision", cfg.trace_label)
     rd = node.run_dir
     world_sub = node.own(LatestValueSubscriber(rd.endpoint("world"), ("world",),
                                                types=(m.WorldState,)))

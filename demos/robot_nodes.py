@@ -32,14 +32,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from realtime import messages as m
-from realtime.bus import Latest, LatestValueSubscriber, Publisher
+from realtime.bus import LatestValueSubscriber, Publisher
 from realtime.bus_rpc import ReplyServer
 from realtime.clock import MonotonicClock
 from realtime.loop import DeadlineLoop, LoopOptions, TickInfo
-from realtime.loop_trace import TickTracer
 from realtime.node import Node, node_main
-from realtime.trace import Tracer
-from realtime.trace_bus import BusTracer
+from realtime.node_trace import hop, node_tracer, run_traced
 
 log = logging.getLogger("rtagent.robot")
 
@@ -75,36 +73,6 @@ class RobotDemoConfig:
         return cls(**json.loads(text))
 
 
-class StopOnNode:
-    """Adapts a :class:`Node` to the loop's ``stop_event`` (``is_set``)."""
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-
-    def is_set(self) -> bool:
-        return self.node.stopping
-
-
-
-def node_tracer(cfg: RobotDemoConfig, node: Node, name: str) -> Tracer:
-    """This process's tracer: on when the front-end set the trace endpoint, else a
-    disabled one (no socket). Owned by ``node`` first, so it closes last (after the
-    agent and the sockets, whose last events it still delivers)."""
-    process = f"{cfg.trace_label}/{name}" if cfg.trace_label else name
-    bus = BusTracer.from_env(process)
-    node.own(bus)
-    return bus.tracer
-
-
-
-def hop(tracer: Tracer, got: Latest[Any], name: str) -> None:
-    """A message's trip from its sender (``t_ns``) to this process (received)."""
-    msg = got.message
-    if msg.t_ns:
-        tracer.complete(name, "bus", msg.t_ns, got.received_ns, "msg", seq=msg.seq,
-                        src=msg.source)
-
-
 def _reply(value: Any) -> m.ToolReply:
     return m.ToolReply(ok=True, value_json=json.dumps(value))
 
@@ -120,7 +88,7 @@ def run_sim(cfg: RobotDemoConfig, node: Node) -> None:
     from sim_envs.scene import BIN_ID, CUBE_IDS, SceneOptions, TabletopScene
     from sim_envs.tasks import get_task
 
-    tracer = node_tracer(cfg, node, "sim")
+    tracer = node_tracer(node, "sim", cfg.trace_label)
     rd = node.run_dir
     sensors = node.own(Publisher(rd.endpoint("sensors"), source="sim"))
     targets = node.own(LatestValueSubscriber(rd.endpoint("targets"), ("targets",),
@@ -172,15 +140,6 @@ def run_sim(cfg: RobotDemoConfig, node: Node) -> None:
     run_traced(loop, tracer, node)
 
 
-def run_traced(loop: DeadlineLoop[Any], tracer: Tracer, node: Node) -> None:
-    """Run ``loop`` until the node stops, its ticks traced (when the tracer is on)."""
-    ticks = TickTracer(loop, tracer).attach()
-    try:
-        loop.run(stop_event=StopOnNode(node))
-    finally:
-        ticks.finish()
-
-
 # --------------------------------------------------------------------------- perception
 def run_perception(cfg: RobotDemoConfig, node: Node) -> None:
     """Camera frames + joint states -> world state, computed from the images."""
@@ -188,7 +147,7 @@ def run_perception(cfg: RobotDemoConfig, node: Node) -> None:
     from sim_envs.kinematics import PandaKinematics
     from sim_envs.perception import Perception, PerceptionOptions
 
-    tracer = node_tracer(cfg, node, "perception")
+    tracer = node_tracer(node, "perception", cfg.trace_label)
     rd = node.run_dir
     sensors = node.own(LatestValueSubscriber(rd.endpoint("sensors"), ("joints", "camera")))
     world_pub = node.own(Publisher(rd.endpoint("world"), source="perception"))
@@ -222,7 +181,7 @@ def run_actuation(cfg: RobotDemoConfig, node: Node) -> None:
     from sim_envs.actuation import Actuator, ActuatorOptions
     from sim_envs.kinematics import PandaKinematics
 
-    tracer = node_tracer(cfg, node, "actuation")
+    tracer = node_tracer(node, "actuation", cfg.trace_label)
     rd = node.run_dir
     sensors = node.own(LatestValueSubscriber(rd.endpoint("sensors"), ("joints",)))
     commands = node.own(LatestValueSubscriber(rd.endpoint("commands"), ("cmd",),

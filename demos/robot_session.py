@@ -27,6 +27,7 @@ from realtime import messages as m
 from realtime.bus import BusOptions, LatestValueSubscriber, Subscriber
 from realtime.bus_rpc import RequestClient
 from realtime.errors import RtAgentError
+from realtime.node_trace import supervisor_events
 from realtime.supervisor import ProcessSpec, Supervisor, SupervisorReport, python_module
 from realtime.trace import Tracer
 
@@ -107,7 +108,7 @@ class RobotSession:
         finally:
             self._abort.set()
             worker.join(timeout=10)
-            self._trace_supervisor(t0_ns)
+            supervisor_events(self.tracer, self.result.supervisor, t0_ns)
         if not self._done.is_set() and self.result.error is None:
             self.result.error = f"stopped before the script ended ({self.result.supervisor.stopped_because})"
         return self.result
@@ -139,17 +140,6 @@ class RobotSession:
             for sock in (decision, sim, events, camera):
                 sock.close()
             self._done.set()
-
-    def _trace_supervisor(self, t0_ns: int) -> None:
-        """What the supervisor did (starts, exits, restarts) as instants, track ``supervisor``."""
-        report = self.result.supervisor
-        if not self.tracer.enabled or report is None:
-            return
-        for t_s, name, what in report.events:
-            t = t0_ns + round(t_s * 1e9)
-            self.tracer.add(m.TraceEvent(
-                source=self.tracer.process, t_ns=t, name=f"{name}: {what}", ph="i", ts_ns=t,
-                track="supervisor", cat="supervisor", args={"process": name}))
 
     def _trace_step(self, r: StepResult, start_ns: int) -> None:
         if self.tracer.enabled:

@@ -17,7 +17,9 @@ tools (weather, time, search, home reads) start before the end of speech;
 writes (lights, timers, messages) run only once the final transcript asks for
 them (--no-speculation turns this off). Each turn prints its latency breakdown
 from the end of speech: final transcript, first call, first committed action
-(first tool result), all results, first audio out. --json writes everything.
+(first tool result), all results, first audio out. --json writes everything;
+--trace PATH a timeline of every process for chrome://tracing, Perfetto or
+`rtagent report`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-speculation", action="store_true",
                         help="decode only the final transcript; run tools only when called")
     parser.add_argument("--json", metavar="PATH", help="write turns, latencies and stats as JSON")
+    parser.add_argument("--trace", metavar="PATH", help="write a Chrome trace / Perfetto JSON of every "
+                        "process (VAD, Whisper runs, ticks, decodes, tool calls direct or "
+                        "speculative, replies); `rtagent report PATH` turns it into a report")
     parser.add_argument("--home", metavar="PATH", help="the home store's SQLite file (default: in memory)")
     parser.add_argument("--hz", type=float, default=16.0, help="decision loop rate (default 16)")
     parser.add_argument("--silence-ms", type=float, default=400.0,
@@ -142,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
     from audio.errors import AudioError
     from demos.voice_session import VoiceSession
     from realtime.errors import ConfigError
+    from realtime.trace_run import TraceRun
 
     if args.list_devices:
         return _list_devices()
@@ -172,12 +178,17 @@ def run(args: argparse.Namespace) -> int:
         console.print(turn_line(t), markup=False, highlight=False)
 
     via = None if args.device else ("mic" if args.virtual_mic else "wav")
-    session = VoiceSession(cfg, items, via=via, gap_s=args.gap_s, on_status=on_status,
-                           on_turn=on_turn)
-    try:
-        result = session.run(timeout_s=args.timeout_s)
-    finally:
-        status.stop()
+    with TraceRun(args.trace, run="rtagent voice", config=cfg.to_json()) as trace:
+        session = VoiceSession(cfg, items, via=via, gap_s=args.gap_s, on_status=on_status,
+                               on_turn=on_turn, env=trace.env(), tracer=trace.tracer)
+        try:
+            result = session.run(timeout_s=args.timeout_s)
+        finally:
+            status.stop()
+        if trace.enabled:
+            path = trace.write(error=result.error)
+            console.print(f"wrote the trace {path} ({trace.summary()['events_kept']:,} events); "
+                          f"`rtagent report {path}` makes a report of it")
     spec = result.stats.get("speculation") or {}
     console.print(f"{len(result.turns)} turns; speculation: {spec.get('hits', 0)} hits + "
                   f"{spec.get('joins', 0)} joins of {spec.get('launched', 0)} launched, "

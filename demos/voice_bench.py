@@ -19,7 +19,7 @@ actuation (SQLite home store, espeak-ng replies). Measured per request:
 - the fraction of read-only lookups whose result was already there (run ahead
   from a partial transcript) at the end of speech, and at the endpoint.
 
-  rtagent bench voice [--limit N] [--gap-s S] [--via wav|mic] [--json PATH]
+  rtagent bench voice [--limit N] [--gap-s S] [--via wav|mic] [--json PATH] [--trace PATH]
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-lora", action="store_true", help="decode with the base model only")
     parser.add_argument("--dir", default="/tmp/rtagent-utterances", help="where WAVs are generated")
     parser.add_argument("--json", metavar="PATH", help="write every figure and turn as JSON")
+    parser.add_argument("--trace", metavar="PATH", help="write a Chrome trace / Perfetto JSON of "
+                        "both modes (process names \"speculation/decision\", ...)")
 
 
 def _pct(xs: list[float], q: float) -> float | None:
@@ -153,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     from demos.voice_audio import check_wav
     from demos.voice_nodes import VoiceDemoConfig
     from demos.voice_session import VoiceSession
+    from realtime.trace_run import TraceRun
 
     reqs = load_requests()
     reqs = reqs[::max(1, args.every)]
@@ -164,12 +167,16 @@ def run(args: argparse.Namespace) -> int:
     if args.only:
         modes = {k: v for k, v in modes.items() if (v if args.only == "spec" else not v)}
     results = {}
-    for name, speculate in modes.items():
-        cfg = VoiceDemoConfig(speculation=speculate, silence_ms=args.silence_ms,
-                              lora=None if args.no_lora else (args.lora or "default"))
-        print(f"running {len(items)} requests with {name} ...", flush=True)
-        result = VoiceSession(cfg, items, via=args.via, gap_s=args.gap_s).run()
-        results[name] = score(reqs, result)
+    with TraceRun(args.trace, run="rtagent bench voice") as trace:
+        for name, speculate in modes.items():
+            cfg = VoiceDemoConfig(speculation=speculate, silence_ms=args.silence_ms,
+                                  lora=None if args.no_lora else (args.lora or "default"),
+                                  trace_label=name.replace(" ", "-") if trace.enabled else "")
+            print(f"running {len(items)} requests with {name} ...", flush=True)
+            result = VoiceSession(cfg, items, via=args.via, gap_s=args.gap_s, env=trace.env(),
+                                  tracer=trace.tracer).run()
+            results[name] = score(reqs, result)
+        trace_path = trace.write(modes=list(modes))
     print(f"rtagent bench voice: {len(items)} spoken requests (espeak-ng, "
           f"{len({r.voice for r in reqs})} voices, {len({r.words_per_min for r in reqs})} speeds), "
           f"played in real time {'through the virtual PyAudio mic' if args.via == 'mic' else ''}")
@@ -177,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
         dec = r["stats"].get("decoder") or {}
         print(f"{name}: decoder {dec.get('name')} on {dec.get('model')}, LoRA {dec.get('lora')}")
     print(table(results))
+    if trace_path is not None:
+        print(f"trace: {trace_path} (`rtagent report {trace_path}`)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     return 0 if all(r["error"] is None for r in results.values()) else 1

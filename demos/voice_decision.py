@@ -36,6 +36,7 @@ from realtime.bus_rpc import ReplyServer
 from realtime.clock import MonotonicClock
 from realtime.loop import DeadlineLoop, LoopOptions, TickInfo
 from realtime.node import Node
+from realtime.node_trace import hop, node_tracer, run_traced
 
 log = logging.getLogger("rtagent.voice")
 
@@ -97,7 +98,9 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
     from models.decoder import DecodeContext, make_decoder
     from realtime.bus_async import AsyncRequestClient
     from speculation.executor import SpeculationOptions, SpeculativeExecutor
+    from speculation.trace_hooks import TracedInvoke, TracedRegistry, TracedSpeculation
 
+    tracer = node_tracer(node, "decision", cfg.trace_label)
     rd = node.run_dir
     transcripts = node.own(Subscriber(rd.endpoint("perception"), ("transcript", "barge_in"),
                                       types=(m.Transcript, m.PlaybackControl)))
@@ -112,10 +115,11 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
     lora = resolve_lora(cfg.lora, model) if cfg.decoder == "simpletool" else None
     with node.beating():
         raw = make_decoder(cfg.decoder, model, lora_path=lora, n_threads=cfg.decoder_threads)
-        decoder: Any = PreflightDecoder(raw) if cfg.speculation else raw
+        decoder: Any = PreflightDecoder(raw, tracer=tracer) if cfg.speculation else raw
         node.own(decoder)
         # Evaluate the system prompt and tool list once now (prefix KV cache).
-        raw.decode(DecodeContext.from_request("what's the weather in Oslo"), specs)
+        with tracer.span("warm-up", "decoder", "decode"):
+            raw.decode(DecodeContext.from_request("what's the weather in Oslo"), specs)
 
     def context(text: str, history: Any) -> DecodeContext:
         if history:
@@ -132,6 +136,8 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
         return json.loads(got.value_json)
 
     registry = build_registry(cfg, home_call)
+    # Traced: every tool run (direct or ahead), and how each of the agent's calls was served.
+    tools = TracedRegistry(registry, tracer) if tracer.enabled else registry
     calls = CallLog()
     base: dict[str, Any] = {}
 
@@ -140,14 +146,18 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
         calls.add(call, result)
         return result
 
-    agent = Agent(decoder, registry, context, tools_fn=lambda: specs, invoke=invoke)
+    agent = Agent(decoder, registry, context, tools_fn=lambda: specs, invoke=invoke, tracer=tracer)
     clients["home"] = agent.run_on_loop(lambda: AsyncRequestClient(rd.endpoint("home"),
                                                                    source="decision"))
     spec = None
     if cfg.speculation:
         spec = agent.run_on_loop(lambda: SpeculativeExecutor(
-            registry, None, SpeculationOptions(top_k=0, max_concurrency=6)))
-    base["invoke"] = spec.call if spec is not None else registry.invoke
+            tools, None, SpeculationOptions(top_k=0, max_concurrency=6)))
+    if tracer.enabled:
+        base["invoke"] = (TracedSpeculation(spec, tracer).call if spec is not None
+                          else TracedInvoke(tools, tracer).call)
+    else:
+        base["invoke"] = spec.call if spec is not None else registry.invoke
     node.own(clients["home"])
     node.own(agent)
     state: dict[str, Any] = {"partial": "", "hearing": False, "preflights": 0, "speculated": 0}
@@ -160,6 +170,7 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
         ahead = [c for c in found if c.name in read_only]
         if ahead:
             state["speculated"] += len(ahead)
+            tracer.instant("speculate", "speculation", calls=", ".join(c.name for c in ahead))
             asyncio.run_coroutine_threadsafe(spec.speculate(ahead), agent.loop)
 
     def on_transcript(msg: m.Transcript) -> None:
@@ -214,6 +225,7 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
             if got is None:
                 break
             if isinstance(got.message, m.Transcript):
+                hop(tracer, got, "final transcript" if got.message.is_final else "partial")
                 on_transcript(got.message)
             else:
                 state["hearing"] = True
@@ -233,12 +245,4 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
     loop: DeadlineLoop[None] = DeadlineLoop(MonotonicClock(spin_us=200.0), LoopOptions(hz=cfg.hz),
                                             tick, between_ticks=between)
     node.beat("running", force=True)
-    loop.run(stop_event=_StopOnNode(node))
-
-
-class _StopOnNode:
-    def __init__(self, node: Node) -> None:
-        self.node = node
-
-    def is_set(self) -> bool:
-        return self.node.stopping
+    run_traced(loop, tracer, node)

@@ -32,6 +32,8 @@ from realtime import messages as m
 from realtime.bus import BusOptions, Publisher, Subscriber
 from realtime.bus_rpc import ReplyServer
 from realtime.node import Node, node_main
+from realtime.node_trace import node_tracer
+from realtime.trace import Tracer
 
 log = logging.getLogger("rtagent.voice")
 
@@ -79,6 +81,7 @@ class VoiceDemoConfig:
     service_max_ms: float = 400.0
     voice: str = "en-us"
     words_per_min: int = 175
+    trace_label: str = ""  # with tracing on: process names become "LABEL/perception", ...
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -123,6 +126,7 @@ def run_perception(cfg: VoiceDemoConfig, node: Node) -> None:
     from audio.stt import SttOptions, Transcript, WhisperStt
     from audio.vad import SpeechEnd, SpeechStart, StreamingVad, VadOptions
 
+    tracer = node_tracer(node, "perception", cfg.trace_label)
     rd = node.run_dir
     pub = node.own(Publisher(rd.endpoint("perception"), source="perception", options=EVENTS))
     ctl = node.own(ReplyServer(rd.endpoint("perception_ctl"), source="perception"))
@@ -167,9 +171,11 @@ def run_perception(cfg: VoiceDemoConfig, node: Node) -> None:
             ends.append(ev)
             event(pub, "vad", kind="end", utterance=len(ends) - 1, end_ns=ev.end_t_ns,
                   detected_ns=ev.detected_t_ns, forced=ev.forced)
+            trace_speech(tracer, starts, ev)
         elif isinstance(ev, Transcript):
             u = ev.utterance
             end_ns = ends[u].end_t_ns if ev.final and u < len(ends) else ev.end_t_ns
+            trace_transcript(tracer, ev)
             pub.publish(m.Transcript(text=ev.text, is_final=ev.final, utterance_id=u,
                                      audio_start_ns=starts[u] if u < len(starts) else 0,
                                      audio_end_ns=end_ns, t_ns=ev.ready_t_ns or time.monotonic_ns()),
@@ -194,6 +200,24 @@ def run_perception(cfg: VoiceDemoConfig, node: Node) -> None:
     while not node.stopping:
         ctl.serve_once(handle, timeout_ms=100)
         node.beat()
+
+
+def trace_speech(tracer: Tracer, starts: list[int], end: Any) -> None:
+    """An utterance as the VAD heard it (track ``vad``): speech, then the silence
+    until the endpoint decision."""
+    if tracer.enabled and starts:
+        u = len(starts) - 1
+        tracer.complete(f"speech {u}", "vad", starts[-1], end.end_t_ns, "audio", utterance=u)
+        tracer.complete("silence to endpoint", "vad", end.end_t_ns, end.detected_t_ns, "audio",
+                        utterance=u, forced=end.forced)
+
+
+def trace_transcript(tracer: Tracer, t: Any) -> None:
+    """One Whisper run (track ``stt``): its compute time, ending when the text was ready."""
+    if tracer.enabled and t.ready_t_ns:
+        start = t.ready_t_ns - round(t.compute_ms * 1e6)
+        tracer.complete("final" if t.final else "partial", "stt", start, t.ready_t_ns, "stt",
+                        utterance=t.utterance, audio_ms=round(t.audio_ms), text=t.text[:80])
 
 
 # --------------------------------------------------------------------------- actuation
@@ -221,6 +245,7 @@ def run_actuation(cfg: VoiceDemoConfig, node: Node) -> None:
     from audio.home_store import HomeStore
     from audio.tts import EspeakTts, SpeechPlayer, TtsOptions
 
+    tracer = node_tracer(node, "actuation", cfg.trace_label)
     rd = node.run_dir
     pub = node.own(Publisher(rd.endpoint("actuation"), source="actuation", options=EVENTS))
     home = node.own(ReplyServer(rd.endpoint("home"), source="actuation"))
@@ -241,7 +266,8 @@ def run_actuation(cfg: VoiceDemoConfig, node: Node) -> None:
         if req.name not in HOME_TOOLS:
             return fail(f"unknown home request {req.name!r}; expected one of {', '.join(HOME_TOOLS)}")
         try:
-            return reply(getattr(store, req.name)(**args))
+            with tracer.span(req.name, "home", "tool"):
+                return reply(getattr(store, req.name)(**args))
         except (ValueError, TypeError) as exc:  # a bad room or contact: the agent hears why
             return fail(str(exc))
 
@@ -249,9 +275,15 @@ def run_actuation(cfg: VoiceDemoConfig, node: Node) -> None:
         p, rep = player.last, current["reply"]
         if rep is None or p is None:
             return
+        first_audio_ns = current["start_ns"] + int(p.first_audio_ms * 1e6)
         event(pub, "playback", reply_id=rep.reply_id, text=rep.text, stopped=p.stopped,
-              first_audio_ns=current["start_ns"] + int(p.first_audio_ms * 1e6),
-              played_ms=round(p.played_ms, 1))
+              first_audio_ns=first_audio_ns, played_ms=round(p.played_ms, 1))
+        if tracer.enabled:
+            tracer.complete("synthesize", "speech", current["start_ns"], first_audio_ns, "tts",
+                            reply=rep.reply_id)
+            tracer.complete("speak", "speech", first_audio_ns,
+                            first_audio_ns + round(p.played_ms * 1e6), "tts", reply=rep.reply_id,
+                            stopped=p.stopped, text=rep.text[:80])
         current["reply"] = None
 
     def speak(msg: m.SpeechOut) -> None:
@@ -272,6 +304,7 @@ def run_actuation(cfg: VoiceDemoConfig, node: Node) -> None:
                 player.stop()
                 player.wait(1.0)
                 event(pub, "barge_in", reply_id=current["reply"].reply_id if current["reply"] else 0)
+                tracer.instant("barge-in: reply stopped", "speech")
         if current["reply"] is not None and not player.speaking:
             finished()
         node.beat()

@@ -21,6 +21,7 @@ queued; a newer partial replaces it.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from control.tools import ToolCall, ToolSpec, canonical_json
+from realtime.trace import Tracer
 
 __all__ = ["Preempted", "PreflightDecoder", "PreflightStats"]
 
@@ -64,8 +66,9 @@ class PreflightDecoder:
 
     name = "preflight"
 
-    def __init__(self, decoder: Any, *, max_entries: int = 64) -> None:
+    def __init__(self, decoder: Any, *, max_entries: int = 64, tracer: Tracer | None = None) -> None:
         self.inner = decoder
+        self.tracer = tracer or Tracer("preflight", enabled=False)
         self.max_entries = max_entries
         self.stats = PreflightStats()
         self._lock = threading.Lock()  # one llama.cpp decode at a time
@@ -171,6 +174,7 @@ class PreflightDecoder:
                     self._inflight_done.clear()
                 self.stats.preflights += 1
                 self._preflighting = True
+                start_ns = time.monotonic_ns()
                 gen = self.inner.decode_stream(context, tools)
                 try:
                     for call in gen:
@@ -189,6 +193,8 @@ class PreflightDecoder:
                 finally:
                     gen.close()
                     self._preflighting = False
+                    self.tracer.complete("preflight", "decoder", start_ns, time.monotonic_ns(),
+                                         "decode", calls=len(calls), complete=complete)
                     if complete:
                         self._store(key, calls)
                     with self._state:

@@ -19,7 +19,7 @@ import json
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,9 @@ from realtime import messages as m
 from realtime.bus import BusOptions, Subscriber
 from realtime.bus_rpc import RequestClient
 from realtime.errors import RtAgentError
+from realtime.node_trace import supervisor_events
 from realtime.supervisor import ProcessSpec, Supervisor, SupervisorReport, python_module
+from realtime.trace import Tracer
 
 NODES = ("perception", "actuation", "decision")
 READ_ONLY = ("get_weather", "get_time", "web_search", "get_light_state", "list_timers",
@@ -93,7 +95,8 @@ class VoiceSession:
                  via: str | None = "wav", lead_s: float = 0.5, gap_s: float = 2.5,
                  speaker: bool = False, startup_timeout_s: float = 240.0,
                  on_status: Callable[[dict[str, Any]], None] | None = None,
-                 on_turn: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_turn: Callable[[dict[str, Any]], None] | None = None,
+                 env: Mapping[str, str] | None = None, tracer: Tracer | None = None) -> None:
         if via not in ("wav", "mic", None):
             raise RtAgentError(f"via: expected 'wav', 'mic' or None, got {via!r}")
         if via is not None and not items:
@@ -103,6 +106,8 @@ class VoiceSession:
         self.startup_timeout_s = startup_timeout_s
         self.on_status = on_status or (lambda s: None)
         self.on_turn = on_turn or (lambda t: None)
+        self.env = dict(env or {})  # extra environment of the processes (e.g. tracing)
+        self.tracer = tracer or Tracer("frontend", enabled=False)
         self.result = VoiceResult()
         self.virtual: Any = None
         self.supervisor: Supervisor | None = None
@@ -113,7 +118,7 @@ class VoiceSession:
     def _prepare(self) -> tuple[VoiceDemoConfig, dict[str, str]]:
         # OpenMP threads (llama.cpp, CTranslate2) sleep when idle instead of spinning: the
         # processes share few cores, and a spinning pool steals them from the others.
-        cfg, env = self.cfg, {"OMP_WAIT_POLICY": "PASSIVE"}
+        cfg, env = self.cfg, {"OMP_WAIT_POLICY": "PASSIVE", **self.env}
         if self.via is None:
             return cfg, env
         from audio.sources import write_wav
@@ -137,6 +142,7 @@ class VoiceSession:
             specs = [ProcessSpec(name, python_module("demos.voice_nodes", name, cfg.to_json()),
                                  env=env, startup_grace_ms=180_000, heartbeat_timeout_ms=10_000)
                      for name in NODES]
+            t0_ns = time.monotonic_ns()  # the supervisor's report times count from about here
             self.supervisor = Supervisor(specs)
             worker = threading.Thread(target=self._script, name="voice-session", daemon=True)
             worker.start()
@@ -146,6 +152,7 @@ class VoiceSession:
             finally:
                 self._abort.set()
                 worker.join(timeout=15)
+                supervisor_events(self.tracer, self.result.supervisor, t0_ns)
             if not self._done.is_set() and self.result.error is None and self.via is not None:
                 self.result.error = ("stopped before every request was answered "
                                      f"({self.result.supervisor.stopped_because})")
@@ -238,6 +245,8 @@ class VoiceSession:
                 if not waiting or time.monotonic() - last_turn_at > 20:
                     break
         r.turns = [self._merge(t, ends, played, source_start) for t in turns]
+        for t in r.turns:
+            self._trace_turn(t)
         for i, t in enumerate(r.turns):
             if i not in fired:
                 self.on_turn(t)
@@ -253,6 +262,16 @@ class VoiceSession:
         t["segment"] = self._segment(t, source_start)
         t["latency"] = breakdown(t)
         return t
+
+    def _trace_turn(self, t: dict[str, Any]) -> None:
+        """One request, from the start of speech to its first audio out (track ``turns``)."""
+        start, end = t.get("speech_start_ns"), t.get("first_audio_ns") or t.get("done_ns")
+        if self.tracer.enabled and start and end:
+            lat = {k: v for k, v in t["latency"].items() if v is not None}
+            label = f"{self.cfg.trace_label}: " if self.cfg.trace_label else ""
+            self.tracer.complete(label + (t.get("segment") or f"utterance {t['utterance']}"), "turns",
+                                 start, end, "session", text=t["text"][:80],
+                                 reply=t["reply"][:80], **lat)
 
     def _segment(self, t: dict[str, Any], source_start: int | None) -> str | None:
         if source_start is None or not self.result.segments:

@@ -33,7 +33,7 @@ from realtime.bus import Publisher
 from realtime.endpoints import RunDirectory
 from realtime.messages import Heartbeat
 
-__all__ = ["HEARTBEAT_ENV", "NAME_ENV", "SUPERVISOR_PID_ENV", "Node", "node_main"]
+__all__ = ["HEARTBEAT_ENV", "NAME_ENV", "SUPERVISOR_PID_ENV", "Node", "StopOnNode", "node_main"]
 
 NAME_ENV = "RTAGENT_NODE_NAME"
 HEARTBEAT_ENV = "RTAGENT_HEARTBEAT_ENDPOINT"
@@ -176,6 +176,16 @@ class Node:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class StopOnNode:
+    """Adapts a :class:`Node` to a loop's ``stop_event`` (``is_set``)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def is_set(self) -> bool:
+        return self.node.stopping
 
 
 def node_main(prog: str, runners: Mapping[str, Callable[[Any, Node], None]],

@@ -16,6 +16,7 @@ from audio.alsa_virtual import virtual_audio
 from audio.sources import write_wav
 from audio.utterances import speak
 from demos.cli import main
+from demos.report_figures import load_run
 from demos.voice_audio import check_samples
 from demos.voice_nodes import VoiceDemoConfig
 from demos.voice_session import VoiceSession
@@ -90,6 +91,36 @@ def test_cli_answers_a_request_without_speculation_and_skips_a_bad_file(tmp_path
     assert turn["latency"]["first_audio_ms"] is not None
     with wave.open(str(out)) as w:
         assert w.getnframes() > 0.5 * w.getframerate()  # the reply was spoken into the file
+
+
+@pytest.mark.slow
+def test_trace_of_a_turn_has_every_process_and_renders_a_report(tmp_path: Path) -> None:
+    """`rtagent voice --trace`: VAD, Whisper runs, ticks, preflight and final decodes, tool
+    calls and the spoken reply from the three processes in one Chrome trace."""
+    trace, html = tmp_path / "voice.trace.json", tmp_path / "voice.html"
+    assert main(["voice", "--say", "what's the weather in Paris", "--trace", str(trace),
+                 "--gap-s", "1.5"]) == 0
+    data = load_run([trace])
+    assert {"perception", "decision", "actuation", "frontend"} <= {e["process"] for e in data.events}
+    stt = data.spans(track="stt")
+    assert {s["name"] for s in stt} == {"partial", "final"} and all(s["dur"] >= 0 for s in stt)
+    assert "Paris" in [s for s in stt if s["name"] == "final"][-1]["args"]["text"]
+    assert [s["name"] for s in data.spans(track="vad")] == ["speech 0", "silence to endpoint"]
+    assert {t["process"] for t in data.spans(track="loop", name="tick")} == {"decision"}
+    assert {"partial", "final transcript"} <= {e["name"] for e in data.spans(track="bus")}
+    assert data.spans(track="decoder", name="preflight")  # partials were decoded ahead
+    (decode,) = data.spans(track="decoder", name="decode")
+    assert decode["args"]["calls"] >= 1
+    calls = data.spans(track="calls")
+    assert [c["name"] for c in calls] == ["1 get_weather"]
+    assert calls[0]["args"]["served"] in ("speculation", "joined", "direct")
+    (speak,) = data.spans(track="speech", name="speak")
+    assert speak["process"] == "actuation" and "Paris" in speak["args"]["text"]
+    (turn,) = data.spans(track="turns")
+    assert turn["process"] == "frontend" and turn["args"]["first_audio_ms"] > 0
+    assert main(["report", str(trace), "-o", str(html)]) == 0
+    page = html.read_text()
+    assert 'id="timeline"' in page and 'id="decoder"' in page
 
 
 def test_cli_bad_input_gives_clear_messages(tmp_path: Path, capsys) -> None:
