@@ -14,6 +14,14 @@ feeding never waits on the model:
   that partial is still running or was emitted already (its text is then the
   final's, at once).
 
+Early endpointing (``early_silence_ms`` > 0): a pause of ``early_silence_ms``
+ends the utterance before ``silence_ms`` when a partial that heard all the
+speech reads as a finished request (:func:`sounds_finished`: Whisper ends a
+sentence it heard end with ". ? !"); that partial is the final. To have such a
+partial early, one is started as soon as the pause outlasts the VAD's
+post-roll, whatever ``partial_interval_ms`` says. A pause inside a request that
+Whisper punctuates as finished ends the utterance there (the rest is a new one).
+
 Results come back, in order, from ``feed``/``poll``/``finish`` as
 :class:`audio.stt.Transcript` (``final`` False or True) between the VAD events.
 """
@@ -33,7 +41,7 @@ from audio.sources import SAMPLE_RATE_HZ, AudioChunk
 from audio.stt import SpeechToText, Transcript
 from audio.vad import SpeechEnd, StreamingVad, VadEvent
 
-__all__ = ["StreamEvent", "StreamingOptions", "StreamingTranscriber"]
+__all__ = ["StreamEvent", "StreamingOptions", "StreamingTranscriber", "sounds_finished"]
 
 StreamEvent = VadEvent | Transcript
 
@@ -43,11 +51,14 @@ class StreamingOptions:
     """partial_interval_ms: audio between partial transcripts (0 = no partials).
     min_partial_ms: no partial until the utterance has this much audio.
     reuse_partial: use a partial that heard all the speech as the final.
+    early_silence_ms: end the utterance after this much silence when the partial that
+        heard it all sounds finished (0 = off: always wait for the VAD's silence_ms).
     """
 
     partial_interval_ms: float = 300.0
     min_partial_ms: float = 400.0
     reuse_partial: bool = True
+    early_silence_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.partial_interval_ms <= 10_000:
@@ -55,6 +66,17 @@ class StreamingOptions:
                              f"{self.partial_interval_ms}")
         if not 0 <= self.min_partial_ms <= 10_000:
             raise AudioError(f"expected min_partial_ms in 0..10000, got {self.min_partial_ms}")
+        if not 0 <= self.early_silence_ms <= 10_000:
+            raise AudioError(f"expected early_silence_ms in 0..10000, got {self.early_silence_ms}")
+        if self.early_silence_ms and not self.reuse_partial:
+            raise AudioError("early_silence_ms needs reuse_partial (the partial becomes the final)")
+
+
+def sounds_finished(text: str) -> bool:
+    """A transcript that reads as a whole request: two words or more, ending in ". ? !"
+    ("..." is Whisper's mark for speech that trailed off)."""
+    t = text.strip()
+    return len(t.split()) >= 2 and t[-1:] in ".?!" and not t.endswith("...")
 
 
 @dataclass
@@ -83,6 +105,8 @@ class StreamingTranscriber:
         self._heard: tuple[int, int, Transcript] | None = None  # last partial emitted
         self.reused_partials = 0
         self.fresh_finals = 0
+        self.early_ends = 0
+        self._post = int(vad.options.post_roll_ms * SAMPLE_RATE_HZ / 1000)
 
     def feed(self, chunk: AudioChunk) -> list[StreamEvent]:
         events: list[StreamEvent] = []
@@ -92,7 +116,13 @@ class StreamingTranscriber:
                 self._final(ev)
         self._maybe_partial()
         events.extend(self.poll())
+        events.extend(self._maybe_end_early())
         return events
+
+    @property
+    def in_flight(self) -> int:
+        """Transcriptions submitted and not finished yet."""
+        return sum(not j.future.done() for j in self._jobs)
 
     def poll(self) -> list[StreamEvent]:
         """Transcripts that are ready, in submission order (stale partials dropped)."""
@@ -148,7 +178,10 @@ class StreamingTranscriber:
         if any(not j.final and not j.future.done() for j in self._jobs):
             return  # at most one partial in flight
         seen = self.vad.samples_seen
-        if self._last_partial_at >= 0 and seen - self._last_partial_at < (
+        # In a pause, early endpointing wants a partial that heard all the speech now.
+        pause = (o.early_silence_ms > 0 and self.vad.silence_samples >= self._post
+                 and self._last_partial_at < self.vad.last_speech_sample + self._post)
+        if not pause and self._last_partial_at >= 0 and seen - self._last_partial_at < (
                 o.partial_interval_ms * SAMPLE_RATE_HZ / 1000):
             return
         audio = self.vad.current_audio()
@@ -158,8 +191,22 @@ class StreamingTranscriber:
         self._jobs.append(_Job(self._utterance, False, seen, self._submit(audio),
                                self.vad.stamp(seen)))
 
+    def _maybe_end_early(self) -> list[StreamEvent]:
+        heard, o = self._heard, self.options
+        if (o.early_silence_ms <= 0 or heard is None or heard[0] != self._utterance
+                or self.vad.silence_samples < o.early_silence_ms * SAMPLE_RATE_HZ / 1000
+                or heard[1] < self.vad.last_speech_sample + self._post
+                or not sounds_finished(heard[2].text)):
+            return []
+        ev = self.vad.end_now()
+        if ev is None:
+            return []
+        self.early_ends += 1
+        self._final(ev)
+        return [ev, *self.poll()]
+
     def _final(self, ev: SpeechEnd) -> None:
-        post = self.vad.options.post_roll_ms * SAMPLE_RATE_HZ / 1000
+        post = self._post
         reuse = None
         if self.options.reuse_partial and not ev.forced:
             partials = [j for j in self._jobs if j.utterance == self._utterance and not j.final]

@@ -8,7 +8,8 @@ batch function while audio arrives.
 
 Endpointing: speech *starts* once ``min_speech_ms`` of speech has been heard
 (so a click does not start an utterance or a barge-in); the utterance *ends*
-after ``silence_ms`` of silence, or at ``max_utterance_s``. Events carry media
+after ``silence_ms`` of silence, or at ``max_utterance_s``, or earlier when the
+caller decides so (:meth:`StreamingVad.end_now`, in a silence). Events carry media
 sample positions and ``t_ns`` stamps taken from the chunks.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -90,6 +91,7 @@ class SpeechEnd:
     end_t_ns: int  # stamp of the last speech sample
     detected_t_ns: int  # stamp of the end of the chunk whose silence ended it
     forced: bool = False  # cut at max_utterance_s rather than by silence
+    early: bool = False  # ended before silence_ms by :meth:`StreamingVad.end_now`
 
 
 VadEvent = SpeechStart | SpeechEnd
@@ -147,6 +149,27 @@ class StreamingVad:
     def active(self) -> bool:
         """True between a SpeechStart and its SpeechEnd."""
         return self._confirmed
+
+    @property
+    def last_speech_sample(self) -> int:
+        """Media position just after the last speech window (-1: none yet)."""
+        return self._last_speech
+
+    @property
+    def silence_samples(self) -> int:
+        """Samples of silence since the last speech window of an active utterance (0 while
+        speech goes on or no utterance is active)."""
+        if not self._confirmed or self._in_speech:
+            return 0
+        return self._samples - self._last_speech
+
+    def end_now(self) -> SpeechEnd | None:
+        """End the active utterance now, in a silence shorter than ``silence_ms``, when
+        something else (the transcript, say) tells that the user has finished; ``None``
+        when no utterance is active or speech goes on."""
+        if not self.silence_samples:
+            return None
+        return replace(self._end(self._samples, forced=False), early=True)
 
     def current_audio(self) -> np.ndarray:
         """The utterance heard so far (with pre-roll), for partial transcripts; empty if none."""

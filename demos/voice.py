@@ -55,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hz", type=float, default=16.0, help="decision loop rate (default 16)")
     parser.add_argument("--silence-ms", type=float, default=400.0,
                         help="silence that ends an utterance (default 400)")
+    parser.add_argument("--early-silence-ms", type=float, default=200.0,
+                        help="a pause this long ends a request whose partial transcript sounds "
+                             "finished (ends in . ? !), before --silence-ms; 0 turns it off "
+                             "(default 200)")
     parser.add_argument("--gap-s", type=float, default=2.5,
                         help="silence played between requests (default 2.5)")
     parser.add_argument("--decoder", default="simpletool", help="simpletool (default) or baseline")
@@ -138,7 +142,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         hz=args.hz, speculation=not args.no_speculation, decoder=args.decoder, model=args.model,
         lora=None if args.no_lora else (args.lora or "default"),
         home_db=str(Path(args.home).resolve()) if args.home else None,
-        silence_ms=args.silence_ms, voice=args.voice)
+        silence_ms=args.silence_ms, early_silence_ms=args.early_silence_ms, voice=args.voice)
 
 
 def run(args: argparse.Namespace) -> int:

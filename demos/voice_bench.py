@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--via", choices=("wav", "mic"), default="wav",
                         help="play the stream directly (wav) or through the virtual PyAudio mic")
     parser.add_argument("--silence-ms", type=float, default=400.0, help="VAD end-of-utterance silence")
+    parser.add_argument("--early-silence-ms", type=float, default=200.0,
+                        help="early endpoint on a finished-sounding partial (0: off)")
     parser.add_argument("--only", choices=("spec", "plain"), help="run one mode only")
     parser.add_argument("--lora", metavar="PATH", help="a LoRA adapter (default: the shipped one)")
     parser.add_argument("--no-lora", action="store_true", help="decode with the base model only")
@@ -94,6 +96,7 @@ def score(requests: list[Any], result: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "n": len(rows), "answered": sum(r["turns"] > 0 for r in rows),
         "split": sum(r["turns"] > 1 for r in rows),
+        "early_endpoints": sum(bool(t.get("early_endpoint")) for t in result.turns),
         "wer": wer((r["text"], r["heard"]) for r in rows),
         "call_accuracy": statistics.fmean(r["exact"] for r in rows) if rows else None,
         "tool_accuracy": statistics.fmean(r["tools_ok"] for r in rows) if rows else None,
@@ -142,7 +145,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         lines.append(f"{label:40s}{cells}{ratio}")
     for m in modes:
         r = results[m]
-        lines.append(f"{m}: {r['answered']}/{r['n']} requests answered ({r['split']} split in two), "
+        lines.append(f"{m}: {r['answered']}/{r['n']} requests answered ({r['split']} split in two, "
+                     f"{r.get('early_endpoints', 0)} ended early on a finished sentence), "
                      f"{r['lookups']} read-only lookups, {r['multi_call_turns']} turns with "
                      f"several calls ({r['parallel_turns']} ran them in parallel), "
                      f"{r['barge_ins']} barge-ins"
@@ -170,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     with TraceRun(args.trace, run="rtagent bench voice") as trace:
         for name, speculate in modes.items():
             cfg = VoiceDemoConfig(speculation=speculate, silence_ms=args.silence_ms,
+                                  early_silence_ms=args.early_silence_ms,
                                   lora=None if args.no_lora else (args.lora or "default"),
                                   trace_label=name.replace(" ", "-") if trace.enabled else "")
             print(f"running {len(items)} requests with {name} ...", flush=True)

@@ -74,6 +74,7 @@ class VoiceDemoConfig:
     decoder_threads: int | None = 1
     home_db: str | None = None
     silence_ms: float = 400.0
+    early_silence_ms: float = 200.0  # a pause this long ends a request that sounds finished
     partial_interval_ms: float = 250.0
     stt_threads: int = 1
     stt_prompt: str | None = STT_PROMPT
@@ -133,7 +134,8 @@ def run_perception(cfg: VoiceDemoConfig, node: Node) -> None:
     with node.beating():
         stt = WhisperStt(SttOptions(cpu_threads=cfg.stt_threads, initial_prompt=cfg.stt_prompt))
         vad = StreamingVad(VadOptions(silence_ms=cfg.silence_ms))
-    st = StreamingTranscriber(stt, vad, StreamingOptions(partial_interval_ms=cfg.partial_interval_ms))
+    st = StreamingTranscriber(stt, vad, StreamingOptions(partial_interval_ms=cfg.partial_interval_ms,
+                                                         early_silence_ms=cfg.early_silence_ms))
     node.own(st)
     started = {"go": False}
 
@@ -170,7 +172,7 @@ def run_perception(cfg: VoiceDemoConfig, node: Node) -> None:
         elif isinstance(ev, SpeechEnd):
             ends.append(ev)
             event(pub, "vad", kind="end", utterance=len(ends) - 1, end_ns=ev.end_t_ns,
-                  detected_ns=ev.detected_t_ns, forced=ev.forced)
+                  detected_ns=ev.detected_t_ns, forced=ev.forced, early=ev.early)
             trace_speech(tracer, starts, ev)
         elif isinstance(ev, Transcript):
             u = ev.utterance
@@ -209,7 +211,7 @@ def trace_speech(tracer: Tracer, starts: list[int], end: Any) -> None:
         u = len(starts) - 1
         tracer.complete(f"speech {u}", "vad", starts[-1], end.end_t_ns, "audio", utterance=u)
         tracer.complete("silence to endpoint", "vad", end.end_t_ns, end.detected_t_ns, "audio",
-                        utterance=u, forced=end.forced)
+                        utterance=u, forced=end.forced, early=end.early)
 
 
 def trace_transcript(tracer: Tracer, t: Any) -> None:

@@ -256,6 +256,7 @@ class VoiceSession:
         t = dict(t)
         end = ends.get(t["utterance"], {})
         t["endpoint_ns"] = end.get("detected_ns")
+        t["early_endpoint"] = bool(end.get("early"))
         p = played.get(t["reply_id"]) if t["reply_id"] else None
         t["first_audio_ns"] = p["first_audio_ns"] if p else None
         t["playback"] = p
