@@ -20,10 +20,11 @@ What it does, in order:
 
 Use the adapter with ``rtagent calls --lora ADAPTER.gguf``. The shipped adapter
 (``models/adapters/``) is reproduced by ``rtagent tune --recipe
-models/adapters/smollm2-135m-tools.json --out /tmp/a.gguf`` (same data, seeds and
-options; it ran under a 24-minute budget, which also paces the learning-rate
-schedule, so a machine of another speed stops at another step: ``--steps N
---minutes 0`` fixes the step count instead).
+models/adapters/smollm2-135m-tools.json --out /tmp/a.gguf`` run in a checkout of
+the commit it was trained at, 246391a (same data, seeds and options; later commits
+generate data for the current tools). It ran under a 24-minute budget, which also
+paces the learning-rate schedule, so a machine of another speed stops at another
+step: ``--steps N --minutes 0`` fixes the step count instead.
 
 Needs the ``tune`` extra: ``pip install 'transformers>=4.46' 'peft>=0.13'
 sentencepiece accelerate 'torch==2.13.0'`` (keep torch pinned: an unpinned
