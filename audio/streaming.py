@@ -161,8 +161,11 @@ class StreamingTranscriber:
             self._finalised = job.utterance
         else:
             self._heard = (job.utterance, job.covered, t)
+        heard_all = (not job.final and job.utterance == self._utterance
+                     and job.covered >= self.vad.last_speech_sample + self._post)
         return [replace(t, final=job.final, utterance=job.utterance, end_t_ns=job.end_t_ns,
-                        ready_t_ns=max(t.ready_t_ns, self._now_ns() if not t.ready_t_ns else 0))]
+                        ready_t_ns=max(t.ready_t_ns, self._now_ns() if not t.ready_t_ns else 0),
+                        heard_all=heard_all)]
 
     def _submit(self, audio: np.ndarray) -> Future[Transcript]:
         def work() -> Transcript:

@@ -121,6 +121,7 @@ class Transcript:
     utterance: int = 0  # which utterance of a stream (StreamingTranscriber)
     end_t_ns: int = 0  # stamp of the last audio sample transcribed
     ready_t_ns: int = 0  # stamp when the text was available
+    heard_all: bool = False  # (partials) it heard all the speech so far: started in a pause
 
     @property
     def compute_ms(self) -> float:

@@ -180,7 +180,8 @@ def run_perception(cfg: VoiceDemoConfig, node: Node) -> None:
             trace_transcript(tracer, ev)
             pub.publish(m.Transcript(text=ev.text, is_final=ev.final, utterance_id=u,
                                      audio_start_ns=starts[u] if u < len(starts) else 0,
-                                     audio_end_ns=end_ns, t_ns=ev.ready_t_ns or time.monotonic_ns()),
+                                     audio_end_ns=end_ns, heard_all=ev.heard_all,
+                                     t_ns=ev.ready_t_ns or time.monotonic_ns()),
                         topic="transcript")
 
     try:
@@ -219,7 +220,8 @@ def trace_transcript(tracer: Tracer, t: Any) -> None:
     if tracer.enabled and t.ready_t_ns:
         start = t.ready_t_ns - round(t.compute_ms * 1e6)
         tracer.complete("final" if t.final else "partial", "stt", start, t.ready_t_ns, "stt",
-                        utterance=t.utterance, audio_ms=round(t.audio_ms), text=t.text[:80])
+                        utterance=t.utterance, audio_ms=round(t.audio_ms), text=t.text[:80],
+                        heard_all=t.heard_all)
 
 
 # --------------------------------------------------------------------------- actuation

@@ -15,7 +15,9 @@ time, and a real decode has priority: a preflight gives up as soon as a real
 decode is waiting (its complete calls so far are still reported) — before the
 next forward pass for a decoder with a llama context (``ctx.decode``, the
 SimpleTool decoder), else before its next call. At most one preflight is
-queued; a newer partial replaces it.
+queued; a newer partial replaces it. A partial that heard all the speech so far
+(started in a pause: likely the final text) also makes a preflight of another
+text in flight give way, so the final's calls are decoded as early as possible.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class Preempted(Exception):
 @dataclass
 class PreflightStats:
     preflights: int = 0  # partial decodes run
-    aborted: int = 0  # given up for a real decode
+    aborted: int = 0  # given up for a real decode or a newer partial
+    superseded: int = 0  # partials that heard all the speech and took the decoder over
     errors: int = 0  # a partial that did not decode
     hits: int = 0  # real decodes served from a preflight
     joined: int = 0  # real decodes that waited for the preflight of the same text
@@ -73,6 +76,7 @@ class PreflightDecoder:
         self.stats = PreflightStats()
         self._lock = threading.Lock()  # one llama.cpp decode at a time
         self._urgent = threading.Event()  # a real decode waits: preflights yield
+        self._superseded = threading.Event()  # a newer partial heard all the speech: yield
         self._cache: OrderedDict[str, list[ToolCall]] = OrderedDict()
         self._state = threading.Lock()
         self._next: tuple[str, Any, Sequence[ToolSpec], OnCalls] | None = None
@@ -92,11 +96,14 @@ class PreflightDecoder:
             return
 
         def decode(*args: Any, **kwargs: Any) -> Any:
-            if self._preflighting and self._urgent.is_set():
-                raise Preempted("a real decode is waiting")
+            if self._preflighting and self._yield():
+                raise Preempted("a real decode or a newer partial is waiting")
             return forward(*args, **kwargs)
 
         ctx.decode = decode  # an instance attribute: the context's own calls go through it
+
+    def _yield(self) -> bool:
+        return self._urgent.is_set() or self._superseded.is_set()
 
     # -- the agent's side (its decoder thread) ------------------------------------------------
     def decode(self, context: Any, tools: Sequence[ToolSpec]) -> Any:
@@ -128,8 +135,13 @@ class PreflightDecoder:
             self._store(key, calls)
 
     # -- the loop's side: partial transcripts -------------------------------------------------
-    def preflight(self, context: Any, tools: Sequence[ToolSpec], on_calls: OnCalls) -> bool:
+    def preflight(self, context: Any, tools: Sequence[ToolSpec], on_calls: OnCalls, *,
+                  supersede: bool = False) -> bool:
         """Decode ``context`` ahead on the worker thread.
+
+        ``supersede``: this partial heard all the speech so far (the user paused), so it
+        is likely the final text: a preflight of another text in flight gives way to it
+        (its complete calls so far are still reported) instead of finishing first.
 
         ``on_calls([call], False)`` is called there as each call is decoded (so a read-only
         lookup can start before the rest is decoded), then ``on_calls([], True)`` if the
@@ -144,6 +156,9 @@ class PreflightDecoder:
             return False
         with self._state:
             self._next = (key, context, list(tools), on_calls)
+            if supersede and self._inflight not in (None, key):
+                self._superseded.set()
+                self.stats.superseded += 1
             if self._running:
                 return True
             self._running = True
@@ -172,6 +187,7 @@ class PreflightDecoder:
                 with self._state:
                     self._inflight = key
                     self._inflight_done.clear()
+                    self._superseded.clear()
                 self.stats.preflights += 1
                 self._preflighting = True
                 start_ns = time.monotonic_ns()
@@ -180,7 +196,7 @@ class PreflightDecoder:
                     for call in gen:
                         calls.append(call)
                         on_calls([call], False)
-                        if self._urgent.is_set():
+                        if self._yield():
                             complete = False
                             self.stats.aborted += 1
                             break

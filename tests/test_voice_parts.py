@@ -212,6 +212,36 @@ def test_a_final_joins_the_preflight_of_the_same_text():
     dec.close()
 
 
+def test_a_partial_that_heard_all_the_speech_takes_the_decoder_over():
+    gate = threading.Event()
+    inner = ScriptedDecoder({"turn off the": [LIGHT], "weather in paris": [WEATHER]}, gate)
+    dec = PreflightDecoder(inner)
+    old: list[tuple[list[ToolCall], bool]] = []
+    new: list[tuple[list[ToolCall], bool]] = []
+    dec.preflight(_Ctx("turn off the"), [], lambda c, ok: old.append((c, ok)))
+    assert inner.entered.wait(5)  # a stale partial is decoding
+    dec.preflight(_Ctx("weather in paris"), [], lambda c, ok: new.append((c, ok)),
+                  supersede=True)
+    _until(dec._superseded.is_set)
+    gate.set()
+    _until(lambda: ([], True) in new)
+    assert new == [([WEATHER], False), ([], True)]
+    assert old == [([LIGHT], False)]  # the call it had, reported; the rest given up
+    assert dec.stats.superseded == 1 and dec.stats.aborted == 1
+    assert list(dec.decode_stream(_Ctx("weather in paris"), [])) == [WEATHER]  # cached
+    assert dec.stats.hits == 1
+    # Without supersede a newer partial waits for the one in flight.
+    gate.clear()
+    inner.entered.clear()
+    dec.preflight(_Ctx("turn off the"), [], lambda c, ok: old.append((c, ok)))
+    assert inner.entered.wait(5)
+    dec.preflight(_Ctx("lights"), [], lambda c, ok: None)
+    gate.set()
+    _until(lambda: old[-1] == ([], True))
+    assert dec.stats.aborted == 1 and dec.stats.superseded == 1
+    dec.close()
+
+
 def test_latency_breakdown_and_lookups_done_at_end_of_speech():
     ms = 1_000_000
     turn = {"end_of_speech_ns": 1000 * ms, "endpoint_ns": 1420 * ms, "final_ns": 1450 * ms,
