@@ -114,8 +114,12 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
     # lora "default": the shipped adapter for this model, if there is one (models.adapters)
     lora = resolve_lora(cfg.lora, model) if cfg.decoder == "simpletool" else None
     with node.beating():
-        raw = make_decoder(cfg.decoder, model, lora_path=lora, n_threads=cfg.decoder_threads)
-        decoder: Any = PreflightDecoder(raw, tracer=tracer) if cfg.speculation else raw
+        # Without preflights every decode is of a final transcript (Whisper idle).
+        raw = make_decoder(cfg.decoder, model, lora_path=lora, n_threads=(
+            cfg.decoder_threads if cfg.speculation else cfg.final_decoder_threads))
+        threads = (cfg.decoder_threads or 1, cfg.final_decoder_threads)
+        decoder: Any = (PreflightDecoder(raw, tracer=tracer, threads=threads) if cfg.speculation
+                        else raw)
         node.own(decoder)
         # Evaluate the system prompt and tool list once now (prefix KV cache).
         with tracer.span("warm-up", "decoder", "decode"):

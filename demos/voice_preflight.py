@@ -69,8 +69,13 @@ class PreflightDecoder:
 
     name = "preflight"
 
-    def __init__(self, decoder: Any, *, max_entries: int = 64, tracer: Tracer | None = None) -> None:
+    def __init__(self, decoder: Any, *, max_entries: int = 64, tracer: Tracer | None = None,
+                 threads: tuple[int, int] | None = None) -> None:
         self.inner = decoder
+        # (preflight, real): CPU threads of a preflight (speech goes on: Whisper needs a
+        # core) and of a real decode or one it waits for (the speech is over). None: as is.
+        self.threads = threads
+        self._joiners = 0
         self.tracer = tracer or Tracer("preflight", enabled=False)
         self.max_entries = max_entries
         self.stats = PreflightStats()
@@ -95,9 +100,14 @@ class PreflightDecoder:
         if forward is None:
             return
 
+        set_threads = getattr(ctx, "set_threads", None)
+
         def decode(*args: Any, **kwargs: Any) -> Any:
             if self._preflighting and self._yield():
                 raise Preempted("a real decode or a newer partial is waiting")
+            if self.threads is not None and set_threads is not None:
+                real = not self._preflighting or self._joiners > 0
+                set_threads(self.threads[1] if real else self.threads[0])
             return forward(*args, **kwargs)
 
         ctx.decode = decode  # an instance attribute: the context's own calls go through it
@@ -117,7 +127,11 @@ class PreflightDecoder:
             joining = self._inflight == key
         if joining:  # the same text is being preflighted: wait for it instead of redoing it
             self.stats.joined += 1
-            self._inflight_done.wait(self.join_timeout_s)
+            self._joiners += 1  # (its remaining passes run with the real decode's threads)
+            try:
+                self._inflight_done.wait(self.join_timeout_s)
+            finally:
+                self._joiners -= 1
         else:
             self._urgent.set()
         with self._lock:

@@ -339,6 +339,14 @@ class LlamaContext:
     def n_used(self) -> int:
         return sum(len(t) for t in self.tokens)
 
+    def set_threads(self, n: int) -> None:
+        """CPU threads of the next forward passes (e.g. more once other work is idle)."""
+        if n < 1:
+            raise ConfigError(f"threads: expected >= 1, got {n}")
+        if n != self.n_threads:
+            self._lib.llama_set_n_threads(self.ptr, n, n)
+            self.n_threads = n
+
     # ----------------------------------------------------------- evaluation
     def decode(self, items: Sequence[BatchItem]) -> list[int]:
         """Evaluate ``items`` in as few ``llama_decode`` calls as the batch size allows.

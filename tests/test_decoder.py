@@ -76,6 +76,20 @@ def test_voice_strings_booleans_and_stream(decoders) -> None:
     assert again.prompt_tokens_evaluated < again.prompt_tokens / 4  # prefix KV reused
 
 
+def test_thread_count_changes_between_decodes_not_the_answer(decoders) -> None:
+    dec = decoders["sequential"]
+    ctx = DecodeContext.from_request("turn off the kitchen lights")
+    two = dec.decode(ctx, VOICE).calls
+    dec.ctx.set_threads(1)
+    try:
+        assert dec.ctx.n_threads == 1
+        assert dec.decode(DecodeContext.from_request("turn off the kitchen lights"), VOICE).calls == two
+    finally:
+        dec.ctx.set_threads(2)
+    with pytest.raises(ConfigError, match="threads"):
+        dec.ctx.set_threads(0)
+
+
 def test_one_call_limit(decoders) -> None:
     ctx = DecodeContext.from_request("what's the weather in Rome and in Oslo?", max_calls=1)
     assert len(decoders["parallel"].decode(ctx, VOICE).calls) <= 1

@@ -288,14 +288,20 @@ def test_bench_scores_exact_calls_wer_and_split_utterances():
 
 
 class _Ctx2:
-    """Stands in for a llama context: counts forward passes."""
+    """Stands in for a llama context: counts forward passes and their thread counts."""
 
     def __init__(self) -> None:
         self.passes = 0
+        self.threads = 1
+        self.pass_threads: list[int] = []
 
     def decode(self, items):
         self.passes += 1
+        self.pass_threads.append(self.threads)
         return [0]
+
+    def set_threads(self, n: int) -> None:
+        self.threads = n
 
 
 class TokenDecoder(ScriptedDecoder):
@@ -332,4 +338,22 @@ def test_preflight_gives_way_before_its_next_forward_pass():
     t.join(10)
     assert real == [LIGHT] and dec.stats.aborted == 1
     assert inner.ctx.passes == 1 + 50  # the preflight stopped after its first pass
+    dec.close()
+
+
+def test_a_preflight_decodes_on_one_thread_and_a_final_it_serves_on_two():
+    gate = threading.Event()
+    inner = TokenDecoder({"weather": [WEATHER], "lights": [LIGHT]}, gate, passes=3)
+    dec = PreflightDecoder(inner, threads=(1, 2))
+    dec.preflight(_Ctx("weather"), [], lambda c, ok: None)
+    assert inner.entered.wait(5)  # first pass done, on one thread (speech goes on)
+    real: list[ToolCall] = []
+    t = threading.Thread(target=lambda: real.extend(dec.decode_stream(_Ctx("weather"), [])))
+    t.start()
+    _until(lambda: dec.stats.joined == 1)  # the final waits for this very preflight ...
+    gate.set()
+    t.join(10)
+    assert real == [WEATHER] and inner.ctx.pass_threads == [1, 2, 2]  # ... whose rest gets 2
+    assert list(dec.decode_stream(_Ctx("lights"), [])) == [LIGHT]  # a fresh final: 2 threads
+    assert inner.ctx.pass_threads[3:] == [2, 2, 2]
     dec.close()
