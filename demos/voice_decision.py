@@ -182,8 +182,7 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
         if not msg.is_final:
             state["partial"], state["hearing"] = text, True
             if spec is not None and len(text.split()) >= MIN_PARTIAL_WORDS:
-                state["preflights"] += decoder.preflight(context(text, []), specs, speculate,
-                                                         supersede=msg.heard_all)
+                state["preflights"] += decoder.preflight(context(text, []), specs, speculate)
             return
         state["partial"], state["hearing"] = "", False
         info = {"utterance": msg.utterance_id, "text": text, "speech_start_ns": msg.audio_start_ns,

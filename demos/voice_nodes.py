@@ -183,8 +183,7 @@ def run_perception(cfg: VoiceDemoConfig, node: Node) -> None:
             trace_transcript(tracer, ev)
             pub.publish(m.Transcript(text=ev.text, is_final=ev.final, utterance_id=u,
                                      audio_start_ns=starts[u] if u < len(starts) else 0,
-                                     audio_end_ns=end_ns, heard_all=ev.heard_all,
-                                     t_ns=ev.ready_t_ns or time.monotonic_ns()),
+                                     audio_end_ns=end_ns, t_ns=ev.ready_t_ns or time.monotonic_ns()),
                         topic="transcript")
 
     try:

@@ -215,7 +215,6 @@ class Transcript(Message):
     audio_start_ns: int = 0
     audio_end_ns: int = 0
     avg_logprob: float | None = None
-    heard_all: bool = False  # a partial of all the speech so far, started in a pause
 
 
 class SpeechOut(Message):

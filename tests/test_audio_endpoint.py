@@ -67,8 +67,8 @@ def test_a_finished_sentence_ends_the_utterance_in_a_short_pause(request_audio) 
     finals = [e for e in events if isinstance(e, Transcript) and e.final]
     assert [f.text for f in finals] == ["Turn the living room lights off."]
     assert st.early_ends == 1 and st.reused_partials == 1 and st.fresh_finals == 0
-    # The final is the partial started in the pause, so it heard all the speech; it was
-    # published as a partial first, marked so (the decision process decodes it at once).
+    # The final is the partial started in the pause, so it heard all the speech; it came
+    # out as a partial first, marked so (the trace shows it).
     assert events.index(end) < events.index(finals[0])
     partials = [e for e in events if isinstance(e, Transcript) and not e.final]
     assert partials[-1].heard_all and not any(p.heard_all for p in partials[:-1])
