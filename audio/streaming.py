@@ -225,7 +225,8 @@ class StreamingTranscriber:
               and not any(j.utterance == self._utterance and not j.final for j in self._jobs)):
             # The last partial emitted heard all the speech: it is the final, ready now.
             done: Future[Transcript] = Future()
-            done.set_result(replace(heard[2], ready_t_ns=self._now_ns()))
+            done.set_result(replace(heard[2], ready_t_ns=self._now_ns(), features_ms=0.0,
+                                    encode_ms=0.0, decode_ms=0.0))  # (no model run for it)
             self._jobs.append(_Job(self._utterance, True, heard[1], done, ev.end_t_ns))
             self.reused_partials += 1
         else:

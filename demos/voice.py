@@ -162,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
                           "not both and not neither; `rtagent voice --list-devices` lists devices")
     if not 1.0 <= args.hz <= 100.0:
         raise ConfigError(f"--hz: expected 1..100, got {args.hz}")
+    if not 0.0 <= args.early_silence_ms <= 10_000.0:
+        raise ConfigError(f"--early-silence-ms: expected 0..10000 (0: off), got {args.early_silence_ms}")
     if args.device:
         check_device(args.device, "input")
     if args.out_device:

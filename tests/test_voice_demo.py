@@ -138,6 +138,8 @@ def test_cli_bad_input_gives_clear_messages(tmp_path: Path, capsys) -> None:
     assert main(["voice"]) == 1
     assert "give requests (--wav FILE / --say TEXT) or a microphone (--device)" in \
         capsys.readouterr().err
+    assert main(["voice", "--say", "hello there", "--early-silence-ms", "-5"]) == 1
+    assert "--early-silence-ms: expected 0..10000 (0: off), got -5" in capsys.readouterr().err
 
 
 def test_cli_missing_devices_list_what_exists(tmp_path: Path, capsys) -> None:
