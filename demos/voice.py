@@ -12,8 +12,10 @@ actions, spoken replies with espeak-ng; speech from the user stops a reply).
   rtagent voice --device "USB"                    listen on a microphone until Ctrl-C
   rtagent voice --list-devices                    the audio devices PyAudio sees
 
-While the user speaks, partial transcripts are decoded ahead and read-only
-tools (weather, time, search, home reads) start before the end of speech;
+A request ends after --silence-ms of silence, or after a pause of
+--early-silence-ms when the partial transcript that heard it all sounds finished
+(ends in . ? !). While the user speaks, partial transcripts are decoded ahead
+and read-only tools (weather, time, search, home reads) start before the end of speech;
 writes (lights, timers, messages) run only once the final transcript asks for
 them (--no-speculation turns this off). Each turn prints its latency breakdown
 from the end of speech: final transcript, first call, first committed action
