@@ -220,7 +220,7 @@ class Agent:
     async def _queue_turn(self, turn: Turn) -> None:
         self._waiting.append(turn)
         if self._running_calls:  # queued while a decoded turn's calls run
-            self._decode_ahead(self._running_calls)
+            self._decode_ahead()
         await self._run_turn(turn)
 
     async def _run_turn(self, turn: Turn) -> None:
@@ -277,12 +277,7 @@ class Agent:
                     call = await loop.run_in_executor(self._decode_thread, next_call)
                     if call is None:
                         break
-                    if not call.id:  # the plan numbers calls the same way
-                        call = replace(call, id=str(len(sink) + 1))
-                    if not turn.first_call_ns:
-                        turn.first_call_ns = self._now()
-                    sink.append(call)
-                    yield call
+                    yield self._take(turn, call, sink)
             finally:
                 end = self._now()
                 turn.decode_ms.append((end - start) / 1e6)
@@ -292,13 +287,18 @@ class Agent:
                 close = getattr(it, "close", None)
                 if close is not None:
                     await loop.run_in_executor(self._decode_thread, close)
-                self._decode_ahead(sink)
+                self._decoded(sink)
         return gen()
 
     # -- foresight: the next request decoded while this turn's calls run -------------------
-    def _decode_ahead(self, calls: Sequence[ToolCall]) -> None:
-        """Start decoding the next waiting request on the world ``calls`` should leave."""
+    def _decoded(self, calls: Sequence[ToolCall]) -> None:
+        """The running turn's calls are decoded: note them, and decode ahead on them."""
         self._running_calls = list(calls)
+        self._decode_ahead()
+
+    def _decode_ahead(self) -> None:
+        """Start decoding the next waiting request on the world the running calls should leave."""
+        calls = self._running_calls
         if self.foresight is None or not self._waiting or not calls:
             return
         nxt = self._waiting[0]
@@ -335,13 +335,18 @@ class Agent:
         calls, ms = ahead
         turn.decode_ms.append(ms)
         for call in calls:
-            if not call.id:
-                call = replace(call, id=str(len(sink) + 1))
-            if not turn.first_call_ns:
-                turn.first_call_ns = self._now()
-            sink.append(call)
-            yield call
-        self._decode_ahead(sink)
+            yield self._take(turn, call, sink)
+        self._decoded(sink)
+
+    def _take(self, turn: Turn, call: ToolCall, sink: list[ToolCall]) -> ToolCall:
+        """A call as the turn's plan gets it: numbered (the plan numbers calls the same
+        way), its time noted if it is the first, kept in ``sink``."""
+        if not call.id:
+            call = replace(call, id=str(len(sink) + 1))
+        if not turn.first_call_ns:
+            turn.first_call_ns = self._now()
+        sink.append(call)
+        return call
 
     def _on_call(self, turn: Turn) -> Invoke:
         async def invoke(call: ToolCall) -> Any:
