@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     wanted = {"speculation": [True], "direct": [False], None: [True, False]}[args.only]
     with TraceRun(getattr(args, "trace", None), run="rtagent bench robot") as trace:
         runs = [_run(tasks, spec, args, trace) for spec in wanted]
-        trace_path = trace.write(configs=[r["config"] for r in runs])
+        trace.write(configs=[r["config"] for r in runs])
+        written = trace.describe()
     table = Table(title=f"rtagent bench robot: {len(tasks)} tasks at {args.hz:g} Hz")
     for col in ("config", "success", "task s mean", "task s p95", "decode ms p50/p95",
                 "lateness p99 µs", "max µs", "misses"):
@@ -109,8 +110,8 @@ def run(args: argparse.Namespace) -> int:
     for r in runs:
         if r["error"]:
             console.print(f"[red]{r['config']}: {r['error']}[/]")
-    if trace_path is not None:
-        console.print(f"trace: {trace_path} (`rtagent report {trace_path}`)")
+    if written is not None:
+        console.print(written)
     if args.json:
         Path(args.json).write_text(json.dumps(runs, indent=1))
     return 0 if all(r["error"] is None for r in runs) else 1

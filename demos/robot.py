@@ -185,10 +185,9 @@ def run(args: argparse.Namespace) -> int:
             result = session.run()
         finally:
             status.stop()
-        if trace.enabled:
-            path = trace.write(error=result.error)
-            console.log(f"wrote the trace {path} ({trace.summary()['events_kept']:,} events); "
-                        f"`rtagent report {path}` makes a report of it")
+        trace.write(error=result.error)
+        if (written := trace.describe()) is not None:
+            console.log(written)
     summary = summarize(result)
     summary["supervisor"] = result.supervisor.processes if result.supervisor else {}
     _print_summary(summary)

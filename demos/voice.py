@@ -193,10 +193,9 @@ def run(args: argparse.Namespace) -> int:
             result = session.run(timeout_s=args.timeout_s)
         finally:
             status.stop()
-        if trace.enabled:
-            path = trace.write(error=result.error)
-            console.print(f"wrote the trace {path} ({trace.summary()['events_kept']:,} events); "
-                          f"`rtagent report {path}` makes a report of it")
+        trace.write(error=result.error)
+        if (written := trace.describe()) is not None:
+            console.print(written)
     spec = result.stats.get("speculation") or {}
     console.print(f"{len(result.turns)} turns; speculation: {spec.get('hits', 0)} hits + "
                   f"{spec.get('joins', 0)} joins of {spec.get('launched', 0)} launched, "

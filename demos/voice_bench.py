@@ -181,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
             result = VoiceSession(cfg, items, via=args.via, gap_s=args.gap_s, env=trace.env(),
                                   tracer=trace.tracer).run()
             results[name] = score(reqs, result)
-        trace_path = trace.write(modes=list(modes))
+        trace.write(modes=list(modes))
+        written = trace.describe()
     print(f"rtagent bench voice: {len(items)} spoken requests (espeak-ng, "
           f"{len({r.voice for r in reqs})} voices, {len({r.words_per_min for r in reqs})} speeds), "
           f"played in real time {'through the virtual PyAudio mic' if args.via == 'mic' else ''}")
@@ -189,8 +190,8 @@ def run(args: argparse.Namespace) -> int:
         dec = r["stats"].get("decoder") or {}
         print(f"{name}: decoder {dec.get('name')} on {dec.get('model')}, LoRA {dec.get('lora')}")
     print(table(results))
-    if trace_path is not None:
-        print(f"trace: {trace_path} (`rtagent report {trace_path}`)")
+    if written is not None:
+        print(written)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, default=str))
     return 0 if all(r["error"] is None for r in results.values()) else 1

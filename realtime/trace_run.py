@@ -72,6 +72,13 @@ class TraceRun:
         self.written = self.collector.write(self.path, **{**self.metadata, **metadata})
         return self.written
 
+    def describe(self) -> str | None:
+        """What :meth:`write` wrote, for the user (None: nothing was written)."""
+        if self.written is None:
+            return None
+        return (f"wrote the trace {self.written} ({self.summary()['events_kept']:,} events); "
+                f"`rtagent report {self.written}` makes a report of it")
+
     def close(self) -> None:
         if self.collector is not None:
             self.collector.close()

@@ -26,6 +26,7 @@ def test_trace_run_off_opens_nothing(tmp_path: Path) -> None:
         trace.tracer.instant("x", "t")
         assert trace.tracer.events() == [] and trace.write() is None
     assert trace.written is None and list(tmp_path.iterdir()) == []
+    assert trace.describe() is None
 
 
 def test_trace_run_collects_a_node_and_writes_even_when_the_run_fails(tmp_path: Path) -> None:
@@ -39,6 +40,8 @@ def test_trace_run_collects_a_node_and_writes_even_when_the_run_fails(tmp_path: 
         trace.tracer.instant("front", "session")
         raise RuntimeError("the run broke")
     assert trace.written == path
+    assert trace.describe() == (f"wrote the trace {path} ({trace.summary()['events_kept']:,} "
+                                f"events); `rtagent report {path}` makes a report of it")
     data = load_run([path])
     assert {(e["process"], e["name"]) for e in data.events} >= {("node", "hello"),
                                                                ("frontend", "front")}
