@@ -162,7 +162,7 @@ class StreamingTranscriber:
         else:
             self._heard = (job.utterance, job.covered, t)
         heard_all = (not job.final and job.utterance == self._utterance
-                     and job.covered >= self.vad.last_speech_sample + self._post)
+                     and self._heard_all(job.covered))
         return [replace(t, final=job.final, utterance=job.utterance, end_t_ns=job.end_t_ns,
                         ready_t_ns=max(t.ready_t_ns, self._now_ns() if not t.ready_t_ns else 0),
                         heard_all=heard_all)]
@@ -183,7 +183,7 @@ class StreamingTranscriber:
         seen = self.vad.samples_seen
         # In a pause, early endpointing wants a partial that heard all the speech now.
         pause = (o.early_silence_ms > 0 and self.vad.silence_samples >= self._post
-                 and self._last_partial_at < self.vad.last_speech_sample + self._post)
+                 and not self._heard_all(self._last_partial_at))
         if not pause and self._last_partial_at >= 0 and seen - self._last_partial_at < (
                 o.partial_interval_ms * SAMPLE_RATE_HZ / 1000):
             return
@@ -194,11 +194,15 @@ class StreamingTranscriber:
         self._jobs.append(_Job(self._utterance, False, seen, self._submit(audio),
                                self.vad.stamp(seen)))
 
+    def _heard_all(self, covered: int) -> bool:
+        """Audio up to ``covered`` holds all the speech so far (and the VAD's post-roll)."""
+        return covered >= self.vad.last_speech_sample + self._post
+
     def _maybe_end_early(self) -> list[StreamEvent]:
         heard, o = self._heard, self.options
         if (o.early_silence_ms <= 0 or heard is None or heard[0] != self._utterance
                 or self.vad.silence_samples < o.early_silence_ms * SAMPLE_RATE_HZ / 1000
-                or heard[1] < self.vad.last_speech_sample + self._post
+                or not self._heard_all(heard[1])
                 or not sounds_finished(heard[2].text)):
             return []
         ev = self.vad.end_now()
