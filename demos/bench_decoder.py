@@ -108,7 +108,7 @@ def _heldout_cases(n: int, tool_files: dict[str, Path]) -> list[tuple[Any, list[
 
 def run(args: argparse.Namespace) -> int:
     from control.tools import load_tool_specs
-    from models.artifacts import resolve_gguf
+    from models.artifacts import describe_gguf, resolve_gguf, runtime_gguf
     from models.decoder import DecodeContext, DecodeError, make_decoder, resolve_lora
     from models.evalsets.score import load_cases
     from realtime.errors import ConfigError
@@ -141,9 +141,11 @@ def run(args: argparse.Namespace) -> int:
                                               lora_path=lora)
     tallies = {name: _Tally() for name in decoders}
     per_set = {(name, s): _Tally() for name in decoders for s in sets}
-    print(f"model {path.name}, adapter {lora.name if lora else 'none'}, threads "
-          f"{args.n_threads or 'default'}, {sum(len(c) for c in cases.values())} cases "
-          f"({', '.join(sets)})", file=sys.stderr)
+    loaded = runtime_gguf(path)
+    run_as = describe_gguf(loaded).quantization if loaded != path else None
+    print(f"model {path.name}{f' (run as {run_as})' if run_as else ''}, "
+          f"adapter {lora.name if lora else 'none'}, threads {args.n_threads or 'default'}, "
+          f"{sum(len(c) for c in cases.values())} cases ({', '.join(sets)})", file=sys.stderr)
     try:
         for s in sets:
             warm, warm_tools = cases[s][0]
@@ -165,8 +167,9 @@ def run(args: argparse.Namespace) -> int:
     if adapter_name and base_name:
         _print_adapter(base_name, adapter_name, sets, {k: v for k, v in per_set.items()})
     if args.json:
-        args.json.write_text(json.dumps({"model": path.name, "adapter": lora.name if lora else None,
-                                         "sets": sets, "limit": args.limit, "results": summary,
+        args.json.write_text(json.dumps({"model": path.name, "run_as": run_as,
+                                         "adapter": lora.name if lora else None, "sets": sets,
+                                         "limit": args.limit, "results": summary,
                                          "per_set": sets_summary}, indent=2))
     return 0
 

