@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
                                               lora_path=lora)
     tallies = {name: _Tally() for name in decoders}
     per_set = {(name, s): _Tally() for name in decoders for s in sets}
-    loaded = runtime_gguf(path)
+    loaded = runtime_gguf(path).path
     run_as = describe_gguf(loaded).quantization if loaded != path else None
     print(f"model {path.name}{f' (run as {run_as})' if run_as else ''}, "
           f"adapter {lora.name if lora else 'none'}, threads {args.n_threads or 'default'}, "

@@ -98,11 +98,11 @@ def check_models(load: bool) -> list[Check]:
                       f"{info.size_bytes / 1e6:.0f} MB, sha256 {model.sha256[:12]}… verified, "
                       f"licence {model.license}" + (" [default]" if name == DEFAULT_GGUF else ""))
             if model.run_as:
-                loaded = runtime_gguf(path)
+                loaded = runtime_gguf(path).path
                 detail += (f"; runs as {describe_gguf(loaded).quantization} ({loaded})"
                            if loaded != path else f"; runs as shipped (no {model.run_as} copy)")
             if load:
-                detail += f"; loaded in {_load_gguf(runtime_gguf(path)):.2f} s"
+                detail += f"; loaded in {_load_gguf(runtime_gguf(path).path):.2f} s"
             return Check("models", name, OK, detail)
         out.append(_guard("models", name, name == DEFAULT_GGUF, one))
 
@@ -191,13 +191,14 @@ def check_llama_gpu() -> list[Check]:
     import llama_cpp
 
     from models.adapters import default_adapter
-    from models.artifacts import resolve_gguf
+    from models.artifacts import resolve_gguf, runtime_gguf
 
     gpu = bool(llama_cpp.llama_supports_gpu_offload())
     info = llama_cpp.llama_print_system_info().decode().replace("CPU : ", "")
     features = [f.split(" = ")[0] for f in info.split(" | ") if f.endswith("= 1")]
     amx = [f for f in features if f.startswith("AMX")]
     adapter = default_adapter(resolve_gguf())
+    merged = adapter is not None and runtime_gguf(resolve_gguf(), adapter).lora_merged is not None
     return [Check("models", "llama.cpp GPU offload", OK if gpu else WARN,
                   "supported" if gpu else "CPU build; rebuild with CMAKE_ARGS=-DGGML_CUDA=on "
                   "./setup.sh on a CUDA machine", False),
@@ -207,6 +208,7 @@ def check_llama_gpu() -> list[Check]:
                   False),
             Check("models", "LoRA adapter", OK if adapter else WARN,
                   f"{adapter.name} ({adapter.stat().st_size / 1e6:.1f} MB) for the default model"
+                  + (", merged into its weights" if merged else ", applied at run time")
                   if adapter else "none shipped for the default model: decoding with the base "
                   "model only (rtagent tune makes one)", False)]
 

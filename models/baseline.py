@@ -65,14 +65,15 @@ class JsonBaselineDecoder:
         del schedule  # accepted so both decoders take the same options
         from llama_cpp import Llama
 
-        from models.artifacts import describe_gguf
+        from models.artifacts import describe_gguf, runtime_gguf
 
         threads = n_threads or _default_threads()
+        run = runtime_gguf(model_path, lora_path)  # the same file the SimpleTool decoder runs
+        lora = None if lora_path is None or run.lora_merged else str(lora_path)
         try:
-            self.llm = Llama(model_path=str(model_path), n_ctx=n_ctx_tokens, n_threads=threads,
+            self.llm = Llama(model_path=str(run.path), n_ctx=n_ctx_tokens, n_threads=threads,
                              n_threads_batch=threads, n_gpu_layers=n_gpu_layers,
-                             lora_path=None if lora_path is None else str(lora_path),
-                             verbose=verbose)
+                             lora_path=lora, verbose=verbose)
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"llama-cpp-python could not load {model_path}: {exc}") from exc
         info = describe_gguf(model_path)

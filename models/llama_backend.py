@@ -136,7 +136,9 @@ class LlamaModel:
     """A loaded GGUF model and its vocabulary. Close it (or use ``with``).
 
     ``path`` is the file asked for; ``loaded_path`` the one llama.cpp loads, which for
-    an embedded model is its run-time encoding (:func:`models.artifacts.runtime_gguf`).
+    an embedded model is its run-time encoding (:func:`models.artifacts.runtime_gguf`),
+    with ``options.lora_path`` merged into it where that could be done
+    (``merged_lora``; a context over this model then applies no other copy of it).
     """
 
     def __init__(self, path: str | Path, options: BackendOptions | None = None) -> None:
@@ -153,7 +155,8 @@ class LlamaModel:
             _BACKEND_READY = True
         if not self.path.is_file():
             raise BackendError(f"model file not found at {self.path}")
-        self.loaded_path = runtime_gguf(self.path)
+        run = runtime_gguf(self.path, self.options.lora_path, self.options.lora_scale)
+        self.loaded_path, self.merged_lora = run.path, run.lora_merged
         params = lib.llama_model_default_params()
         params.n_gpu_layers = self.options.n_gpu_layers if self.options.n_gpu_layers >= 0 else 999
         # Extra CPU buffer types (AMX tiles, repacking) are off unless asked for: in some VMs
@@ -316,8 +319,12 @@ class LlamaContext:
         self.tokens: list[list[int]] = [[] for _ in range(opts.n_seq_max)]
         self._adapter = None
         self.forward_passes = 0
-        if opts.lora_path is not None:
+        if opts.lora_path is not None and not self._is_merged(opts.lora_path):
             self.load_lora(opts.lora_path, opts.lora_scale)
+
+    def _is_merged(self, path: str | Path) -> bool:
+        merged = self.model.merged_lora
+        return merged is not None and Path(path).resolve() == merged.resolve()
 
     # ----------------------------------------------------------- LoRA
     def load_lora(self, path: str | Path, scale: float = 1.0) -> None:
@@ -326,6 +333,9 @@ class LlamaContext:
         p = Path(path)
         if not p.is_file():
             raise BackendError(f"LoRA adapter not found at {p}; pass an existing adapter .gguf")
+        if self.model.merged_lora is not None:
+            raise ConfigError(f"this model runs with {self.model.merged_lora.name} merged into "
+                              f"its weights; load a LlamaModel with lora_path={p} instead")
         adapter = lib.llama_adapter_lora_init(self.model.ptr, str(p).encode())
         if not adapter:
             raise BackendError(

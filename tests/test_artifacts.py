@@ -110,26 +110,26 @@ def test_default_model_runs_from_a_q8_0_copy_made_once(default_gguf, tmp_path, m
     from models.artifacts import runtime_gguf
 
     monkeypatch.setenv("RTAGENT_CACHE", str(tmp_path))
-    run = runtime_gguf(default_gguf)
+    run = runtime_gguf(default_gguf).path
     assert run.parent == tmp_path and run != default_gguf
     info, shipped = describe_gguf(run), describe_gguf(default_gguf)
     assert info.quantization == "Q8_0"
     assert (info.architecture, info.vocab_size, info.chat_template) == (
         shipped.architecture, shipped.vocab_size, shipped.chat_template)
     made = run.stat().st_mtime_ns
-    assert runtime_gguf(default_gguf) == run and run.stat().st_mtime_ns == made  # kept
+    assert runtime_gguf(default_gguf).path == run and run.stat().st_mtime_ns == made  # kept
     # A damaged copy is never loaded: it is made again.
     with run.open("r+b") as f:
         f.seek(run.stat().st_size // 2)
         f.write(b"\x55" * 64)
-    assert runtime_gguf(default_gguf) == run
+    assert runtime_gguf(default_gguf).path == run
     assert artifacts.sha256_file(run) == json.loads(run.with_suffix(".json").read_text())["sha256"]
     # Any other file, or RTAGENT_REENCODE=0, loads as it is.
     copy = tmp_path / "mine.gguf"
     shutil.copy(default_gguf, copy)
-    assert runtime_gguf(copy) == copy
+    assert runtime_gguf(copy).path == copy
     monkeypatch.setenv("RTAGENT_REENCODE", "0")
-    assert runtime_gguf(default_gguf) == default_gguf
+    assert runtime_gguf(default_gguf).path == default_gguf
 
 
 def test_a_failed_reencoding_falls_back_to_the_shipped_file(default_gguf, tmp_path, monkeypatch,
@@ -144,6 +144,6 @@ def test_a_failed_reencoding_falls_back_to_the_shipped_file(default_gguf, tmp_pa
     monkeypatch.setenv("RTAGENT_CACHE", str(tmp_path))
     monkeypatch.setattr(backend, "quantize", fail)
     with caplog.at_level("WARNING", logger="rtagent.models"):
-        assert runtime_gguf(default_gguf) == default_gguf
-    assert "could not re-encode" in caplog.text and "disk full" in caplog.text
+        assert runtime_gguf(default_gguf).path == default_gguf
+    assert "could not prepare" in caplog.text and "disk full" in caplog.text
     assert not list(tmp_path.glob("*.gguf*"))  # no half file left to be loaded later

@@ -184,3 +184,70 @@ def test_tune_help_and_missing_extra(monkeypatch, capsys) -> None:
     assert main(["tune", "--steps", "1"]) == 1
     err = capsys.readouterr().err
     assert "tune" in err and "pip install" in err and "torch==2.13.0" in err
+
+
+@pytest.mark.slow
+def test_the_shipped_adapter_runs_merged_into_the_weights(default_gguf: Path, tmp_path: Path,
+                                                          monkeypatch) -> None:
+    """Merged, the adapter computes what llama.cpp computes applying it at run time, and a
+    context over the merged model applies no second copy of it."""
+    from models.artifacts import describe_gguf, runtime_gguf
+    from models.llama_backend import BackendOptions, LlamaContext, LlamaModel
+    from realtime.errors import ConfigError
+
+    monkeypatch.setenv("RTAGENT_CACHE", str(tmp_path))
+    adapter = _shipped().path
+    run = runtime_gguf(default_gguf, adapter)
+    assert run.lora_merged == adapter and run.path.parent == tmp_path
+    assert describe_gguf(run.path).quantization == "Q8_0"
+    assert runtime_gguf(default_gguf, adapter, lora_scale=0.5).lora_merged is None  # at run time
+    mine = tmp_path / "mine.gguf"  # not a shipped adapter (e.g. one being tried): at run time
+    shutil.copyfile(adapter, mine)
+    assert runtime_gguf(default_gguf, mine).lora_merged is None
+
+    opts = BackendOptions(n_ctx_tokens=256, n_seq_max=1, n_threads=2, lora_path=adapter)
+    plain = BackendOptions(n_ctx_tokens=256, n_seq_max=1, n_threads=2)
+    logits = {}
+    with LlamaModel(default_gguf, opts) as merged, LlamaContext(merged, opts) as ctx:
+        assert merged.loaded_path == run.path and ctx._adapter is None
+        ids = merged.tokenize("Request: turn off the kitchen lights\nAnswer: set_light(room=",
+                              add_special=True)
+        logits["merged"] = ctx.logits(ctx.sync_prefix(0, ids)).copy()
+        with pytest.raises(ConfigError, match="merged into its weights"):
+            ctx.load_lora(adapter)
+    with LlamaModel(default_gguf, plain) as model:
+        for name, lora in (("base", None), ("applied", adapter)):
+            with LlamaContext(model, BackendOptions(**{**plain.__dict__, "lora_path": lora})) as c:
+                logits[name] = c.logits(c.sync_prefix(0, ids)).copy()
+    change_merged = logits["merged"] - logits["base"]
+    change_applied = logits["applied"] - logits["base"]
+    assert np.abs(change_applied).mean() > 0.3  # the adapter matters on this prompt
+    assert np.corrcoef(change_merged, change_applied)[0, 1] > 0.95
+
+
+def test_an_adapter_that_does_not_fit_is_refused_before_merging(default_gguf: Path,
+                                                                tmp_path: Path) -> None:
+    import gguf
+
+    from models.lora_merge import MergeError, merge_lora
+
+    def adapter(name: str, a_shape: tuple[int, int], b_shape: tuple[int, int]) -> Path:
+        path = tmp_path / f"{name.replace('.', '_')}.gguf"
+        w = gguf.GGUFWriter(str(path), "llama")
+        w.add_type(gguf.GGUFType.ADAPTER)
+        w.add_string(gguf.Keys.Adapter.TYPE, "lora")
+        w.add_float32(gguf.Keys.Adapter.LORA_ALPHA, 8.0)
+        w.add_tensor(f"{name}.lora_a", np.ones(a_shape, np.float32))
+        w.add_tensor(f"{name}.lora_b", np.ones(b_shape, np.float32))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        return path
+
+    out = tmp_path / "out.gguf"
+    with pytest.raises(MergeError, match="the base model lacks.*blk.99"):
+        merge_lora(default_gguf, adapter("blk.99.attn_q.weight", (4, 576), (576, 4)), out)
+    with pytest.raises(MergeError, match="do not fit"):
+        merge_lora(default_gguf, adapter("blk.0.attn_q.weight", (4, 100), (576, 4)), out)
+    assert not out.exists()  # refused before a byte was written
