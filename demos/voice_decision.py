@@ -1,7 +1,9 @@
 """The voice demo's decision process: the deadline loop, the agent, speculation on partials.
 
 Every tick (16 Hz by default) the loop drains the transcripts perception
-published and never waits for anything:
+published and never waits for anything; between ticks it waits for the next
+one (and for finished turns) until just before the next release, so neither
+waits for a tick:
 
 - a *partial* transcript (with speculation on) is handed to the
   :class:`~demos.voice_preflight.PreflightDecoder`, which decodes it on its own
@@ -41,6 +43,8 @@ from realtime.node_trace import hop, node_tracer, run_traced
 log = logging.getLogger("rtagent.voice")
 
 MIN_PARTIAL_WORDS = 2
+WAIT_MARGIN_NS = 3_000_000  # between ticks, stop waiting this long before the next release
+WAIT_SLICE_MS = 5.0  # while waiting for a transcript, look for finished turns this often
 
 
 def build_registry(cfg: VoiceDemoConfig, home_call: Any) -> ToolRegistry:
@@ -223,16 +227,19 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
             return reply(out)
         return fail(f"unknown decision request {req.name!r}")
 
+    def take(got: Any) -> None:
+        if isinstance(got.message, m.Transcript):
+            hop(tracer, got, "final transcript" if got.message.is_final else "partial")
+            on_transcript(got.message)
+        else:
+            state["hearing"] = True
+
     def tick(info: TickInfo) -> None:
         for _ in range(64):
             got = transcripts.recv(0)
             if got is None:
                 break
-            if isinstance(got.message, m.Transcript):
-                hop(tracer, got, "final transcript" if got.message.is_final else "partial")
-                on_transcript(got.message)
-            else:
-                state["hearing"] = True
+            take(got)
         for turn in agent.poll():
             finish(turn)
         ctl.serve_once(handle, timeout_ms=0)
@@ -245,6 +252,15 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
             event(pub, "status", tick=info.seq, turns=len(turns), partial=state["partial"],
                   state="thinking" if busy else "hearing" if state["hearing"] else "listening",
                   misses=loop.summarize().deadline_misses)
+        # Until just before the next release, wait for transcripts and finished turns:
+        # each is handled when it comes instead of up to a period (62 ms) later.
+        until = info.release_ns + info.period_ns - WAIT_MARGIN_NS
+        while (left_ms := (until - time.monotonic_ns()) / 1e6) > 0:
+            got = transcripts.recv(min(left_ms, WAIT_SLICE_MS))
+            if got is not None:
+                take(got)
+            for turn in agent.poll():
+                finish(turn)
 
     loop: DeadlineLoop[None] = DeadlineLoop(MonotonicClock(spin_us=200.0), LoopOptions(hz=cfg.hz),
                                             tick, between_ticks=between)
