@@ -95,3 +95,15 @@ def test_what_sounds_finished() -> None:
         StreamingOptions(early_silence_ms=-1)
     with pytest.raises(AudioError, match="reuse_partial"):
         StreamingOptions(early_silence_ms=200, reuse_partial=False)
+
+
+def test_the_pause_partial_starts_as_soon_as_the_tail_is_heard(request_audio) -> None:
+    events, _ = _run(SaysTheSame("Turn the living room lights off."), request_audio, 200)
+    end = _end(events)
+    (final,) = [e for e in events if isinstance(e, Transcript) and e.final]
+    pre = int(VadOptions().pre_roll_ms * SR / 1000)
+    heard_to = end.start_sample - pre + round(final.audio_ms * SR / 1000)
+    past_speech_ms = 1000 * (heard_to - end.end_sample) / SR
+    # The final (that pause partial) heard the 64 ms tail after the last speech window and
+    # at most a VAD window and an audio chunk more, not the VAD's 150 ms post-roll.
+    assert 64 <= past_speech_ms < 64 + 32 + 32, past_speech_ms
