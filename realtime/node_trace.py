@@ -15,6 +15,7 @@ returns at once)::
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from realtime import messages as m
@@ -48,7 +49,15 @@ def hop(tracer: Tracer, got: Latest[Any], name: str) -> None:
 
 
 def run_traced(loop: DeadlineLoop[Any], tracer: Tracer, node: Node) -> None:
-    """Run ``loop`` until the node stops, its ticks traced (when the tracer is on)."""
+    """Run ``loop`` until the node stops, its ticks traced (when the tracer is on).
+
+    What the node built before (models, simulator, modules) is frozen out of the garbage
+    collector first: the collections the loop runs between ticks then walk only what
+    its ticks made (measured in the voice demo's decision process: the worst collection
+    87 -> 0.7 ms, the worst release lateness 25 -> 3.2 ms).
+    """
+    gc.collect()
+    gc.freeze()
     ticks = TickTracer(loop, tracer).attach()
     try:
         loop.run(stop_event=StopOnNode(node))

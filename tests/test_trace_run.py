@@ -129,3 +129,27 @@ def test_jitter_trace_has_every_tick_from_the_history(tmp_path: Path) -> None:
     (report,) = json.loads(js.read_text())["reports"]
     assert len(ticks) == report["ticks"] > 0
     assert all(t["process"] == "jitter" and "lateness_us" in t["args"] for t in ticks)
+
+
+def test_a_node_loop_runs_with_its_start_up_heap_frozen_out_of_gc() -> None:
+    import gc
+    from types import SimpleNamespace
+
+    from realtime.clock import MonotonicClock
+    from realtime.loop import DeadlineLoop, LoopOptions
+    from realtime.node_trace import run_traced
+    from realtime.trace import Tracer
+
+    node = SimpleNamespace(stopping=False)
+    frozen: list[int] = []
+
+    def tick(info: object) -> None:
+        frozen.append(gc.get_freeze_count())
+        node.stopping = len(frozen) >= 2
+
+    loop: DeadlineLoop[None] = DeadlineLoop(MonotonicClock(), LoopOptions(hz=200), tick)
+    try:
+        run_traced(loop, Tracer("node", enabled=False), node)  # type: ignore[arg-type]
+    finally:
+        gc.unfreeze()
+    assert len(frozen) == 2 and min(frozen) > 1000  # what was alive at start: out of the GC
