@@ -20,8 +20,9 @@ which saves llama.cpp's per-pass cost of applying it. Q8_0 moves each weight by 
 most 1/254 of its block's largest magnitude (Q4_1's own step: 1/15 of the block's
 range). On all 240 eval cases with the shipped adapter: exact match 111 / 111 of
 120 (robot / voice) against 109 / 111 from the Q4_1 file with the adapter applied
-at run time, decode p50 682 / 295 ms against 934 / 372 ms. Identity stays with the shipped file (sha256,
-the adapter's base, ``rtagent tune``). ``RTAGENT_REENCODE=0`` loads it as it is.
+at run time, decode p50 682 / 295 ms against 934 / 372 ms. Identity stays with the
+shipped file (sha256, the adapter's base, ``rtagent tune``). ``RTAGENT_REENCODE=0``
+loads it as it is.
 
 A user points at other weights with a path (``--model`` / ``--whisper-model``) or
 the ``RTAGENT_GGUF`` / ``RTAGENT_WHISPER`` environment variables.
