@@ -251,3 +251,20 @@ def test_an_adapter_that_does_not_fit_is_refused_before_merging(default_gguf: Pa
     with pytest.raises(MergeError, match="do not fit"):
         merge_lora(default_gguf, adapter("blk.0.attn_q.weight", (4, 100), (576, 4)), out)
     assert not out.exists()  # refused before a byte was written
+
+
+def test_a_failed_merge_applies_the_adapter_at_run_time(default_gguf: Path, tmp_path: Path,
+                                                        monkeypatch, caplog) -> None:
+    import models.lora_merge as lora_merge
+    from models.artifacts import runtime_gguf
+
+    def fail(*args, **kwargs):
+        raise lora_merge.MergeError("blk.0.attn_q.weight: shapes do not fit")
+
+    monkeypatch.setenv("RTAGENT_CACHE", str(tmp_path))
+    monkeypatch.setattr(lora_merge, "merge_lora", fail)
+    with caplog.at_level("WARNING", logger="rtagent.models"):
+        run = runtime_gguf(default_gguf, _shipped().path)
+    assert run.lora_merged is None and run.path.parent == tmp_path  # the plain Q8_0 copy
+    assert "applied at run time instead" in caplog.text and "do not fit" in caplog.text
+    assert not list(tmp_path.glob("*tools*"))  # no merged file, whole or partial
