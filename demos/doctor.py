@@ -97,12 +97,12 @@ def check_models(load: bool) -> list[Check]:
             detail = (f"{info.architecture} {info.quantization}, ctx {info.context_length}, "
                       f"{info.size_bytes / 1e6:.0f} MB, sha256 {model.sha256[:12]}… verified, "
                       f"licence {model.license}" + (" [default]" if name == DEFAULT_GGUF else ""))
+            loaded = runtime_gguf(path).path
             if model.run_as:
-                loaded = runtime_gguf(path).path
                 detail += (f"; runs as {describe_gguf(loaded).quantization} ({loaded})"
                            if loaded != path else f"; runs as shipped (no {model.run_as} copy)")
             if load:
-                detail += f"; loaded in {_load_gguf(runtime_gguf(path).path):.2f} s"
+                detail += f"; loaded in {_load_gguf(loaded):.2f} s"
             return Check("models", name, OK, detail)
         out.append(_guard("models", name, name == DEFAULT_GGUF, one))
 
@@ -197,8 +197,9 @@ def check_llama_gpu() -> list[Check]:
     info = llama_cpp.llama_print_system_info().decode().replace("CPU : ", "")
     features = [f.split(" = ")[0] for f in info.split(" | ") if f.endswith("= 1")]
     amx = [f for f in features if f.startswith("AMX")]
-    adapter = default_adapter(resolve_gguf())
-    merged = adapter is not None and runtime_gguf(resolve_gguf(), adapter).lora_merged is not None
+    model = resolve_gguf()
+    adapter = default_adapter(model)
+    merged = adapter is not None and runtime_gguf(model, adapter).lora_merged is not None
     return [Check("models", "llama.cpp GPU offload", OK if gpu else WARN,
                   "supported" if gpu else "CPU build; rebuild with CMAKE_ARGS=-DGGML_CUDA=on "
                   "./setup.sh on a CUDA machine", False),

@@ -82,7 +82,7 @@ class PreflightDecoder:
         self.stats = PreflightStats()
         self._lock = threading.Lock()  # one llama.cpp decode at a time
         self._urgent = threading.Event()  # a real decode waits: preflights yield
-        self._superseded = threading.Event()  # a newer partial heard all the speech: yield
+        self._superseded = threading.Event()  # a partial of another text came: yield
         self._cache: OrderedDict[str, list[ToolCall]] = OrderedDict()
         self._state = threading.Lock()
         self._next: tuple[str, Any, Sequence[ToolSpec], OnCalls] | None = None

@@ -233,8 +233,8 @@ def runtime_gguf(path: str | Path, lora: str | Path | None = None,
     model = None if os.environ.get(ENV_REENCODE, "1") == "0" else _run_as_model(p)
     if model is None:
         return RunFile(p)
-    shipped = {a.path.resolve() for a in adapters()}
-    if lora is not None and lora_scale == 1.0 and Path(lora).resolve() in shipped:
+    if (lora is not None and lora_scale == 1.0
+            and Path(lora).resolve() in {a.path.resolve() for a in adapters()}):
         merged = _derived(p, model, Path(lora))
         if merged is not None:
             return RunFile(merged, Path(lora))
