@@ -152,3 +152,30 @@ def test_prompt_lookup_changes_passes_not_answers(decoders) -> None:
         assert saved > 0  # values copied from the request took fewer passes
     finally:
         plain.close()
+
+
+def test_colliding_names_walk_the_trie_without_forks(decoders) -> None:
+    dec = decoders["sequential"]
+    forks = []
+    fork = dec.ctx.fork
+    dec.ctx.fork = lambda src, dst: (forks.append(dst), fork(src, dst))  # type: ignore[method-assign]
+    try:
+        # five voice tools start with the token "get": the branch token picks one
+        res = dec.decode(DecodeContext.from_request("what time is it in Tokyo", max_calls=1),
+                         VOICE)
+    finally:
+        del dec.ctx.fork
+    assert [c.name for c in res.calls] == ["get_time"]
+    assert forks == []
+
+
+def test_a_call_is_yielded_before_deciding_whether_another_follows(decoders) -> None:
+    dec = decoders["sequential"]
+    it = dec.decode_stream(DecodeContext.from_request("go home"), ROBOT)
+    start = dec.ctx.forward_passes
+    first = next(it)
+    at_first = dec.ctx.forward_passes
+    list(it)
+    assert first.name == "go_home"
+    # one more pass after the call: end of the answer or another call
+    assert dec.ctx.forward_passes > at_first > start
