@@ -30,6 +30,7 @@ from demos.robot_nodes import (
     _reply,
 )
 from demos.robot_wire import command_to_msg, world_from_msg
+from models.prompts import render_scene, user_content
 from realtime import messages as m
 from realtime.bus import BusOptions, LatestValueSubscriber, Publisher
 from realtime.bus_rpc import ReplyServer
@@ -45,12 +46,9 @@ log = logging.getLogger("rtagent.robot")
 
 
 def scene_text(world: WorldState) -> str:
-    """The scene as the decoder's prompt writes it (models/prompts.py examples)."""
-    cubes = [o for name, o in world.objects.items() if name != "bin" and o.visible]
-    parts = [f"{o.name} at ({o.position_m[0]:.2f}, {o.position_m[1]:.2f}, {o.position_m[2]:.2f})"
-             for o in cubes]
-    holding = world.gripper.holding
-    return "; ".join(parts) + (f". Gripper: holding {holding}." if holding else ". Gripper: empty.")
+    """The scene as the decoder's prompt writes it (:func:`models.prompts.render_scene`)."""
+    cubes = [o.name for name, o in world.objects.items() if name != "bin" and o.visible]
+    return render_scene(cubes, world.gripper.holding)
 
 
 def build_speculation(registry: Any, cfg: RobotDemoConfig, slack_ms: Any) -> Any:
@@ -114,14 +112,14 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
         # pays only for its own tokens (the prefix KV cache is reused).
         with tracer.span("warm-up", "decoder", "decode"):
             decoder.decode(DecodeContext.from_request(
-                "go home", scene="red_cube at (0.40, 0.00, 0.02). Gripper: empty."),
+                "go home", scene=render_scene(["red_cube"])),
                 robot_tool_specs())
         spec = (build_speculation(tools, cfg, lambda: state["slack_ms"]) if cfg.speculation
                 else None)
 
     def context_on(w: WorldState, text: str, history: Any = ()) -> DecodeContext:
-        messages = (*history[:-1], {"role": "user", "content": f"Scene: {scene_text(w)}\n"
-                                    f"Request: {history[-1]['content'] if history else text}"})
+        request = history[-1]["content"] if history else text
+        messages = (*history[:-1], {"role": "user", "content": user_content(request, scene_text(w))})
         return DecodeContext(tuple(messages), enums=visible_enums(w))
 
     def context(text: str, history: Any) -> DecodeContext:

@@ -12,12 +12,13 @@ from control.tools import ToolRegistry, ToolSpec, load_tool_specs
 from models.callformat import UnsupportedSchemaError, parse
 from models.decoder import DecodeContext, make_decoder
 from models.llama_backend import BackendError, ContextOverflowError
+from models.prompts import render_scene
 from realtime.errors import ConfigError, RtAgentError
 
 ROOT = Path(__file__).resolve().parents[1]
 ROBOT = load_tool_specs(json.loads((ROOT / "sim_envs/robot_tools.json").read_text()))
 VOICE = load_tool_specs(json.loads((ROOT / "audio/voice_tools.json").read_text()))
-SCENE = "red_cube at (0.45, -0.12, 0.02); blue_cube at (0.60, 0.20, 0.02). Gripper: empty."
+SCENE = render_scene(["red_cube", "blue_cube"])
 SEEN = {"object": ["red_cube", "blue_cube"], "target": ["red_cube", "blue_cube", "bin"]}
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from models.prompts import user_content
+from models.prompts import render_scene, user_content
 
 HERE = Path(__file__).resolve().parent
 SEED = 20261125
@@ -26,13 +26,10 @@ def _call(name: str, **arguments: Any) -> dict[str, Any]:
 
 def _scene(rng: random.Random) -> tuple[str, list[str]]:
     visible = sorted(rng.sample(COLORS, rng.randint(2, 4)), key=COLORS.index)
-    parts = []
-    for c in visible:
-        x, y = rng.uniform(0.3, 0.7), rng.uniform(-0.4, 0.4)
-        parts.append(f"{c}_cube at ({x:.2f}, {y:.2f}, 0.02)")
+    for _ in visible:  # positions are drawn (the cases stay those of the fixed seed), not written
+        rng.uniform(0.3, 0.7), rng.uniform(-0.4, 0.4)
     held = rng.choice([None, None, visible[0]])
-    grip = f"holding {held}_cube" if held else "empty"
-    return "; ".join(parts) + f". Gripper: {grip}.", visible
+    return render_scene([f"{c}_cube" for c in visible], f"{held}_cube" if held else None), visible
 
 
 def _num(rng: random.Random, lo: float, hi: float) -> float:

@@ -29,7 +29,7 @@ from typing import Any
 
 from control.tools import ToolCall, ToolSpec, load_tool_specs
 from models.callformat import ArgKind, ArgSpec, arg_specs, check_expressible, render
-from models.prompts import user_content
+from models.prompts import render_scene, user_content
 from models.tune.phrases import HELDOUT_EVERY, NO_TOOL, PAIRS, TEMPLATES, generic_templates
 from models.tune.values import say_value
 from realtime.errors import ConfigError, RtAgentError
@@ -167,13 +167,14 @@ def _scene_objects(tools: Sequence[ToolSpec]) -> list[str]:
 def _make_scene(objects: list[str], rng: random.Random) -> tuple[str, list[str]]:
     k = rng.randint(min(2, len(objects)), len(objects))
     visible = rng.sample(objects, k)
-    parts = [f"{o} at ({rng.uniform(0.3, 0.7):.2f}, {rng.uniform(-0.35, 0.35):.2f}, 0.02)"
-             for o in visible]
+    for _ in visible:  # positions are drawn (same data for the same seed), not written
+        rng.uniform(0.3, 0.7), rng.uniform(-0.35, 0.35)
+    listed = list(visible)
     if rng.random() < 0.3:
-        parts.append(f"bin at ({rng.uniform(0.3, 0.6):.2f}, {rng.uniform(-0.4, 0.4):.2f}, 0.00)")
+        rng.uniform(0.3, 0.6), rng.uniform(-0.4, 0.4)
+        listed.append("bin")
     holding = rng.choice(visible) if rng.random() < 0.3 else None
-    gripper = f"holding {holding}" if holding else "empty"
-    return "; ".join(parts) + f". Gripper: {gripper}.", visible
+    return render_scene(listed, holding), visible
 
 
 def _fixed(spec: str) -> dict[str, str]:
