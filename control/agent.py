@@ -19,7 +19,9 @@ With a :class:`Foresight`, the next queued request is decoded *while* the
 current turn's calls still run (a motion takes seconds; a decode ~1 s), on the
 world the foresight predicts those calls leave behind; when its turn starts, the
 calls decoded ahead are used only if the world it really finds matches that
-prediction (``Foresight.matches``), else it is decoded afresh.
+prediction (``Foresight.matches``), else it is decoded afresh, with those calls as
+the decoder's draft (``DecodeContext.draft``: the same answer, in fewer passes
+where the new world does not change it).
 
 Turns run one at a time, in order (one body, one plan at a time); the decoder
 runs on one worker thread because a llama.cpp context is not thread-safe.
@@ -240,9 +242,11 @@ class Agent:
     async def _plan_and_run(self, turn: Turn) -> None:
         history: list[dict[str, str]] = []
         dag = DagExecutor(self.registry, self._on_call(turn), self.options.dag)
-        ahead = await self._decoded_ahead(turn)
+        ahead, draft = await self._decoded_ahead(turn)
         for attempt in range(self.options.max_replans + 1):
             context = self.context_fn(turn.text, history)
+            if draft is not None and not attempt and hasattr(context, "draft"):
+                context = replace(context, draft=tuple(draft))
             tools = list(self.tools_fn())
             calls: list[ToolCall] = []
             stream = (self._stream(turn, context, tools, calls) if ahead is None or attempt
@@ -316,18 +320,21 @@ class Agent:
         fut = asyncio.get_running_loop().run_in_executor(self._decode_thread, _timed_list, it)
         self._ahead[nxt.id] = (predicted, fut)
 
-    async def _decoded_ahead(self, turn: Turn) -> tuple[list[ToolCall], float] | None:
-        """The calls decoded ahead for ``turn`` (and the decode's ms), if the world matches."""
+    async def _decoded_ahead(
+            self, turn: Turn) -> tuple[tuple[list[ToolCall], float] | None, list[ToolCall] | None]:
+        """The calls decoded ahead for ``turn`` (and the decode's ms) if the world matches;
+        else, if there are any, those calls as a draft for decoding afresh."""
         entry = self._ahead.pop(turn.id, None)
         if entry is None or self.foresight is None:
-            return None
+            return None, None
         predicted, fut = entry
         try:
             ahead: tuple[list[ToolCall], float] = await fut  # one llama context: let it finish
             turn.foreseen = bool(self.foresight.matches(predicted))
         except Exception:  # a failed early decode or check: decode afresh
             turn.foreseen = False
-        return ahead if turn.foreseen else None
+            return None, None
+        return (ahead, None) if turn.foreseen else (None, ahead[0])
 
     async def _replay(self, turn: Turn, ahead: tuple[list[ToolCall], float],
                       sink: list[ToolCall]) -> Any:

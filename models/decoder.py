@@ -51,11 +51,17 @@ class DecodeContext:
       the objects the robot sees now. The prompt keeps the full tool list (so its
       KV cache is reused); only the decoding constraint narrows.
     - ``max_calls``: most calls in one answer (None: the decoder's default).
+    - ``draft``: calls the answer will likely be (e.g. those decoded for a partial
+      transcript of the same request); a decoder that can verify a draft checks
+      it in the prompt's own batch and keeps what greedy decoding agrees with, so
+      the answer is the same, in fewer forward passes. ``()`` drafts "no call";
+      None: no draft. Decoders that can't use one ignore it.
     """
 
     messages: tuple[Mapping[str, str], ...]
     enums: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     max_calls: int | None = None
+    draft: tuple[ToolCall, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.messages or self.messages[-1].get("role") != "user":

@@ -31,12 +31,18 @@ of its structure is sampled:
   decided after the yield, so the caller can start the call one pass earlier.
 - The system prompt, tool list and examples are evaluated once; a call
   evaluates only the tokens after the cached prefix.
+- **Answer drafts** (``DecodeContext.draft``, e.g. the calls decoded for a
+  partial transcript): the draft's tokens go into the prompt's own batch with
+  logits at each; every decision then reads them while the answer agrees with
+  the draft and drops the rest at the first token it does not (the same
+  greedy answer; a draft the decoder produced itself is replayed token for token).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +69,7 @@ __all__ = ["SimpleToolDecoder"]
 Schedule = Literal["auto", "parallel", "sequential"]
 _MAX_FORKS = 15
 _MAX_DRAFT = 8
+_MAX_ANSWERS = 32  # answers remembered token for token, for drafts
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -136,6 +143,9 @@ class SimpleToolDecoder:
             raise ConfigError(f"name_scoring: expected first or whole, got {name_scoring!r}")
         self.name_scoring = name_scoring
         self.request = ""
+        self.pending: list[int] = []
+        self.ahead: list[tuple[int, np.ndarray]] = []  # evaluated draft: (token, logits after it)
+        self._answers: OrderedDict[str, list[int]] = OrderedDict()
         self.step_ms: dict[int, float] = {}
         self.schedule: Literal["parallel", "sequential"] = (
             self._measure_schedule() if schedule == "auto" else schedule)
@@ -221,24 +231,80 @@ class SimpleToolDecoder:
         stats.prompt_tokens, stats.prompt_evaluated = len(prompt), len(prompt) - cached
         self.stats = stats
         self.request = str(context.messages[-1].get("content", ""))
-        self.pending: list[int] = []
-        self.logits = self.ctx.logits(self.ctx.sync_prefix(0, prompt))
+        self.pending, self.ahead = [], []
+        self.logits = self._evaluate_prompt(prompt, cached, self._draft_tokens(context, tools))
         max_calls = context.max_calls or self.max_calls
         try:
             for n in range(max_calls):
                 call, kind = self._one_call(context, tools, n, n + 1 < max_calls)
                 if call is None:
-                    return
+                    break
                 stats.calls.append(call)
                 if stats.first_call_ms is None:
                     stats.first_call_ms = (time.perf_counter() - t0) * 1e3
                 yield call
                 if kind == "end" or self._ends_here():
-                    return
+                    break
+            self._remember(len(prompt), stats.calls, tools)
         finally:
             for s in range(1, self.options.n_seq_max):
                 if self.ctx.tokens[s]:
                     self.ctx.drop(s)
+
+    # ------------------------------------------------------------------ drafts
+    def _draft_tokens(self, context: DecodeContext, tools: Sequence[ToolSpec]) -> list[int]:
+        if context.draft is None:
+            return []
+        text = render(context.draft, tools)
+        known = self._answers.get(text)
+        return list(known) if known is not None else self.vocab.tokenize(text) + [self.eot]
+
+    def _remember(self, prompt_len: int, calls: list[ToolCall], tools: Sequence[ToolSpec]) -> None:
+        """Keep a finished answer's tokens, so a draft of it is replayed exactly."""
+        seq = self.ctx.tokens[0]
+        answer = seq[prompt_len:len(seq) - len(self.ahead)] + self.pending
+        key = render(calls, tools)
+        self._answers[key] = answer
+        self._answers.move_to_end(key)
+        while len(self._answers) > _MAX_ANSWERS:
+            self._answers.popitem(last=False)
+
+    def _evaluate_prompt(self, prompt: list[int], cached: int, draft: list[int]) -> np.ndarray:
+        """The prompt's new tokens, and the draft after them, in one batch."""
+        ctx = self.ctx
+        fresh = len(prompt) - cached
+        if (not draft or len(prompt) + len(draft) >= ctx.n_ctx
+                or fresh + len(draft) > self.options.n_batch_tokens):
+            return ctx.logits(ctx.sync_prefix(0, prompt))
+        ctx.truncate(0, cached)
+        items = [BatchItem(t, cached + i, (0,), i == fresh - 1)
+                 for i, t in enumerate(prompt[cached:])]
+        items += [BatchItem(t, len(prompt) + i, (0,), True) for i, t in enumerate(draft)]
+        rows = ctx.decode(items)
+        self.ahead = [(t, ctx.logits(r)) for t, r in zip(draft, rows[1:], strict=True)]
+        return ctx.logits(rows[0])
+
+    def _use_ahead(self) -> None:
+        """Serve pending tokens from the evaluated draft while they agree with it."""
+        k = 0
+        while k < min(len(self.pending), len(self.ahead)) and self.pending[k] == self.ahead[k][0]:
+            k += 1
+        if k:
+            self.logits = self.ahead[k - 1][1]
+            self.pending, self.ahead = self.pending[k:], self.ahead[k:]
+        if self.pending:
+            self._drop_ahead()
+
+    def _drop_ahead(self) -> None:
+        """Rewind the main sequence past the draft tokens the answer did not take."""
+        if self.ahead:
+            self.ctx.truncate(0, len(self.ctx.tokens[0]) - len(self.ahead))
+            self.ahead = []
+
+    def _settle(self) -> None:
+        """Before working on the KV cache directly: the draft's agreeing part kept, the rest gone."""
+        self._use_ahead()
+        self._drop_ahead()
 
     def _ends_here(self) -> bool:
         """After a closed call: the end of the answer, or another call?"""
@@ -261,6 +327,7 @@ class SimpleToolDecoder:
 
     # ------------------------------------------------------------------ choices
     def _flush(self) -> np.ndarray:
+        self._use_ahead()
         if self.pending:
             row = self.ctx.append(0, self.pending)
             assert row is not None
@@ -318,6 +385,7 @@ class SimpleToolDecoder:
 
     def _rank(self, cands: list[list[int]]) -> int:
         """Whole-candidate log-probability ranking; each candidate in its own fork."""
+        self._settle()
         ctx = self.ctx
         cp = 0
         while all(len(c) > cp for c in cands) and len({c[cp] for c in cands}) == 1:
@@ -441,7 +509,8 @@ class SimpleToolDecoder:
             if m.complete(text) and len(ids) == 0 and len(follows) == 1:
                 self.pending += follows[0].tokens
                 return text, 0
-            draft = self._draft(m, text, arg) if self.lookup else []
+            self._use_ahead()
+            draft = self._draft(m, text, arg) if self.lookup and not self.ahead else []
             rows = self._flush_draft(draft)
             for i, logits in enumerate(rows):
                 done = m.complete(text)
@@ -536,6 +605,7 @@ class SimpleToolDecoder:
         optional_inside = any(not a.required for a in args[:req[-1]]) if req else True
         if len(req) < 2 or optional_inside:
             return self._args_sequential(args, matchers, values, -1, can_more)
+        self._settle()
         ctx, tok = self.ctx, self.vocab.tokenize
         heads = []
         for h, j in enumerate(req):

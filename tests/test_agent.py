@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,32 @@ def test_the_next_request_is_decoded_while_the_calls_run(actual: str) -> None:
         assert dec.contexts[2] == {"text": "second", "history": []}
         assert [c.arguments["x"] for c in second.calls] == [3]
     assert first.foreseen is None
+
+
+@dataclass(frozen=True)
+class DraftableContext:
+    text: str
+    world: str
+    draft: tuple[ToolCall, ...] | None = None
+
+
+def test_a_foreseen_decode_the_world_proved_wrong_is_the_fresh_decode_s_draft() -> None:
+    log: list[str] = []
+    ahead = [ToolCall("look", {"x": 2})]
+    dec = ScriptedDecoder([[ToolCall("look", {"x": 1})], ahead, [ToolCall("look", {"x": 3})]])
+    foresight = ForeseeingWorld("something else")
+    foresight.context = lambda text, observation: DraftableContext(text, observation)
+    agent = Agent(dec, _registry(log), lambda text, history: DraftableContext(text, "now"),
+                  foresight=foresight)
+    try:
+        agent.submit("first")
+        agent.submit("second")
+        first, second = agent.wait(10)
+    finally:
+        agent.close()
+    assert second.foreseen is False
+    assert [(c.text, c.world, c.draft) for c in dec.contexts] == [
+        ("first", "now", None), ("second", "after", None), ("second", "now", tuple(ahead))]
 
 
 def test_a_request_queued_while_the_calls_run_is_decoded_ahead_too() -> None:

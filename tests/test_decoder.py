@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from control.tools import ToolRegistry, ToolSpec, load_tool_specs
+from control.tools import ToolCall, ToolRegistry, ToolSpec, load_tool_specs
 from models.callformat import UnsupportedSchemaError, parse
 from models.decoder import DecodeContext, make_decoder
 from models.llama_backend import BackendError, ContextOverflowError
@@ -180,3 +180,20 @@ def test_a_call_is_yielded_before_deciding_whether_another_follows(decoders) -> 
     assert first.name == "go_home"
     # one more pass after the call: end of the answer or another call
     assert dec.ctx.forward_passes > at_first > start
+
+
+def test_a_draft_gives_the_same_answer_in_fewer_passes(decoders) -> None:
+    dec = decoders["sequential"]
+    request = "turn off the kitchen lights"
+    plain = dec.decode(DecodeContext.from_request(request), VOICE)
+    dec.decode(DecodeContext.from_request("what's the weather in Oslo"), VOICE)  # other cache
+    drafted = dec.decode(DecodeContext.from_request(request, draft=tuple(plain.calls)), VOICE)
+    assert drafted.calls == plain.calls
+    assert drafted.forward_passes == 1 < plain.forward_passes  # all read from the prompt's batch
+    # a wrong draft or one the decoder never produced: the same answer as without one
+    for wrong in ((ToolCall("get_weather", {"city": "Oslo"}),),
+                  (ToolCall("set_light", {"room": "kitchen", "on": True}),), ()):
+        again = dec.decode(DecodeContext.from_request(request, draft=wrong), VOICE)
+        assert again.calls == plain.calls, wrong
+    # and the cache holds no trace of a rejected draft: the next decode is unaffected
+    assert dec.decode(DecodeContext.from_request(request), VOICE).calls == plain.calls

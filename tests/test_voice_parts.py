@@ -19,6 +19,7 @@ from control.tools import ToolCall
 from demos.voice_audio import check_samples, check_wav, layout
 from demos.voice_preflight import PreflightDecoder
 from demos.voice_session import VoiceResult, breakdown
+from models.decoder import DecodeContext
 
 SR = SAMPLE_RATE_HZ
 
@@ -112,11 +113,13 @@ class ScriptedDecoder:
         self.table, self.gate = table, gate
         self.entered = threading.Event()
         self.decodes: list[str] = []
+        self.drafts: list[object] = []
         self.closed = False
 
     def decode_stream(self, context, tools):
         text = context.messages[-1]["content"]
         self.decodes.append(text)
+        self.drafts.append(getattr(context, "draft", None))
         if text == "garbled":
             raise ValueError("no valid continuation")
         self.entered.set()
@@ -164,6 +167,22 @@ def test_preflight_serves_the_final_decode_when_the_text_did_not_change():
     assert len(inner.decodes) == 2 and got[-1] == ([WEATHER], True)
     dec.close()
     assert inner.closed
+
+
+def test_a_new_text_is_decoded_with_the_latest_calls_of_its_turn_as_draft():
+    inner = ScriptedDecoder({"turn off the kitchen": [LIGHT]})
+    dec = PreflightDecoder(inner)
+    done = threading.Event()
+    dec.preflight(DecodeContext.from_request("turn off the kitchen"), [],
+                  lambda c, ok: ok and done.set())
+    assert done.wait(5)
+    list(dec.decode_stream(DecodeContext.from_request("turn off the kitchen lights"), []))
+    later_turn = DecodeContext(({"role": "user", "content": "turn off the kitchen lights"},
+                                {"role": "assistant", "content": "done"},
+                                {"role": "user", "content": "thanks"}))
+    list(dec.decode_stream(later_turn, []))
+    assert inner.drafts == [None, (LIGHT,), None]  # none before; another turn: none
+    dec.close()
 
 
 def test_a_garbled_partial_is_dropped_quietly():
