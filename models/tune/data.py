@@ -164,7 +164,10 @@ def _scene_objects(tools: Sequence[ToolSpec]) -> list[str]:
     return found
 
 
-def _make_scene(objects: list[str], rng: random.Random) -> tuple[str, list[str]]:
+Scene = tuple[str, list[str], str | None]  # (text, visible objects, held object)
+
+
+def _make_scene(objects: list[str], rng: random.Random) -> Scene:
     k = rng.randint(min(2, len(objects)), len(objects))
     visible = rng.sample(objects, k)
     for _ in visible:  # positions are drawn (same data for the same seed), not written
@@ -173,8 +176,8 @@ def _make_scene(objects: list[str], rng: random.Random) -> tuple[str, list[str]]
     if rng.random() < 0.3:
         rng.uniform(0.3, 0.6), rng.uniform(-0.4, 0.4)
         listed.append("bin")
-    holding = rng.choice(visible) if rng.random() < 0.3 else None
-    return render_scene(listed, holding), visible
+    holding = rng.choice(visible) if rng.random() < 0.4 else None
+    return render_scene(listed, holding), visible, holding
 
 
 def _fixed(spec: str) -> dict[str, str]:
@@ -191,8 +194,9 @@ def _coerce(raw: str, arg: ArgSpec | None) -> Any:
 
 class _Builder:
     def __init__(self, toolset: ToolSet, rng: random.Random, heldout: bool,
-                 visible: list[str] | None) -> None:
+                 visible: list[str] | None, holding: str | None = None) -> None:
         self.ts, self.rng, self.heldout, self.visible = toolset, rng, heldout, visible
+        self.holding = holding
         self.by_name = {s.name: s for s in toolset.tools}
         self.args = {s.name: {a.name: a for a in arg_specs(s)} for s in toolset.tools}
 
@@ -222,6 +226,13 @@ class _Builder:
                 choices = [v for v in arg.enum if v in self.visible or v == "bin"]
             group = ("object", "target") if slot in ("object", "target") else (slot,)
             taken = {v for k, v in values.items() if k.rstrip("0123456789") in group}
+            # what the gripper holds is often put down as just "it" ("put it on the blue
+            # cube"), unless the template has an "it" already ("pick up {object} and put it")
+            if (slot == "object" and list(tools) == ["place_on"] and self.holding
+                    and self.holding not in taken
+                    and not re.search(r"\bit\b", text) and self.rng.random() < 0.75):
+                values[slot] = self.holding
+                return "it"
             for _ in range(8):
                 words, value = say_value(slot, arg, self.rng, self.heldout, choices)
                 if value not in taken:
@@ -295,13 +306,13 @@ def _wrap(text: str, rng: random.Random, robot: bool) -> str:
 
 
 def _one(toolsets: Sequence[ToolSet], ts: ToolSet, rng: random.Random, heldout: bool,
-         opt: DataOptions, fixed_scene: tuple[str, list[str]] | None = None) -> Example | None:
+         opt: DataOptions, fixed_scene: Scene | None = None) -> Example | None:
     objects = _scene_objects(ts.tools)
     if fixed_scene is not None:
-        scene, visible = fixed_scene
+        scene, visible, holding = fixed_scene
     else:
-        scene, visible = _make_scene(objects, rng) if objects else (None, None)
-    b = _Builder(ts, rng, heldout, visible)
+        scene, visible, holding = _make_scene(objects, rng) if objects else (None, None, None)
+    b = _Builder(ts, rng, heldout, visible, holding)
     r = rng.random()
     if r < opt.none_fraction:
         i, text = _pick(NO_TOOL, rng, heldout)
@@ -363,7 +374,7 @@ def generate(toolsets: Sequence[ToolSet], options: DataOptions | None = None
     train: list[Example] = []
     rng = random.Random(opt.seed)
     seen: set[str] = set()
-    scenes: dict[str, tuple[tuple[str, list[str]], int]] = {}
+    scenes: dict[str, tuple[Scene, int]] = {}
     tries = 0
     while len(train) < opt.n_train:
         tries += 1
