@@ -155,6 +155,16 @@ def test_prompt_lookup_changes_passes_not_answers(decoders) -> None:
         plain.close()
 
 
+def test_a_call_whose_values_the_request_gives_is_drafted_whole(decoders) -> None:
+    dec = decoders["sequential"]
+    dec.decode(DecodeContext.from_request("go home", scene=SCENE, enums=SEEN), ROBOT)  # warm
+    res = dec.decode(DecodeContext.from_request("move the gripper to x 0.45, y -0.25, z 0.3",
+                                                scene=SCENE, enums=SEEN), ROBOT)
+    assert res.calls == [ToolCall("move_to", {"x": 0.45, "y": -0.25, "z": 0.3}, id="1")]
+    # one pass for the prompt, one for the name's tokens and the whole call drafted after it
+    assert res.forward_passes == 2
+
+
 def test_colliding_names_walk_the_trie_without_forks(decoders) -> None:
     dec = decoders["sequential"]
     forks = []
