@@ -63,7 +63,7 @@ def render_scene(objects: Sequence[str], holding: str | None = None,
     positions up), and coordinates cost ~18 prompt tokens per object, more than
     half of a robot call's prompt evaluation (measured: 88 -> 31 new tokens,
     p50 659 -> 381 ms). ``positions`` writes them (``red_cube at (0.42, -0.15,
-    0.02)``) for a model trained to use them; the shipped adapter is not.
+    0.02)``) for a model trained to use them (the shipped adapter was not).
     """
     if positions is None:
         listed = ", ".join(objects)

@@ -170,7 +170,7 @@ Scene = tuple[str, list[str], str | None]  # (text, visible objects, held object
 def _make_scene(objects: list[str], rng: random.Random) -> Scene:
     k = rng.randint(min(2, len(objects)), len(objects))
     visible = rng.sample(objects, k)
-    for _ in visible:  # positions are drawn (same data for the same seed), not written
+    for _ in visible:  # positions are still drawn (the data depend on the draws), not written
         rng.uniform(0.3, 0.7), rng.uniform(-0.35, 0.35)
     listed = list(visible)
     if rng.random() < 0.3:
