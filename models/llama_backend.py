@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,7 @@ class LlamaModel:
         self.n_vocab = int(lib.llama_vocab_n_tokens(self.vocab))
         self.n_ctx_train = int(lib.llama_model_n_ctx_train(self.ptr))
         self._pieces: list[bytes] | None = None
+        self.contexts: weakref.WeakSet[LlamaContext] = weakref.WeakSet()
 
     # ----------------------------------------------------------- tokens
     def tokenize(self, text: str, *, add_special: bool = False,
@@ -236,6 +238,10 @@ class LlamaModel:
         return apply_chat_template(template, messages, add_assistant)
 
     def close(self) -> None:
+        """Free the model, after its contexts (llama.cpp frees the model's LoRA adapters
+        with it: a context freed later would free its adapter twice)."""
+        for ctx in list(getattr(self, "contexts", ())):
+            ctx.close()
         if getattr(self, "ptr", None):
             self._lib.llama_model_free(self.ptr)
             self.ptr = None
@@ -319,6 +325,7 @@ class LlamaContext:
         self.tokens: list[list[int]] = [[] for _ in range(opts.n_seq_max)]
         self._adapter = None
         self.forward_passes = 0
+        model.contexts.add(self)
         if opts.lora_path is not None and not self._is_merged(opts.lora_path):
             self.load_lora(opts.lora_path, opts.lora_scale)
 

@@ -207,3 +207,25 @@ def test_a_draft_gives_the_same_answer_in_fewer_passes(decoders) -> None:
         assert again.calls == plain.calls, wrong
     # and the cache holds no trace of a rejected draft: the next decode is unaffected
     assert dec.decode(DecodeContext.from_request(request), VOICE).calls == plain.calls
+
+
+def test_a_model_closed_before_its_context_frees_everything_once(tmp_path: Path) -> None:
+    # (an interpreter exit may collect the model first; with an adapter applied at run
+    # time, llama.cpp frees it with the model and a later context close freed it again)
+    import shutil
+    import subprocess
+    import sys
+
+    from models.adapters import default_adapter
+    from models.artifacts import resolve_gguf
+
+    adapter = shutil.copy(default_adapter(resolve_gguf()), tmp_path / "a.gguf")  # not merged
+    code = ("from models.llama_backend import BackendOptions, LlamaContext, LlamaModel\n"
+            f"opt = BackendOptions(n_ctx_tokens=256, lora_path={str(adapter)!r})\n"
+            f"m = LlamaModel({str(resolve_gguf())!r}, opt)\n"
+            "c = LlamaContext(m, opt)\n"
+            "m.close(); c.close(); print('closed', c.ptr is None)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert run.returncode == 0, run.stderr[-500:]
+    assert "closed True" in run.stdout
