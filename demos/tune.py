@@ -20,11 +20,11 @@ What it does, in order:
 
 Use the adapter with ``rtagent calls --lora ADAPTER.gguf``. The shipped adapter
 (``models/adapters/``) is reproduced by ``rtagent tune --recipe
-models/adapters/smollm2-135m-tools.json --out /tmp/a.gguf`` run in a checkout of
-the commit it was trained at, 246391a (same data, seeds and options; later commits
-generate data for the current tools). It ran under a 24-minute budget, which also
-paces the learning-rate schedule, so a machine of another speed stops at another
-step: ``--steps N --minutes 0`` fixes the step count instead.
+models/adapters/smollm2-135m-tools.json --out /tmp/a.gguf`` (same data, seeds and
+options: 360 steps, ~17 min on 2 threads here) in a checkout of the commit that
+shipped it, 108f726; later changes to the data generator or the tools change the
+data. A ``--minutes`` budget also paces the learning-rate schedule, so a machine
+of another speed would stop at another step: the shipped recipe fixes the steps.
 
 Needs the ``tune`` extra: ``pip install 'transformers>=4.46' 'peft>=0.13'
 sentencepiece accelerate 'torch==2.13.0'`` (keep torch pinned: an unpinned

@@ -33,21 +33,33 @@ __all__ = ["JsonBaselineDecoder", "calls_schema"]
 
 def calls_schema(tools: Sequence[ToolSpec], enums: Mapping[str, Sequence[Any]],
                  max_calls: int) -> dict[str, Any]:
-    """JSON Schema of the answer: a list of up to ``max_calls`` calls of ``tools``."""
+    """JSON Schema of the answer: a list of up to ``max_calls`` calls of ``tools``.
+
+    A run-time enum with no values drops an optional argument, and a tool whose
+    required argument it is (as the SimpleTool decoder does): llama.cpp's grammar
+    for an empty enum crashes the process.
+    """
     variants = []
     for spec in tools:
         params = json.loads(json.dumps(dict(spec.parameters)))
         props = params.setdefault("properties", {})
+        required = params.setdefault("required", [])
+        if any(arg in required and not list(values) for arg, values in enums.items()):
+            continue
         for arg, values in enums.items():
             if arg in props:
-                props[arg] = {**props[arg], "enum": list(values)}
-        params.setdefault("required", [])
+                if list(values):
+                    props[arg] = {**props[arg], "enum": list(values)}
+                else:
+                    del props[arg]
         variants.append({
             "type": "object",
             "properties": {"name": {"const": spec.name}, "arguments": params},
             "required": ["name", "arguments"],
             "additionalProperties": False,
         })
+    if not variants:
+        return {"type": "array", "maxItems": 0}
     return {"type": "array", "items": {"oneOf": variants}, "minItems": 0, "maxItems": max_calls}
 
 

@@ -19,6 +19,7 @@ family's template by architecture (``gemma``), else ``chatml``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,6 +34,7 @@ __all__ = [
     "fallback_template",
     "render_answer",
     "render_scene",
+    "scene_objects",
     "render_tool_list",
     "system_prompt",
     "user_content",
@@ -71,6 +73,13 @@ def render_scene(objects: Sequence[str], holding: str | None = None,
         listed = "; ".join(f"{o} at ({', '.join(f'{v:.2f}' for v in positions[o])})"
                            for o in objects)
     return f"{listed}. Gripper: {f'holding {holding}' if holding else 'empty'}."
+
+
+def scene_objects(scene: str) -> list[str]:
+    """The object ids a scene written by :func:`render_scene` lists (either form)."""
+    listed = scene.split(". Gripper:")[0]
+    return [part.split(" at (")[0].strip() for part in re.split(r"[;,] (?![-\d])", listed)
+            if part.strip()]
 
 
 _SCENE_A = render_scene(["red_cube", "green_cube"])

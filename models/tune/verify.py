@@ -14,7 +14,6 @@ from the peft model) needs the ``tune`` extra.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,12 @@ from typing import Any
 
 from control.tools import ToolSpec
 from models.evalsets.score import Case, Score
+from models.prompts import scene_objects
 from models.tune.data import Example
 
 __all__ = ["ScoredCase", "check_loads", "greedy_llama", "greedy_torch", "heldout_cases",
            "score_decoder"]
 
-_SEEN = re.compile(r"\b([a-z]+_[a-z_]+) at \(")
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ def heldout_cases(examples: Sequence[Example]) -> list[ScoredCase]:
     for i, ex in enumerate(examples):
         enums: dict[str, list[str]] = {}
         if ex.scene:
-            seen = [o for o in _SEEN.findall(ex.scene.split(". Gripper")[0]) if o != "bin"]
+            seen = [o for o in scene_objects(ex.scene) if o != "bin"]
             names = {a for t in ex.toolset.tools for a in t.properties}
             if "object" in names:
                 enums["object"] = seen
