@@ -72,6 +72,7 @@ Schedule = Literal["auto", "parallel", "sequential"]
 _MAX_FORKS = 15
 _MAX_DRAFT = 8
 _MAX_ANSWERS = 32  # answers remembered token for token, for drafts
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -480,10 +481,14 @@ class SimpleToolDecoder:
         """The rest of the call as the request suggests it (prompt lookup over the whole
         call, ``x=0.27, y=-0.33, z=0.2)``), up to the first value it does not give."""
         tok, out, close = self.vocab.tokenize, [], ""
+        numeric = [a.name for a, m in zip(args, matchers, strict=True)
+                   if a.required and isinstance(m, NumberMatcher)]
+        said = _NUMBER.findall(self.request)
+        in_order = dict(zip(numeric, said, strict=True)) if len(said) == len(numeric) else {}
         for i, (arg, m) in enumerate(zip(args, matchers, strict=True)):
             if m is None or not arg.required:
                 break
-            value = self._draft(m, "", arg.name)
+            value = self._draft(m, "", arg.name, in_order.get(arg.name))
             if not value:
                 return out
             out += tok(close + (", " if i else "") + arg.name) + value
@@ -574,21 +579,33 @@ class SimpleToolDecoder:
         raise DecodeError(f"no valid continuation for value {text!r} within "
                           f"{m.max_tokens} tokens; nothing was returned for this call")
 
-    def _draft(self, m: Matcher, text: str, arg: str) -> list[int]:
-        """Tokens the request suggests next (prompt lookup), cut where the value can't go."""
+    def _draft(self, m: Matcher, text: str, arg: str, number: str | None = None) -> list[int]:
+        """Tokens the request suggests next (prompt lookup), cut where the value can't go.
+
+        A value not begun yet is drafted only for a number (the one after or before the
+        argument's name, else ``number``: the request's numbers taken in order) and for
+        an enum the request names exactly one option of (``kitchen``).
+        """
         src = self.request
-        if isinstance(m, EnumMatcher) or not src:
+        if not src:
             return []
-        body = m.body(text) if text else ""
-        if not body:
+        if isinstance(m, EnumMatcher):
+            if text:
+                return []
+            said = [o for o, v in m.options.items() if isinstance(v, str)
+                    and re.search(rf"\b{re.escape(v.replace('_', ' '))}\b", src, re.IGNORECASE)]
+            if len(said) != 1:
+                return []
+            tail = said[0]
+        elif not (body := m.body(text) if text else ""):
             if text or not isinstance(m, NumberMatcher):
                 return []
             name = re.escape(arg)
             hit = (re.search(rf"\b{name}\b\W{{0,3}}?(-?\d+(?:\.\d+)?)", src)
                    or re.search(rf"(-?\d+(?:\.\d+)?)\s*{name}\b", src))
-            if not hit:
+            if hit is None and number is None:
                 return []
-            tail = "=" + hit.group(1)
+            tail = "=" + (hit.group(1) if hit else str(number))
         else:
             anchor = re.search(rf"\b{re.escape(arg)}\b", src)
             at = src.find(body, anchor.start() if anchor else 0)

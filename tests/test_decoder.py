@@ -141,7 +141,9 @@ def test_prompt_lookup_changes_passes_not_answers(decoders) -> None:
     try:
         requests = [("move the gripper to x 0.45, y -0.25, z 0.3", ROBOT, SEEN),
                     ("send a message to Anna saying I am running late", VOICE, None),
-                    ("set the thermostat in the bedroom to 21.5 degrees", VOICE, None)]
+                    ("set the thermostat in the bedroom to 21.5 degrees", VOICE, None),
+                    ("go to (0.5, -0.1, 0.3)", ROBOT, SEEN),
+                    ("turn off the kitchen lights", VOICE, None)]
         saved = 0
         for text, tools, enums in requests:
             ctx = (DecodeContext.from_request(text, scene=SCENE, enums=enums) if enums
@@ -158,11 +160,12 @@ def test_prompt_lookup_changes_passes_not_answers(decoders) -> None:
 def test_a_call_whose_values_the_request_gives_is_drafted_whole(decoders) -> None:
     dec = decoders["sequential"]
     dec.decode(DecodeContext.from_request("go home", scene=SCENE, enums=SEEN), ROBOT)  # warm
-    res = dec.decode(DecodeContext.from_request("move the gripper to x 0.45, y -0.25, z 0.3",
-                                                scene=SCENE, enums=SEEN), ROBOT)
-    assert res.calls == [ToolCall("move_to", {"x": 0.45, "y": -0.25, "z": 0.3}, id="1")]
-    # one pass for the prompt, one for the name's tokens and the whole call drafted after it
-    assert res.forward_passes == 2
+    # by the arguments' names, or the request's numbers in order where it names none
+    for request in ("move the gripper to x 0.45, y -0.25, z 0.3", "go to (0.45, -0.25, 0.3)"):
+        res = dec.decode(DecodeContext.from_request(request, scene=SCENE, enums=SEEN), ROBOT)
+        assert res.calls == [ToolCall("move_to", {"x": 0.45, "y": -0.25, "z": 0.3}, id="1")]
+        # one pass for the prompt, one for the name's tokens and the whole call drafted after it
+        assert res.forward_passes == 2, request
 
 
 def test_colliding_names_walk_the_trie_without_forks(decoders) -> None:
