@@ -28,7 +28,6 @@ __all__ = ["ScoredCase", "check_loads", "greedy_llama", "greedy_torch", "heldout
            "score_decoder"]
 
 
-
 @dataclass(frozen=True)
 class ScoredCase:
     """An eval case with the tools it is decoded against."""
