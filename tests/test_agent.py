@@ -122,6 +122,16 @@ class ForeseeingWorld:
         return predicted == self.actual
 
 
+def _two_requests(agent: Agent) -> list:
+    """Queue "first" and "second" at once; their turns when both are done."""
+    try:
+        agent.submit("first")
+        agent.submit("second")
+        return agent.wait(10)
+    finally:
+        agent.close()
+
+
 @pytest.mark.parametrize("actual", ["after", "something else"])
 def test_the_next_request_is_decoded_while_the_calls_run(actual: str) -> None:
     """Two queued requests: the second is decoded on the predicted world while the first
@@ -131,13 +141,7 @@ def test_the_next_request_is_decoded_while_the_calls_run(actual: str) -> None:
                [ToolCall("look", {"x": 3})]]
     dec = ScriptedDecoder(answers)
     foresight = ForeseeingWorld(actual)
-    agent = Agent(dec, _registry(log), _context, foresight=foresight)
-    try:
-        agent.submit("first")
-        agent.submit("second")
-        first, second = agent.wait(10)
-    finally:
-        agent.close()
+    first, second = _two_requests(Agent(dec, _registry(log), _context, foresight=foresight))
     assert foresight.predicted_from[0] == ["look"]
     assert foresight.predicted_ns[0] < first.done_ns  # while "look 1" was still running
     assert dec.contexts[1] == {"text": "second", "world": "after"}
@@ -165,14 +169,9 @@ def test_a_foreseen_decode_the_world_proved_wrong_is_the_fresh_decode_s_draft() 
     dec = ScriptedDecoder([[ToolCall("look", {"x": 1})], ahead, [ToolCall("look", {"x": 3})]])
     foresight = ForeseeingWorld("something else")
     foresight.context = lambda text, observation: DraftableContext(text, observation)
-    agent = Agent(dec, _registry(log), lambda text, history: DraftableContext(text, "now"),
-                  foresight=foresight)
-    try:
-        agent.submit("first")
-        agent.submit("second")
-        first, second = agent.wait(10)
-    finally:
-        agent.close()
+    first, second = _two_requests(Agent(
+        dec, _registry(log), lambda text, history: DraftableContext(text, "now"),
+        foresight=foresight))
     assert second.foreseen is False
     assert [(c.text, c.world, c.draft) for c in dec.contexts] == [
         ("first", "now", None), ("second", "after", None), ("second", "now", tuple(ahead))]
