@@ -4,8 +4,9 @@ A value is decoded as text that starts at the ``=`` after the argument name
 (``=`` belongs to the value because tokenizers merge it with what follows:
 ``=-`` and ``="`` are single tokens in both bundled vocabularies). Each
 :class:`Matcher` says which tokens may come next (``allowed``), whether the
-text is a complete value, and what text is forced once only one completion is
-left (jump-forward). The structure that follows a value (``, y`` or ``)``) is
+text is a complete value, what text is forced once only one completion is
+left (jump-forward), and the tokens every value starts with (``lead``: forced,
+as the canonical tokenization has them, ``=`` ``true``). The structure that follows a value (``, y`` or ``)``) is
 handled by the decoder; a string's closing quote is part of it (``close``).
 
 - enums, object ids and booleans: the rendered options (a token-set trie);
@@ -77,6 +78,7 @@ class Matcher:
     """What a value may look like, as text that starts at ``=``."""
 
     close = ""  # text that ends the value before the structure that follows
+    vocab: VocabIndex
 
     def allowed(self, text: str) -> np.ndarray:
         raise NotImplementedError
@@ -96,6 +98,12 @@ class Matcher:
         """The rest of the value when only one completion is left."""
         return None
 
+    def lead(self) -> list[int]:
+        """Tokens every value starts with, forced before the first decision (``=`` of
+        ``=true`` / ``=false``, ``="`` of a string); none where values differ in their
+        first token (``=1`` / ``=-1`` start ``=`` / ``=-``)."""
+        return []
+
     def value(self, text: str) -> Any:
         raise NotImplementedError
 
@@ -114,6 +122,12 @@ class EnumMatcher(Matcher):
             ids.update(vocab.tokenize(opt[1:]))
         self.ids = np.array(sorted(ids), dtype=np.int64)
         self.max_tokens = max(len(vocab.tokenize(o)) for o in self.options) + 4
+        firsts = {tuple(vocab.tokenize(o)[:1]) for o in self.options}
+        first = firsts.pop() if len(firsts) == 1 else ()
+        self._lead = list(first) if all(len(vocab.tokenize(o)) > 1 for o in self.options) else []
+
+    def lead(self) -> list[int]:
+        return self._lead
 
     def allowed(self, text: str) -> np.ndarray:
         texts = self.vocab.texts
@@ -194,6 +208,9 @@ class NumberMatcher(Matcher):
     def viable(self, text: str) -> bool:
         return self._viable(text)
 
+    def lead(self) -> list[int]:
+        return self.vocab.tokenize("=") if self.range.lo >= 0 else []
+
     def allowed(self, text: str) -> np.ndarray:
         texts = self.vocab.texts
         keep = [i for i in self.vocab.numeric_ids if self._viable(text + texts[i])]  # type: ignore[operator]
@@ -242,6 +259,9 @@ class StringMatcher(Matcher):
 
     def body(self, text: str) -> str:
         return text[2:]
+
+    def lead(self) -> list[int]:
+        return self.vocab.tokenize('="')
 
     def value(self, text: str) -> Any:
         return text[2:]

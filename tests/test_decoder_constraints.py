@@ -88,3 +88,17 @@ def test_strings_are_bounded_and_never_break_out() -> None:
 def test_malformed_numbers_are_not_complete(text: str) -> None:
     n = NumberMatcher(ArgSpec("n", ArgKind.NUMBER, True), V)  # type: ignore[arg-type]
     assert not n.complete(text)
+
+
+def test_a_lead_every_value_starts_with_is_forced_not_decided() -> None:
+    def lead(m: object) -> list[str]:
+        return [PIECES[i] for i in m.lead()]  # type: ignore[attr-defined]
+
+    assert lead(EnumMatcher([True, False], ArgSpec("on", ArgKind.BOOLEAN, True), V)) == ["="]  # type: ignore[arg-type]
+    assert lead(EnumMatcher(["red_cube", "blue_cube"], None, V)) == ["="]  # type: ignore[arg-type]
+    assert lead(StringMatcher(ArgSpec("city", ArgKind.STRING, True), V)) == ['="']  # type: ignore[arg-type]
+    unsigned = NumberMatcher(ArgSpec("n", ArgKind.INTEGER, True, minimum=0, maximum=100), V)  # type: ignore[arg-type]
+    assert lead(unsigned) == ["="]
+    # where values differ in their first token (`=` / `=-`), the model decides it
+    signed = NumberMatcher(ArgSpec("y", ArgKind.NUMBER, True, minimum=-0.5, maximum=0.5), V)  # type: ignore[arg-type]
+    assert lead(signed) == [] and lead(EnumMatcher([1, -1], None, V)) == []  # type: ignore[arg-type]
