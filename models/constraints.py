@@ -6,8 +6,9 @@ A value is decoded as text that starts at the ``=`` after the argument name
 :class:`Matcher` says which tokens may come next (``allowed``), whether the
 text is a complete value, what text is forced once only one completion is
 left (jump-forward), and the tokens every value starts with (``lead``: forced,
-as the canonical tokenization has them, ``=`` ``true``). The structure that follows a value (``, y`` or ``)``) is
-handled by the decoder; a string's closing quote is part of it (``close``).
+as the canonical tokenization has them, ``=`` ``true``). The structure that
+follows a value (``, y`` or ``)``) is handled by the decoder; a string's closing
+quote is part of it (``close``).
 
 - enums, object ids and booleans: the rendered options (a token-set trie);
 - numbers: ``-?(0|[1-9][0-9]*)(\\.[0-9]+)?`` with at most ``max_frac_digits``

@@ -591,20 +591,20 @@ class SimpleToolDecoder:
         firsts = np.array(sorted({f.tokens[0] for f in follows}), np.int64)
         for _ in range(m.max_tokens + 1):
             ids = m.allowed(text)
-            if m.complete(text) and len(ids) == 0 and len(follows) == 1:
-                self.pending += follows[0].tokens
-                return text, 0
-            self._use_ahead()
-            if self.lookup and not self.ahead:
-                self._lookahead(self._value_draft(m, text, arg, follows))
-            logits = self._flush()
             done = m.complete(text)
             both = np.concatenate([ids, firsts]) if done else ids
             if len(both) == 0:
                 raise DecodeError(f"no valid continuation for value {text!r}; "
                                   "nothing was returned for this call")
-            best = int(both[int(np.argmax(logits[both]))])
-            self.stats.sampled += 1
+            if len(both) == 1:  # one token can come next (the only object seen): no decision
+                best = int(both[0])
+            else:
+                self._use_ahead()
+                if self.lookup and not self.ahead:
+                    self._lookahead(self._value_draft(m, text, arg, follows))
+                logits = self._flush()
+                best = int(both[int(np.argmax(logits[both]))])
+                self.stats.sampled += 1
             if done and best in firsts:
                 group = [k for k, f in enumerate(follows) if f.tokens[0] == best]
                 if len(group) == 1:

@@ -250,3 +250,16 @@ def test_a_model_closed_before_its_context_frees_everything_once(tmp_path: Path)
                          cwd=ROOT, timeout=120)
     assert run.returncode == 0, run.stderr[-500:]
     assert "closed True" in run.stdout
+
+
+def test_the_only_value_left_is_forced_not_decided(decoders) -> None:
+    dec = decoders["sequential"]
+    objects = {"object": ["red_cube", "blue_cube"], "target": ["red_cube", "blue_cube"]}
+    two = dec.decode(DecodeContext.from_request("pick up the red cube", scene=SCENE,
+                                                enums=objects), ROBOT)
+    one = dec.decode(DecodeContext.from_request("pick up the red cube", scene=SCENE,
+                                                enums={"object": ["red_cube"],
+                                                       "target": ["red_cube"]}), ROBOT)
+    assert [c.to_json() for c in one.calls] == [c.to_json() for c in two.calls]
+    assert one.calls[0].arguments["object"] == "red_cube"
+    assert one.sampled_tokens == two.sampled_tokens - 1  # "red" was the value's one decision
