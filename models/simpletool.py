@@ -398,7 +398,7 @@ class SimpleToolDecoder:
         if len(group) == 1:
             self.pending += alts[group[0]].tokens
             return group[0]
-        pick = guess and (lambda live: guess([group[i] for i in live]))
+        pick = None if guess is None else (lambda live: guess([group[i] for i in live]))
         return group[self._walk([alts[i].tokens for i in group], pick)]
 
     def _walk(self, cands: list[list[int]],

@@ -170,7 +170,7 @@ def test_preflight_serves_the_final_decode_when_the_text_did_not_change():
 
 
 def test_a_new_text_is_decoded_with_the_latest_calls_of_its_turn_as_draft():
-    inner = ScriptedDecoder({"turn off the kitchen": [LIGHT]})
+    inner = ScriptedDecoder({"turn off the kitchen": [LIGHT], "turn off the kitchen lights": [LIGHT]})
     dec = PreflightDecoder(inner)
     done = threading.Event()
     dec.preflight(DecodeContext.from_request("turn off the kitchen"), [],
@@ -180,8 +180,11 @@ def test_a_new_text_is_decoded_with_the_latest_calls_of_its_turn_as_draft():
     later_turn = DecodeContext(({"role": "user", "content": "turn off the kitchen lights"},
                                 {"role": "assistant", "content": "done"},
                                 {"role": "user", "content": "thanks"}))
+    # the final's decode ended the utterance: the next request (no history either, so
+    # the same turn key) starts without the previous one's calls
+    list(dec.decode_stream(DecodeContext.from_request("what's the weather in Oslo"), []))
     list(dec.decode_stream(later_turn, []))
-    assert inner.drafts == [None, (LIGHT,), None]  # none before; another turn: none
+    assert inner.drafts == [None, (LIGHT,), None, None]  # none before; another turn: none
     dec.close()
 
 
