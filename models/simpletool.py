@@ -499,11 +499,12 @@ class SimpleToolDecoder:
         if not alts:
             raise DecodeError("no tool can be called now (every tool needs a value that "
                               "the run-time enums leave empty)")
+
         def guess(live: list[int]) -> list[int]:
             """The call the request names, among names that share their first tokens."""
-            named = [i for i in live if alts[i].kind == "tool"
+            named = [i for i in live if self.lookup and alts[i].kind == "tool"
                      and _names(usable[alts[i].index][0].name, self.request)]
-            if not self.lookup or len(named) != 1:
+            if len(named) != 1:
                 return []
             _, args, matchers = usable[alts[named[0]].index]
             return alts[named[0]].tokens + self._call_draft(args, matchers)
