@@ -117,15 +117,16 @@ class EnumMatcher(Matcher):
     def __init__(self, values: Sequence[Any], arg: ArgSpec | None, vocab: VocabIndex) -> None:
         self.options = {"=" + render_value(v, arg): v for v in values}
         self.vocab = vocab
+        toks = [vocab.tokenize(opt) for opt in self.options]
         ids: set[int] = set()
-        for opt in self.options:
-            ids.update(vocab.tokenize(opt))
+        for opt, t in zip(self.options, toks, strict=True):
+            ids.update(t)
             ids.update(vocab.tokenize(opt[1:]))
         self.ids = np.array(sorted(ids), dtype=np.int64)
-        self.max_tokens = max(len(vocab.tokenize(o)) for o in self.options) + 4
-        firsts = {tuple(vocab.tokenize(o)[:1]) for o in self.options}
-        first = firsts.pop() if len(firsts) == 1 else ()
-        self._lead = list(first) if all(len(vocab.tokenize(o)) > 1 for o in self.options) else []
+        self.max_tokens = max(len(t) for t in toks) + 4
+        firsts = {t[0] for t in toks}
+        # a first token all options share and none is whole (``=`` of ``=true`` / ``=false``)
+        self._lead = [firsts.pop()] if len(firsts) == 1 and min(map(len, toks)) > 1 else []
 
     def lead(self) -> list[int]:
         return self._lead

@@ -666,8 +666,8 @@ class SimpleToolDecoder:
             if not fresh or not isinstance(m, NumberMatcher):
                 return []
             name = re.escape(arg)
-            hit = (re.search(rf"\b{name}\b\W{{0,3}}?(-?\d+(?:\.\d+)?)", src)
-                   or re.search(rf"(-?\d+(?:\.\d+)?)\s*{name}\b", src))
+            hit = (re.search(rf"\b{name}\b\W{{0,3}}?({_NUMBER.pattern})", src)
+                   or re.search(rf"({_NUMBER.pattern})\s*{name}\b", src))
             if hit is None and number is None:
                 return []
             tail = ("=" + (hit.group(1) if hit else str(number)))[len(text):]
