@@ -63,6 +63,7 @@ def test_window_fitting_and_options():
     assert fit.window_frames(int(2.2 * SR)) == 300  # 2.2 s + 0.5 s -> 3.0 s
     assert fit.window_frames(40 * SR) == FULL_FRAMES
     assert SttOptions(window="full").window_frames(SR) == FULL_FRAMES
+    assert SttOptions().window_frames(2 * SR) == 800  # the default floor: 8 s
     with pytest.raises(AudioError, match="expected window"):
         SttOptions(window="half")  # type: ignore[arg-type]
     with pytest.raises(AudioError, match="expected cpu_threads"):
