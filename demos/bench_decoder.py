@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="simpletool schedules to run (auto picks by measurement)")
     parser.add_argument("--n-threads", type=int, help="CPU threads (default: usable cores)")
     parser.add_argument("--n-gpu-layers", type=int, default=0, help="layers on the GPU (-1: all)")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--json", type=Path,
+                        help="also write the figures here, with a row per case and decoder")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -140,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
                                               n_threads=args.n_threads, n_gpu_layers=args.n_gpu_layers,
                                               lora_path=lora)
     tallies = {name: _Tally() for name in decoders}
+    rows: list[dict[str, Any]] = []  # one per case and decoder (for A/B comparisons)
     per_set = {(name, s): _Tally() for name in decoders for s in sets}
     loaded = runtime_gguf(path).path
     run_as = describe_gguf(loaded).quantization if loaded != path else None
@@ -155,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
             for i, (case, case_tools) in enumerate(cases[s]):
                 ctx = DecodeContext(case.messages, enums=case.enums)
                 for name, dec in decoders.items():
-                    _one(dec, ctx, case, case_tools, (tallies[name], per_set[name, s]))
+                    row = _one(dec, ctx, case, case_tools, (tallies[name], per_set[name, s]))
+                    rows.append({"set": s, "id": case.id, "decoder": name, **row})
                 print(f"\r{s} {i + 1}/{len(cases[s])}", end="", file=sys.stderr, flush=True)
             print(file=sys.stderr)
     finally:
@@ -170,19 +173,23 @@ def run(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps({"model": path.name, "run_as": run_as,
                                          "adapter": lora.name if lora else None, "sets": sets,
                                          "limit": args.limit, "results": summary,
-                                         "per_set": sets_summary}, indent=2))
+                                         "per_set": sets_summary, "cases": rows}, indent=2))
     return 0
 
 
-def _one(dec: Any, ctx: Any, case: Any, tools: list[Any], tallies: tuple[_Tally, ...]) -> None:
+def _one(dec: Any, ctx: Any, case: Any, tools: list[Any],
+         tallies: tuple[_Tally, ...]) -> dict[str, Any]:
+    """Decode one case into ``tallies``; returns its row (calls, latency, passes, exact)."""
     from models.decoder import DecodeError
+    from models.evalsets.score import exact_match
 
     try:
         res = dec.decode(ctx, tools)
-    except DecodeError:
+    except DecodeError as exc:
         for t in tallies:
             t.score.add(case.expected or [], None)
-        return
+        return {"error": str(exc), "exact": False}
+    calls = [c.to_json() for c in res.calls]
     for t in tallies:
         t.lat.append(res.latency_ms)
         if _three_numeric(case.expected):
@@ -190,7 +197,10 @@ def _one(dec: Any, ctx: Any, case: Any, tools: list[Any], tallies: tuple[_Tally,
         t.passes.append(res.forward_passes)
         t.sampled += res.sampled_tokens
         t.json_tokens += res.json_tokens
-        t.score.add(case.expected or [], [c.to_json() for c in res.calls])
+        t.score.add(case.expected or [], calls)
+    return {"calls": calls, "latency_ms": res.latency_ms, "forward_passes": res.forward_passes,
+            "sampled_tokens": res.sampled_tokens,
+            "exact": exact_match(case.expected or [], calls)}
 
 
 def _print_adapter(base: str, adapter: str, sets: list[str],

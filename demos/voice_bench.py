@@ -17,7 +17,9 @@ actuation (SQLite home store, espeak-ng replies). Measured per request:
 - the same from the endpoint (when the VAD decided the utterance was over,
   --silence-ms after the end of speech), which no turn can start before;
 - the fraction of read-only lookups whose result was already there (run ahead
-  from a partial transcript) at the end of speech, and at the endpoint.
+  from a partial transcript) at the end of speech, and at the endpoint; and how
+  high it could be: a lookup whose argument is among the request's last words
+  ("what's the weather in Paris") cannot be done when the speech ends.
 
   rtagent bench voice [--limit N] [--gap-s S] [--via wav|mic] [--json PATH] [--trace PATH]
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -63,9 +66,19 @@ def _key(call: dict[str, Any]) -> str:
     return ToolCall(call["name"], call["arguments"]).key()
 
 
+def said_last(text: str, call: dict[str, Any]) -> bool:
+    """The call names an argument said in the request's last two words (~0.7 s of speech):
+    a lookup of it cannot be done at the end of speech, when its argument is only just heard
+    (a service takes 150-400 ms on top)."""
+    last = re.findall(r"[a-z0-9']+", text.lower())[-2:]
+    return any(w in last for v in call["arguments"].values()
+               for w in re.findall(r"[a-z0-9']+", str(v).lower()))
+
+
 def score(requests: list[Any], result: Any) -> dict[str, Any]:
     """Per-request rows and the aggregate figures of one session."""
     from audio.wer import wer, wer_counts
+    from demos.voice_session import READ_ONLY
 
     by_segment: dict[str, list[dict[str, Any]]] = {}
     for t in result.turns:
@@ -93,6 +106,7 @@ def score(requests: list[Any], result: Any) -> dict[str, Any]:
         return [r[name] for r in rows if r.get(name) is not None]
 
     lookups = sum(r.get("lookups", 0) for r in rows)
+    expected = [(req.text, c) for req in requests for c in req.expected if c["name"] in READ_ONLY]
     out: dict[str, Any] = {
         "n": len(rows), "answered": sum(r["turns"] > 0 for r in rows),
         "split": sum(r["turns"] > 1 for r in rows),
@@ -105,6 +119,8 @@ def score(requests: list[Any], result: Any) -> dict[str, Any]:
                                 if lookups else None),
         "lookups_done_at_endpoint": (sum(r.get("lookups_done_at_endpoint", 0) for r in rows)
                                      / lookups if lookups else None),
+        "expected_lookups": len(expected),
+        "lookups_said_last": sum(said_last(text, c) for text, c in expected),
         "multi_call_turns": len(multi), "parallel_turns": sum(map(overlapped, multi)),
         "barge_ins": result.barge_ins, "error": result.error, "stats": result.stats,
     }
@@ -151,6 +167,12 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                      f"several calls ({r['parallel_turns']} ran them in parallel), "
                      f"{r['barge_ins']} barge-ins"
                      + (f", error: {r['error']}" if r["error"] else ""))
+    some = next(iter(results.values()), None)
+    if some and some.get("expected_lookups"):
+        n, late = some["expected_lookups"], some["lookups_said_last"]
+        lines.append(f"of the set's {n} expected lookups, {late} name an argument said in the "
+                     f"request's last two words (no lookup of those can be done at the end of "
+                     f"speech): at most {100 * (n - late) / n:.0f}% can")
     return "\n".join(lines)
 
 

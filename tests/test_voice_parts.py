@@ -307,6 +307,21 @@ def test_bench_scores_exact_calls_wer_and_split_utterances():
     assert s["first_action_ms_p50"] == pytest.approx(400.0)
     printed = table({"speculation": s, "no speculation": s})
     assert "call accuracy (exact)" in printed and "1.00x" in printed
+    # Paris and Tokyo are the requests' last words: no lookup of them can beat the speech
+    assert (s["expected_lookups"], s["lookups_said_last"]) == (2, 2)
+    assert "at most 0% can" in printed
+
+
+def test_said_last_reads_the_requests_last_two_words():
+    from demos.voice_bench import said_last
+
+    weather = {"name": "get_weather", "arguments": {"city": "Berlin"}}
+    assert said_last("will it rain in Berlin today", weather)
+    assert not said_last("what's the weather in Berlin and what's on my calendar", weather)
+    assert not said_last("what's on my shopping list", {"name": "get_shopping_list",
+                                                        "arguments": {}})
+    assert said_last("what's the weather in New York", {"name": "get_weather",
+                                                         "arguments": {"city": "New York"}})
 
 
 class _Ctx2:
