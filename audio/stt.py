@@ -4,7 +4,8 @@
 trick: CTranslate2's Whisper encoder accepts feature windows shorter than the
 usual 30 s (3000 frames); the encoder's cost grows with the window, so
 ``window="fit"`` sizes it to the utterance plus ``margin_ms`` (rounded up to
-``window_step_ms`` so few distinct shapes occur), while ``window="full"``
+``window_step_ms`` so few distinct shapes occur), but no shorter than
+``min_window_ms`` (8 s: much shorter windows cost words), while ``window="full"``
 always encodes 3000 frames like ``WhisperModel.transcribe``. Decoding is
 greedy without timestamps. Both share every other step, so a benchmark can
 compare them fairly (``rtagent bench stt``).
