@@ -13,7 +13,8 @@ not decoded yet is decoded with the calls of the latest decode in the same turn
 (the same utterance: the final's decode ends it) as its draft
 (``DecodeContext.draft``): "turn off the kitchen" often already has the calls of
 "turn off the kitchen lights", which the decoder then verifies in the prompt's
-batch instead of deciding token by token (same answer).
+batch instead of deciding token by token (same answer, but for near ties: see
+:mod:`models.simpletool`).
 
 One llama.cpp context is not thread-safe: a lock lets one decode run at a
 time, and a real decode has priority: a preflight gives up as soon as a real

@@ -33,6 +33,10 @@ of its structure is sampled:
   that is over (``=true``, a string the request ends with) is drafted with what
   follows it (``)``), so the decision after it reads the same batch. A draft
   agreed with costs a few batch tokens (~5 ms each here), a pass saved ~25 ms.
+  "Exactly" is up to llama.cpp's arithmetic: a token evaluated in a batch gets
+  logits a little different from the same token evaluated alone (top-two logit
+  gaps moved by up to ~0.35 here), so a decision that is a near tie can go the
+  other way (seen: ``set_light(..., on=true)`` vs ``..., brightness=30)``).
 - **Leads**: the token every value of an argument starts with (``=`` before
   ``true`` / ``false``, an enum member or an unsigned number, ``="`` before a
   string) is structure and forced; a signed number's ``=`` / ``=-`` is decided.
