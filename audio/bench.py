@@ -6,7 +6,7 @@ Utterances are the spoken request set (audio/voice_requests.jsonl, espeak-ng,
 several voices and speeds), generated into --dir. Figures are wall-clock on
 this machine; the ratios compare runs made in the same process.
 
-  rtagent bench stt [--limit N] [--streaming N] [--json]
+  rtagent bench stt [--limit N] [--streaming N] [--requests JSONL] [--json]
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="real-time streaming runs on the first N utterances (0 = skip)")
     parser.add_argument("--margin-ms", type=float, default=500.0, help="fitted-window margin")
     parser.add_argument("--threads", type=int, default=2, help="Whisper cpu_threads")
+    parser.add_argument("--requests", metavar="JSONL", help="the utterances to speak (default: the "
+                        "voice request set; audio/stt_heldout_requests.jsonl holds 50 other ones)")
     parser.add_argument("--dir", default="/tmp/rtagent-utterances", help="where WAVs are generated")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -131,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     from audio.stt import SttOptions, WhisperStt
     from audio.utterances import load_requests, write_utterances
 
-    reqs = load_requests()
+    reqs = load_requests(args.requests)
     if args.limit:
         reqs = reqs[:args.limit]
     items = [(r, read_wav(p).samples) for r, p in write_utterances(Path(args.dir), reqs)]

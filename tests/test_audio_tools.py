@@ -159,3 +159,13 @@ def test_request_set_covers_every_tool_with_valid_calls():
             used.add(call["name"])
     assert used == {s.name for s in reg.specs()}
     assert sum(len(r.expected) > 1 for r in reqs) >= 8  # multi-part requests
+
+
+def test_heldout_stt_requests_are_other_words_in_the_same_voices():
+    from importlib import resources
+
+    held = load_requests(str(resources.files("audio").joinpath("stt_heldout_requests.jsonl")))
+    main = load_requests()
+    assert len(held) == 50 and not {r.text for r in held} & {r.text for r in main}
+    assert not {r.id for r in held} & {r.id for r in main}  # they share a WAV folder
+    assert {(r.voice, r.words_per_min) for r in held} == {(r.voice, r.words_per_min) for r in main}
