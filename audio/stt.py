@@ -59,10 +59,10 @@ class SttOptions:
     window_step_ms: fitted windows are rounded up to a multiple of this.
     min_window_ms: smallest fitted window. 8 s, not the utterance's 2-3 s: Whisper was
         trained on 30 s windows, and on a much shorter one tiny.en mishears more
-        (measured on the spoken request set / the 50 of ``stt_heldout_requests.jsonl``, VAD-cut,
-        with the voice demo's prompt: WER 13.5% /
-        22.1% with a 1 s floor, 9.4% / 17.4% with 8 s, for ~7 ms more per call on one
-        thread; the full 30 s window: 11.5% / 19.6% at ~5x the time).
+        (measured VAD-cut, with the voice demo's prompt, on the spoken request set / the
+        50 of ``stt_heldout_requests.jsonl``: WER 13.5% / 22.1% with a 1 s floor, 9.4% /
+        17.4% with 8 s, for ~7 ms more per call on one thread; the full 30 s window:
+        11.5% / 19.6% at ~5x the time).
     max_tokens: decoding stops after this many tokens, and after
         ``tokens_per_s`` per second of audio (+ 10): a short window invites Whisper
         to loop, and people say about 3 words (4 tokens) a second.
