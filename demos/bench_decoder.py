@@ -181,7 +181,6 @@ def _one(dec: Any, ctx: Any, case: Any, tools: list[Any],
          tallies: tuple[_Tally, ...]) -> dict[str, Any]:
     """Decode one case into ``tallies``; returns its row (calls, latency, passes, exact)."""
     from models.decoder import DecodeError
-    from models.evalsets.score import exact_match
 
     try:
         res = dec.decode(ctx, tools)
@@ -190,6 +189,7 @@ def _one(dec: Any, ctx: Any, case: Any, tools: list[Any],
             t.score.add(case.expected or [], None)
         return {"error": str(exc), "exact": False}
     calls = [c.to_json() for c in res.calls]
+    exact = False
     for t in tallies:
         t.lat.append(res.latency_ms)
         if _three_numeric(case.expected):
@@ -197,10 +197,9 @@ def _one(dec: Any, ctx: Any, case: Any, tools: list[Any],
         t.passes.append(res.forward_passes)
         t.sampled += res.sampled_tokens
         t.json_tokens += res.json_tokens
-        t.score.add(case.expected or [], calls)
+        exact = t.score.add(case.expected or [], calls)  # (the same for every tally)
     return {"calls": calls, "latency_ms": res.latency_ms, "forward_passes": res.forward_passes,
-            "sampled_tokens": res.sampled_tokens,
-            "exact": exact_match(case.expected or [], calls)}
+            "sampled_tokens": res.sampled_tokens, "exact": exact}
 
 
 def _print_adapter(base: str, adapter: str, sets: list[str],
