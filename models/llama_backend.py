@@ -71,6 +71,10 @@ class BackendOptions:
     - ``n_threads``: CPU threads (None: :func:`default_threads`).
     - ``n_gpu_layers``: layers offloaded to the GPU (0: CPU only; -1: all).
     - ``lora_path`` / ``lora_scale``: a llama.cpp LoRA adapter GGUF applied on top.
+    - ``flash_attn``: llama.cpp's flash attention; None: off on the CPU, llama.cpp's
+      choice (on where supported) with GPU offload. On this 2-core CPU its kernel
+      walks the cached keys one by one: a 30-token batch after 850 cached tokens
+      takes 99 ms with it vs 69 ms without (batches of 1-4 tokens: the same).
     - ``verbose``: let llama.cpp print its log.
     """
 
@@ -81,6 +85,7 @@ class BackendOptions:
     n_gpu_layers: int = 0
     lora_path: str | Path | None = None
     lora_scale: float = 1.0
+    flash_attn: bool | None = None
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -291,6 +296,14 @@ class BatchItem:
     logits: bool = False
 
 
+def _flash_attn_type(lib, opts: BackendOptions) -> int:  # type: ignore[no-untyped-def]
+    if opts.flash_attn is None:
+        return int(lib.LLAMA_FLASH_ATTN_TYPE_DISABLED if opts.n_gpu_layers == 0
+                   else lib.LLAMA_FLASH_ATTN_TYPE_AUTO)
+    return int(lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if opts.flash_attn
+               else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+
+
 class LlamaContext:
     """A multi-sequence llama.cpp context over one model, with prefix caching.
 
@@ -312,6 +325,7 @@ class LlamaContext:
         params.kv_unified = True  # one cache, so forks share the prefix cells
         params.swa_full = True  # sliding-window models (Gemma 3) must keep every cell to rewind
         params.no_perf = True
+        params.flash_attn_type = _flash_attn_type(lib, opts)
         self.n_threads = threads
         self.ptr = lib.llama_init_from_model(model.ptr, params)
         if not self.ptr:

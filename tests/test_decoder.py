@@ -275,3 +275,16 @@ def test_the_only_value_left_is_forced_not_decided(decoders) -> None:
     assert [c.to_json() for c in one.calls] == [c.to_json() for c in two.calls]
     assert one.calls[0].arguments["object"] == "red_cube"
     assert one.sampled_tokens == two.sampled_tokens - 1  # "red" was the value's one decision
+
+
+def test_flash_attention_is_off_on_the_cpu_unless_asked_for() -> None:
+    """On this CPU llama.cpp's flash-attention kernel makes prompt batches slower (see
+    BackendOptions); with GPU offload llama.cpp decides, and an explicit choice wins."""
+    from models.llama_backend import BackendOptions, _flash_attn_type, _lib
+
+    lib, _ = _lib()
+    assert _flash_attn_type(lib, BackendOptions()) == lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    assert _flash_attn_type(lib, BackendOptions(n_gpu_layers=-1)) == lib.LLAMA_FLASH_ATTN_TYPE_AUTO
+    assert _flash_attn_type(lib, BackendOptions(flash_attn=True)) == lib.LLAMA_FLASH_ATTN_TYPE_ENABLED
+    assert (_flash_attn_type(lib, BackendOptions(n_gpu_layers=-1, flash_attn=False))
+            == lib.LLAMA_FLASH_ATTN_TYPE_DISABLED)
