@@ -18,6 +18,10 @@ the same decoder without it: exact match and right tool on the in-domain eval
 sets (robot, voice; never seen in training) and on ``heldout``, requests the
 tune data generator builds only from held-out phrasings and values (seed 0),
 and p50 latency (target: at most +10%).
+
+llama.cpp's OpenMP threads spin briefly at each barrier before they sleep (this
+process has the cores to itself; see ``models.llama_backend.wait_policy``): run with
+OMP_WAIT_POLICY=PASSIVE to measure as the demos' decision processes run.
 """
 
 from __future__ import annotations
@@ -112,8 +116,10 @@ def run(args: argparse.Namespace) -> int:
     from models.artifacts import describe_gguf, resolve_gguf, runtime_gguf
     from models.decoder import DecodeContext, DecodeError, make_decoder, resolve_lora
     from models.evalsets.score import load_cases
+    from models.llama_backend import wait_policy
     from realtime.errors import ConfigError
 
+    wait_policy("spin")  # one process with the cores to itself (before any model loads)
     root = Path(__file__).resolve().parents[1]
     tool_files = {"robot": root / "sim_envs/robot_tools.json",
                   "voice": root / "audio/voice_tools.json"}

@@ -43,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from control.tools import load_tool_specs
     from models.decoder import DEFAULT_LORA, DecodeContext, DecodeError, make_decoder
     from models.evalsets.score import Score, load_cases
+    from models.llama_backend import wait_policy
     from realtime.errors import ConfigError
+
+    wait_policy("spin")  # one process with the cores to itself (before any model loads)
 
     file_tools = None
     if args.tools:

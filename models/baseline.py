@@ -75,9 +75,11 @@ class JsonBaselineDecoder:
                  examples: Sequence[Example] | None = None, max_tokens: int = 192,
                  verbose: bool = False, schedule: str | None = None) -> None:
         del schedule  # accepted so both decoders take the same options
-        from llama_cpp import Llama
-
         from models.artifacts import describe_gguf, runtime_gguf
+        from models.llama_backend import _lib
+
+        _lib()  # its OpenMP wait policy, before llama_cpp loads libgomp
+        from llama_cpp import Llama
 
         threads = n_threads or _default_threads()
         run = runtime_gguf(model_path, lora_path)  # the same file the SimpleTool decoder runs

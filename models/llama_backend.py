@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -38,6 +39,7 @@ __all__ = [
     "apply_chat_template",
     "default_threads",
     "quantize",
+    "wait_policy",
 ]
 
 
@@ -101,11 +103,35 @@ class BackendOptions:
             raise ConfigError(f"n_gpu_layers: expected -1 (all) or >= 0, got {self.n_gpu_layers}")
 
 
+_SPIN_ROUNDS = "1000"
+
+
+def wait_policy(policy: Literal["passive", "spin"]) -> None:
+    """How llama.cpp's OpenMP threads wait at the ~450 barriers of a forward pass.
+
+    ``"passive"`` (the default): sleep at once. Where other processes share the cores
+    (the demos) a spinning thread holds the core the thread it waits for needs: one
+    busy process beside a decode took it from 0.65 s to 15 s with OpenMP's default spin.
+    ``"spin"``: spin ~1000 rounds, then sleep; for a process that has the cores to
+    itself (``rtagent calls``, ``bench decoder``): waking sleeping threads costs ~20 ms
+    a pass in this VM (one token after 850 cached: 31 ms passive, 11 ms spinning;
+    beside a busy process: 17 vs 40 ms).
+
+    libgomp reads it once, when it loads: call before the first model. A user's own
+    ``OMP_WAIT_POLICY`` / ``GOMP_SPINCOUNT`` win.
+    """
+    if policy not in ("passive", "spin"):
+        raise ConfigError(f"wait policy: expected passive or spin, got {policy!r}")
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return
+    if policy == "spin":
+        os.environ["GOMP_SPINCOUNT"] = _SPIN_ROUNDS
+    else:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
 def _lib():  # type: ignore[no-untyped-def]
-    # OpenMP's default busy-wait at every barrier turns a 0.65 s decode into 15 s
-    # when another process holds a core (measured here): llama.cpp's threads
-    # spin on a core the thread they wait for needs. Read when libgomp loads.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    wait_policy("passive")  # unless chosen before (no effect once libgomp is loaded)
     try:
         import llama_cpp._logger as llama_logger
         import llama_cpp.llama_cpp as lib

@@ -4,6 +4,7 @@ streaming, prefix-cache reuse, and clear errors. (Accuracy is the benchmark's jo
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -288,3 +289,20 @@ def test_flash_attention_is_off_on_the_cpu_unless_asked_for() -> None:
     assert _flash_attn_type(lib, BackendOptions(flash_attn=True)) == lib.LLAMA_FLASH_ATTN_TYPE_ENABLED
     assert (_flash_attn_type(lib, BackendOptions(n_gpu_layers=-1, flash_attn=False))
             == lib.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+
+
+def test_wait_policy_is_explicit_and_a_users_own_setting_wins(monkeypatch) -> None:
+    from models.llama_backend import wait_policy
+
+    for var in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        monkeypatch.delenv(var, raising=False)
+    wait_policy("spin")
+    assert os.environ["GOMP_SPINCOUNT"] == "1000" and "OMP_WAIT_POLICY" not in os.environ
+    wait_policy("passive")  # already chosen: stays
+    assert "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    wait_policy("passive")
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE" and "GOMP_SPINCOUNT" not in os.environ
+    with pytest.raises(ConfigError, match="passive or spin"):
+        wait_policy("busy")  # type: ignore[arg-type]
