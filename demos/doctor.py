@@ -87,7 +87,14 @@ def check_dependencies() -> list[Check]:
 
 
 def check_models(load: bool) -> list[Check]:
-    from models.artifacts import DEFAULT_GGUF, GGUF_MODELS, describe_gguf, resolve_gguf, runtime_gguf
+    from models.artifacts import (
+        DEFAULT_GGUF,
+        GGUF_MODELS,
+        describe_gguf,
+        resolve_gguf,
+        run_type,
+        runtime_gguf,
+    )
 
     out = []
     for name, model in GGUF_MODELS.items():
@@ -100,7 +107,7 @@ def check_models(load: bool) -> list[Check]:
             loaded = runtime_gguf(path).path
             if model.run_as:
                 detail += (f"; runs as {describe_gguf(loaded).quantization} ({loaded})"
-                           if loaded != path else f"; runs as shipped (no {model.run_as} copy)")
+                           if loaded != path else f"; runs as shipped (no {run_type(model)} copy)")
             if load:
                 detail += f"; loaded in {_load_gguf(loaded):.2f} s"
             return Check("models", name, OK, detail)

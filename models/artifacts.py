@@ -52,6 +52,7 @@ __all__ = [
     "describe_gguf",
     "resolve_gguf",
     "resolve_whisper",
+    "run_type",
     "runtime_gguf",
     "sha256_file",
 ]
@@ -62,6 +63,7 @@ ENV_GGUF = "RTAGENT_GGUF"
 ENV_WHISPER = "RTAGENT_WHISPER"
 ENV_CACHE = "RTAGENT_CACHE"
 ENV_REENCODE = "RTAGENT_REENCODE"
+ENV_RUN_AS = "RTAGENT_RUN_AS"
 FIX_HINT = "run `rtagent doctor` to see what is missing, or the README's set-up command to install it"
 
 
@@ -83,7 +85,7 @@ class EmbeddedModel:
     license: str
     sha256: str
     locate: Callable[[], Path]
-    run_as: str | None = None  # llama.cpp type to re-encode to for running (runtime_gguf)
+    run_as: str | None = None  # llama.cpp type to re-encode to for running (see run_type)
 
 
 def _package_dir(module: str, package: str) -> Path:
@@ -241,6 +243,24 @@ def runtime_gguf(path: str | Path, lora: str | Path | None = None,
     return RunFile(_derived(p, model, None) or p)
 
 
+def run_type(model: EmbeddedModel) -> str | None:
+    """The weight type ``model`` runs as on this machine (None: as shipped).
+
+    ``$RTAGENT_RUN_AS`` if set; else BF16 where llama.cpp's CPU backend has native BF16
+    dot products (AVX512_BF16): for SmolLM2-135M a batch of 30 tokens after 850 cached
+    takes 54 ms in BF16 vs 85 in Q8_0 and 123 as shipped (Q4_1); one token 12 vs 10 ms;
+    else ``model.run_as`` (Q8_0: on AVX2 alone BF16 is emulated, and slow).
+    """
+    if model.run_as is None:
+        return None
+    forced = os.environ.get(ENV_RUN_AS)
+    if forced:
+        return forced.upper()
+    from models.llama_backend import cpu_features
+
+    return "BF16" if "AVX512_BF16" in cpu_features() else model.run_as
+
+
 def _run_as_model(path: Path) -> EmbeddedModel | None:
     for model in GGUF_MODELS.values():
         if model.run_as is None:
@@ -255,19 +275,20 @@ def _run_as_model(path: Path) -> EmbeddedModel | None:
 
 
 def _derived(shipped: Path, model: EmbeddedModel, lora: Path | None) -> Path | None:
-    """``shipped`` (+ ``lora``) as ``model.run_as`` in the cache; None if it can't be made."""
+    """``shipped`` (+ ``lora``) as :func:`run_type` in the cache; None if it can't be made."""
     from models.llama_backend import BackendError, quantize
     from models.lora_merge import MergeError, merge_lora
 
-    assert model.run_as is not None
+    run_as = run_type(model)
+    assert run_as is not None
     try:
         lora_sha = sha256_file(lora) if lora is not None else None
     except OSError:
         return None  # no adapter file: loading it at run time says so
     tag = f"+{lora.stem}-{lora_sha[:12]}" if lora is not None and lora_sha else ""
-    target = cache_dir() / f"{shipped.stem}{tag}.as-{model.run_as}.gguf"
+    target = cache_dir() / f"{shipped.stem}{tag}.as-{run_as}.gguf"
     stamp = target.with_suffix(".json")
-    want = {"source_sha256": model.sha256, "lora_sha256": lora_sha, "type": model.run_as}
+    want = {"source_sha256": model.sha256, "lora_sha256": lora_sha, "type": run_as}
     try:
         made = json.loads(stamp.read_text())
         if (all(made.get(k) == v for k, v in want.items()) and target.is_file()
@@ -276,19 +297,19 @@ def _derived(shipped: Path, model: EmbeddedModel, lora: Path | None) -> Path | N
     except (OSError, ValueError):
         pass
     what = f"{shipped.name} with {lora.name} merged" if lora else shipped.name
-    log.info("preparing %s as %s in %s (once)", what, model.run_as, target.parent)
+    log.info("preparing %s as %s in %s (once)", what, run_as, target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     try:
         if lora is not None:
-            merge_lora(shipped, lora, partial, others=model.run_as)
+            merge_lora(shipped, lora, partial, others=run_as)
         else:
-            quantize(shipped, partial, model.run_as)
+            quantize(shipped, partial, run_as)
         stamp.write_text(json.dumps({"source": shipped.name, "lora": lora.name if lora else None,
                                      **want, "sha256": sha256_file(partial)}))
         partial.replace(target)  # atomic: a process loading it never sees half a file
     except (BackendError, MergeError, OSError, ValueError) as exc:
-        log.warning("could not prepare %s as %s (%s); %s", what, model.run_as, exc,
+        log.warning("could not prepare %s as %s (%s); %s", what, run_as, exc,
                     "the adapter is applied at run time instead" if lora
                     else "loading it as shipped")
         return None

@@ -37,6 +37,7 @@ __all__ = [
     "LlamaContext",
     "LlamaModel",
     "apply_chat_template",
+    "cpu_features",
     "default_threads",
     "quantize",
     "wait_policy",
@@ -144,6 +145,14 @@ def _lib():  # type: ignore[no-untyped-def]
 
 
 _BACKEND_READY = False
+
+
+def cpu_features() -> frozenset[str]:
+    """The CPU features llama.cpp's CPU backend uses here (``AVX2``, ``AVX512_BF16``...)."""
+    lib, _ = _lib()
+    info = lib.llama_print_system_info().decode(errors="replace")
+    return frozenset(key.split(":")[-1].strip() for part in info.split("|") if "=" in part
+                     for key, value in [part.rsplit("=", 1)] if value.strip() == "1")
 
 
 def quantize(src: str | Path, dst: str | Path, type_name: str) -> None:

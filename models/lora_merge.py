@@ -45,10 +45,10 @@ def _pairs(lora) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # type: ignore[no
 def merge_lora(base_gguf: str | Path, lora_gguf: str | Path, out_gguf: str | Path,
                scale: float = 1.0, others: str | None = None) -> int:
     """Write ``base + scale * alpha / rank * B @ A`` to ``out_gguf``; returns the number
-    of tensors changed. The changed tensors are F16 (re-quantized, the small change the
-    adapter makes drowns in the quantization step: measured, voice exact match 105 of
-    120 with them in Q8_0); ``others`` re-encodes the quantized tensors
-    the adapter leaves alone (e.g. ``"Q8_0"``; None: as they are).
+    of tensors changed. The changed tensors are F16, or BF16 where ``others`` is BF16
+    (re-quantized, the small change the adapter makes drowns in the quantization step:
+    measured, voice exact match 105 of 120 with them in Q8_0); ``others`` re-encodes the
+    quantized tensors the adapter leaves alone (e.g. ``"Q8_0"``; None: as they are).
     :class:`MergeError` if the adapter does not fit the base."""
     import gguf
 
@@ -72,7 +72,7 @@ def merge_lora(base_gguf: str | Path, lora_gguf: str | Path, out_gguf: str | Pat
             raise MergeError(f"{name}: adapter shapes {a.shape} / {b.shape} do not fit the "
                              f"base tensor {w.shape}")
         rank = a.shape[0]
-        merged[name] = (w + (scale * alpha / rank) * (b @ a)).astype(np.float16)
+        merged[name] = w + (scale * alpha / rank) * (b @ a)
     arch = str(base.fields[gguf.Keys.General.ARCHITECTURE].contents())
     writer = gguf.GGUFWriter(str(out_gguf), arch)
     for field in base.fields.values():
@@ -88,9 +88,12 @@ def merge_lora(base_gguf: str | Path, lora_gguf: str | Path, out_gguf: str | Pat
     out: dict[str, tuple[np.ndarray, gguf.GGMLQuantizationType]] = {}
     qtype = getattr(gguf.GGMLQuantizationType, others.upper()) if others else None
     float_types = (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16)
+    bf16 = gguf.GGMLQuantizationType.BF16
     for t in base.tensors:
-        if t.name in merged:
-            out[t.name] = merged[t.name], gguf.GGMLQuantizationType.F16
+        if t.name in merged and qtype == bf16:
+            out[t.name] = gguf.quants.quantize(merged[t.name], bf16), bf16
+        elif t.name in merged:
+            out[t.name] = merged[t.name].astype(np.float16), gguf.GGMLQuantizationType.F16
         elif qtype is not None and t.tensor_type not in (*float_types, qtype):
             values = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
             out[t.name] = gguf.quants.quantize(values, qtype), qtype

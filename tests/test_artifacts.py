@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 from pathlib import Path
 
@@ -106,14 +107,28 @@ def test_models_load_for_real(default_gguf, whisper_dir) -> None:
     assert isinstance(list(segments), list)
 
 
-def test_default_model_runs_from_a_q8_0_copy_made_once(default_gguf, tmp_path, monkeypatch) -> None:
-    from models.artifacts import runtime_gguf
+def test_the_run_type_is_bf16_where_the_cpu_has_it_else_q8_0(monkeypatch) -> None:
+    from models.artifacts import GGUF_MODELS, run_type
+    from models.llama_backend import cpu_features
+
+    monkeypatch.delenv("RTAGENT_RUN_AS", raising=False)
+    smol = GGUF_MODELS["smollm2-135m"]
+    assert run_type(smol) == ("BF16" if "AVX512_BF16" in cpu_features() else "Q8_0")
+    assert run_type(GGUF_MODELS["gemma3-270m"]) is None  # runs as shipped
+    monkeypatch.setenv("RTAGENT_RUN_AS", "q8_0")
+    assert run_type(smol) == "Q8_0"
+    if platform.machine() == "x86_64":  # parsed from llama.cpp's system info
+        assert {"AVX2", "SSE3"} <= cpu_features()
+
+
+def test_default_model_runs_from_a_copy_made_once(default_gguf, tmp_path, monkeypatch) -> None:
+    from models.artifacts import GGUF_MODELS, run_type, runtime_gguf
 
     monkeypatch.setenv("RTAGENT_CACHE", str(tmp_path))
     run = runtime_gguf(default_gguf).path
     assert run.parent == tmp_path and run != default_gguf
     info, shipped = describe_gguf(run), describe_gguf(default_gguf)
-    assert info.quantization == "Q8_0"
+    assert info.quantization == run_type(GGUF_MODELS["smollm2-135m"])
     assert (info.architecture, info.vocab_size, info.chat_template) == (
         shipped.architecture, shipped.vocab_size, shipped.chat_template)
     made = run.stat().st_mtime_ns

@@ -191,7 +191,7 @@ def test_the_shipped_adapter_runs_merged_into_the_weights(default_gguf: Path, tm
                                                           monkeypatch) -> None:
     """Merged, the adapter computes what llama.cpp computes applying it at run time, and a
     context over the merged model applies no second copy of it."""
-    from models.artifacts import describe_gguf, runtime_gguf
+    from models.artifacts import GGUF_MODELS, describe_gguf, run_type, runtime_gguf
     from models.llama_backend import BackendOptions, LlamaContext, LlamaModel
     from realtime.errors import ConfigError
 
@@ -199,7 +199,7 @@ def test_the_shipped_adapter_runs_merged_into_the_weights(default_gguf: Path, tm
     adapter = _shipped().path
     run = runtime_gguf(default_gguf, adapter)
     assert run.lora_merged == adapter and run.path.parent == tmp_path
-    assert describe_gguf(run.path).quantization == "Q8_0"
+    assert describe_gguf(run.path).quantization == run_type(GGUF_MODELS["smollm2-135m"])
     assert runtime_gguf(default_gguf, adapter, lora_scale=0.5).lora_merged is None  # at run time
     mine = tmp_path / "mine.gguf"  # not a shipped adapter (e.g. one being tried): at run time
     shutil.copyfile(adapter, mine)
@@ -265,6 +265,6 @@ def test_a_failed_merge_applies_the_adapter_at_run_time(default_gguf: Path, tmp_
     monkeypatch.setattr(lora_merge, "merge_lora", fail)
     with caplog.at_level("WARNING", logger="rtagent.models"):
         run = runtime_gguf(default_gguf, _shipped().path)
-    assert run.lora_merged is None and run.path.parent == tmp_path  # the plain Q8_0 copy
+    assert run.lora_merged is None and run.path.parent == tmp_path  # the plain re-encoded copy
     assert "applied at run time instead" in caplog.text and "do not fit" in caplog.text
     assert not list(tmp_path.glob("*tools*"))  # no merged file, whole or partial
