@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.gguf_meta import GGUFFormatError, GGUFInfo, read_gguf_metadata
-from realtime.errors import RtAgentError
+from realtime.errors import ConfigError, RtAgentError
 
 __all__ = [
     "DEFAULT_GGUF",
@@ -253,10 +253,14 @@ def run_type(model: EmbeddedModel) -> str | None:
     """
     if model.run_as is None:
         return None
-    forced = os.environ.get(ENV_RUN_AS)
+    from models.llama_backend import cpu_features, weight_type_known
+
+    forced = os.environ.get(ENV_RUN_AS, "").upper()
     if forced:
-        return forced.upper()
-    from models.llama_backend import cpu_features
+        if not weight_type_known(forced):
+            raise ConfigError(f"{ENV_RUN_AS}={forced}: not a llama.cpp weight type "
+                              "(e.g. BF16, Q8_0, F16)")
+        return forced
 
     return "BF16" if "AVX512_BF16" in cpu_features() else model.run_as
 

@@ -41,6 +41,7 @@ __all__ = [
     "default_threads",
     "quantize",
     "wait_policy",
+    "weight_type_known",
 ]
 
 
@@ -153,6 +154,12 @@ def cpu_features() -> frozenset[str]:
     info = lib.llama_print_system_info().decode(errors="replace")
     return frozenset(key.split(":")[-1].strip() for part in info.split("|") if "=" in part
                      for key, value in [part.rsplit("=", 1)] if value.strip() == "1")
+
+
+def weight_type_known(type_name: str) -> bool:
+    """Whether llama.cpp can re-encode weights as ``type_name`` (``"BF16"``, ``"Q8_0"``...)."""
+    lib, _ = _lib()
+    return hasattr(lib, f"LLAMA_FTYPE_MOSTLY_{type_name.upper()}")
 
 
 def quantize(src: str | Path, dst: str | Path, type_name: str) -> None:

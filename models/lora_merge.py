@@ -5,13 +5,13 @@ adapted weight and layer; on this 2-core CPU that is ~9 ms more on every ~21 ms
 single-token pass of SmolLM2-135M (measured), and the SimpleTool decoder's time
 after a short prompt is mostly such passes. Merged (``W + alpha/rank * B @ A``),
 the adapter costs nothing per pass. :func:`merge_lora` writes the merged model
-with the adapted tensors as F16 and the others as they were or re-encoded
-(:func:`models.artifacts.runtime_gguf` asks for Q8_0, the type the embedded
-model runs as). Measured on all 240 eval cases (robot / voice), exact match
-111 / 111 of 120 merged, against 111 / 113 with the adapter applied at run time
-to the same Q8_0 weights and 109 / 111 on the shipped Q4_1 weights (any
-re-rounding of the weights moves a few near-tied cases either way); decode p50
-682 / 295 ms against 726 / 336 and 934 / 372 ms.
+with the adapted tensors as F16 (BF16 in a BF16 model) and the others as they were or re-encoded
+(:func:`models.artifacts.runtime_gguf` asks for the type the embedded model runs
+as: BF16 where the CPU has native BF16 dot products, else Q8_0). Measured in Q8_0 on
+all 240 eval cases (robot / voice), exact match 111 / 111 of 120 merged, against
+111 / 113 with the adapter applied at run time to the same Q8_0 weights and
+109 / 111 on the shipped Q4_1 weights (any re-rounding of the weights moves a few
+near-tied cases either way); decode p50 682 / 295 ms against 726 / 336 and 934 / 372 ms.
 """
 
 from __future__ import annotations

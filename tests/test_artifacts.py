@@ -17,6 +17,7 @@ from models.artifacts import (
     resolve_gguf,
     resolve_whisper,
 )
+from realtime.errors import ConfigError
 
 
 def test_default_gguf_is_a_verified_llama_model(default_gguf: Path) -> None:
@@ -117,6 +118,9 @@ def test_the_run_type_is_bf16_where_the_cpu_has_it_else_q8_0(monkeypatch) -> Non
     assert run_type(GGUF_MODELS["gemma3-270m"]) is None  # runs as shipped
     monkeypatch.setenv("RTAGENT_RUN_AS", "q8_0")
     assert run_type(smol) == "Q8_0"
+    monkeypatch.setenv("RTAGENT_RUN_AS", "Q9_9")
+    with pytest.raises(ConfigError, match="RTAGENT_RUN_AS=Q9_9: not a llama.cpp weight type"):
+        run_type(smol)
     if platform.machine() == "x86_64":  # parsed from llama.cpp's system info
         assert {"AVX2", "SSE3"} <= cpu_features()
 
