@@ -106,7 +106,8 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
     # Loading the model, the warm-up decode and mining the patterns take seconds
     # (more on a busy machine): heartbeats go on from a helper thread meanwhile.
     with node.beating():
-        decoder = make_decoder(cfg.decoder, cfg.model, lora_path=_lora(cfg))
+        decoder = make_decoder(cfg.decoder, cfg.model, lora_path=_lora(cfg),
+                               n_threads=cfg.decoder_threads)
         node.own(decoder)
         # Evaluate the system prompt and tool list once now, so the first instruction
         # pays only for its own tokens (the prefix KV cache is reused).

@@ -59,7 +59,9 @@ class VoiceDemoConfig:
     decoder_threads / stt_threads: one core each by default; on a 2-core machine two
         OpenMP pools of 2 threads stall each other at every barrier (decodes 2-9x slower).
     final_decoder_threads: the decode of a final transcript (or the rest of the preflight
-        it waits for) runs on this many threads: the speech is over, Whisper is idle.
+        it waits for) runs on this many threads. One: with the threads sleeping at each
+        barrier (the demos' wait policy) waking the second costs more than it computes
+        in this VM (BF16, 20 tokens after 600 cached: 60 ms on 1 thread, 115 on 2).
     """
 
     stream_wav: str | None = None
@@ -74,7 +76,7 @@ class VoiceDemoConfig:
     model: str | None = None
     lora: str | None = "default"
     decoder_threads: int | None = 1
-    final_decoder_threads: int = 2
+    final_decoder_threads: int = 1
     home_db: str | None = None
     silence_ms: float = 400.0
     early_silence_ms: float = 200.0  # a pause this long ends a request that sounds finished
