@@ -156,10 +156,14 @@ def cpu_features() -> frozenset[str]:
                      for key, value in [part.rsplit("=", 1)] if value.strip() == "1")
 
 
+def _ftype(lib, type_name: str) -> int | None:  # type: ignore[no-untyped-def]
+    return getattr(lib, f"LLAMA_FTYPE_MOSTLY_{type_name.upper()}", None)
+
+
 def weight_type_known(type_name: str) -> bool:
     """Whether llama.cpp can re-encode weights as ``type_name`` (``"BF16"``, ``"Q8_0"``...)."""
     lib, _ = _lib()
-    return hasattr(lib, f"LLAMA_FTYPE_MOSTLY_{type_name.upper()}")
+    return _ftype(lib, type_name) is not None
 
 
 def quantize(src: str | Path, dst: str | Path, type_name: str) -> None:
@@ -169,7 +173,7 @@ def quantize(src: str | Path, dst: str | Path, type_name: str) -> None:
 
     lib, logger = _lib()
     logger.set_verbose(False)  # its per-tensor log is noise; failure is the return code
-    ftype = getattr(lib, f"LLAMA_FTYPE_MOSTLY_{type_name.upper()}", None)
+    ftype = _ftype(lib, type_name)
     if ftype is None:
         raise ConfigError(f"unknown llama.cpp weight type {type_name!r} (e.g. Q8_0, Q4_0, F16)")
     params = lib.llama_model_quantize_default_params()

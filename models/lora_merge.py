@@ -89,11 +89,10 @@ def merge_lora(base_gguf: str | Path, lora_gguf: str | Path, out_gguf: str | Pat
     qtype = getattr(gguf.GGMLQuantizationType, others.upper()) if others else None
     float_types = (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16)
     bf16 = gguf.GGMLQuantizationType.BF16
+    merged_type = bf16 if qtype == bf16 else gguf.GGMLQuantizationType.F16
     for t in base.tensors:
-        if t.name in merged and qtype == bf16:
-            out[t.name] = gguf.quants.quantize(merged[t.name], bf16), bf16
-        elif t.name in merged:
-            out[t.name] = merged[t.name].astype(np.float16), gguf.GGMLQuantizationType.F16
+        if t.name in merged:
+            out[t.name] = gguf.quants.quantize(merged[t.name], merged_type), merged_type
         elif qtype is not None and t.tensor_type not in (*float_types, qtype):
             values = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
             out[t.name] = gguf.quants.quantize(values, qtype), qtype
