@@ -9,6 +9,7 @@ like.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import zmq
@@ -31,6 +32,8 @@ __all__ = [
     "CommandServer",
     "ReplyServer",
     "RequestClient",
+    "error_reply",
+    "ok_reply",
 ]
 
 _SMALL = CodecLimits(max_header_bytes=1 << 20, max_total_bytes=1 << 20)
@@ -308,3 +311,13 @@ class ReplyServer(_RouterServer):
         """Serve until ``should_stop()`` is true."""
         while not should_stop():
             self.serve_once(handler, poll_ms)
+
+
+def ok_reply(value: Any) -> ToolReply:
+    """A successful reply carrying ``value`` as JSON (a control request's answer)."""
+    return ToolReply(ok=True, value_json=json.dumps(value))
+
+
+def error_reply(error: str) -> ToolReply:
+    """A failed reply: ``error`` says what went wrong and what to do."""
+    return ToolReply(ok=False, error=error)
