@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from realtime.trace_run import TraceRun
-    from sim_envs.tasks import task_suite
+    from sim_envs.tabletop.tasks import task_suite
 
     tasks = task_suite()[: args.limit] if args.limit else task_suite()
     wanted = {"speculation": [True], "direct": [False], None: [True, False]}[args.only]

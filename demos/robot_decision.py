@@ -5,7 +5,7 @@ running skill compute a command and publishes it — by the deadline, whatever
 the decoder or the tools are doing. Instructions arrive as requests on
 ``decision_ctl``; the agent (on its own thread) decodes them into tool calls,
 runs them as a DAG through the speculative executor, and write tools hand
-skills to the :class:`~sim_envs.skills.SkillRunner` that the loop ticks.
+skills to the :class:`~sim_envs.tabletop.skills.SkillRunner` that the loop ticks.
 Speculation pre-runs read-only tools and dry-runs motions; it never moves the arm.
 
 With tracing on (see :mod:`demos.robot_nodes`) it records the loop's ticks,
@@ -39,8 +39,8 @@ from realtime.hardening import Hardening, HardeningOptions
 from realtime.loop import DeadlineLoop, LoopOptions, TickInfo
 from realtime.node import Node
 from realtime.node_trace import hop, node_tracer, run_traced
-from sim_envs.actuation import ArmCommand
-from sim_envs.perception import WorldState
+from sim_envs.tabletop.actuation import ArmCommand
+from sim_envs.tabletop.perception import WorldState
 
 log = logging.getLogger("rtagent.robot")
 
@@ -77,9 +77,9 @@ def _lora(cfg: RobotDemoConfig) -> str | None:
 
 def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
     from models.decoder import DecodeContext, make_decoder
-    from sim_envs.foresight import RobotForesight
-    from sim_envs.robot_tools import RobotToolBackend, robot_tool_specs, visible_enums
-    from sim_envs.skills import SkillRunner
+    from sim_envs.tabletop.foresight import RobotForesight
+    from sim_envs.tabletop.robot_tools import RobotToolBackend, robot_tool_specs, visible_enums
+    from sim_envs.tabletop.skills import SkillRunner
     from speculation.trace_hooks import TracedInvoke, TracedRegistry, TracedSpeculation
 
     tracer = node_tracer(node, "decision", cfg.trace_label)
@@ -127,7 +127,7 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
         return context_on(world(), text, history)
 
     # The next queued instruction is decoded while the motion runs, on the world it
-    # should leave behind; kept only if perception then agrees (sim_envs/foresight.py).
+    # should leave behind; kept only if perception then agrees (sim_envs/tabletop/foresight.py).
     foresight = (RobotForesight(world, lambda text, w: context_on(w, text)) if cfg.foresight
                  else None)
 

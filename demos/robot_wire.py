@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from realtime import messages as m
-from sim_envs.actuation import ArmCommand, JointTargets
-from sim_envs.camera import CameraFrame, Intrinsics
-from sim_envs.perception import GripperState, ObjectState, WorldState
-from sim_envs.scene import JointState
+from sim_envs.tabletop.actuation import ArmCommand, JointTargets
+from sim_envs.tabletop.camera import CameraFrame, Intrinsics
+from sim_envs.tabletop.perception import GripperState, ObjectState, WorldState
+from sim_envs.tabletop.scene import JointState
 
 __all__ = [
     "command_from_msg",

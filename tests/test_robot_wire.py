@@ -7,10 +7,10 @@ import pytest
 
 from demos import robot_wire as w
 from realtime.codec import Codec
-from sim_envs.actuation import ArmCommand
-from sim_envs.kinematics import PandaKinematics
-from sim_envs.perception import Perception, PerceptionOptions
-from sim_envs.scene import TabletopScene
+from sim_envs.tabletop.actuation import ArmCommand
+from sim_envs.tabletop.kinematics import PandaKinematics
+from sim_envs.tabletop.perception import Perception, PerceptionOptions
+from sim_envs.tabletop.scene import TabletopScene
 
 
 @pytest.fixture(scope="module")

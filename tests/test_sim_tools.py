@@ -8,9 +8,9 @@ import threading
 import numpy as np
 
 from control.tools import Effect, SpeculationPolicy, ToolCall
-from sim_envs.robot import LocalRobot, require_world
-from sim_envs.robot_tools import RobotToolBackend, robot_tool_specs, skill_for, visible_enums
-from sim_envs.scene import CUBE_IDS
+from sim_envs.tabletop.robot import LocalRobot, require_world
+from sim_envs.tabletop.robot_tools import RobotToolBackend, robot_tool_specs, skill_for, visible_enums
+from sim_envs.tabletop.scene import CUBE_IDS
 
 
 def _backend(robot: LocalRobot) -> RobotToolBackend:
@@ -134,8 +134,8 @@ def test_world_version_is_stable_while_nothing_moves_and_reads_repeat_exactly(
 def test_bus_messages_round_trip_through_the_codec(robot: LocalRobot) -> None:
     from realtime.codec import Codec
     from sim_envs import wire
-    from sim_envs.actuation import ArmCommand
-    from sim_envs.perception import Perception
+    from sim_envs.tabletop.actuation import ArmCommand
+    from sim_envs.tabletop.perception import Perception
 
     robot.reset(seed=0)
     codec = Codec()

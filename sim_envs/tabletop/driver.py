@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass
 
 from realtime.errors import ConfigError
-from sim_envs.camera import CameraFrame
-from sim_envs.scene import JointState, TabletopScene
+from sim_envs.tabletop.camera import CameraFrame
+from sim_envs.tabletop.scene import JointState, TabletopScene
 
 __all__ = ["SimDriver", "SimDriverOptions", "SimTick"]
 

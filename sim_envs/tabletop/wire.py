@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from realtime import messages as m
-from sim_envs.actuation import ArmCommand, JointTargets
-from sim_envs.camera import Camera, CameraFrame, Intrinsics
-from sim_envs.perception import GripperState, ObjectState, WorldState
-from sim_envs.scene import FINGER_OPEN_M, JointState
+from sim_envs.tabletop.actuation import ArmCommand, JointTargets
+from sim_envs.tabletop.camera import Camera, CameraFrame, Intrinsics
+from sim_envs.tabletop.perception import GripperState, ObjectState, WorldState
+from sim_envs.tabletop.scene import FINGER_OPEN_M, JointState
 
 __all__ = ["camera_frame_from_msg", "camera_frame_msg", "command_from_msg", "command_msg",
            "joint_state_from_msg", "joint_state_msg", "joint_targets_from_msg",
