@@ -29,7 +29,7 @@ from demos.robot_nodes import (
     _fail,
     _reply,
 )
-from demos.robot_wire import command_to_msg, world_from_msg
+from sim_envs.tabletop.wire import command_to_msg, world_from_msg
 from models.prompts import render_scene, user_content
 from realtime import messages as m
 from realtime.bus import BusOptions, LatestValueSubscriber, Publisher

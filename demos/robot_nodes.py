@@ -87,7 +87,7 @@ def _fail(error: str) -> m.ToolReply:
 # --------------------------------------------------------------------------- sim
 def run_sim(cfg: RobotDemoConfig, node: Node) -> None:
     """Physics in real time at 240 Hz; publishes joints and camera; applies joint targets."""
-    from demos.robot_wire import frame_to_msg, joints_to_msg, targets_from_msg
+    from sim_envs.tabletop.wire import frame_to_msg, joints_to_msg, targets_from_msg
     from sim_envs.tabletop.scene import BIN_ID, CUBE_IDS, SceneOptions, TabletopScene
     from sim_envs.tabletop.tasks import get_task
 
@@ -146,7 +146,7 @@ def run_sim(cfg: RobotDemoConfig, node: Node) -> None:
 # --------------------------------------------------------------------------- perception
 def run_perception(cfg: RobotDemoConfig, node: Node) -> None:
     """Camera frames + joint states -> world state, computed from the images."""
-    from demos.robot_wire import frame_from_msg, joints_from_msg, world_to_msg
+    from sim_envs.tabletop.wire import frame_from_msg, joints_from_msg, world_to_msg
     from sim_envs.tabletop.kinematics import PandaKinematics
     from sim_envs.tabletop.perception import Perception, PerceptionOptions
 
@@ -180,7 +180,7 @@ def run_perception(cfg: RobotDemoConfig, node: Node) -> None:
 # --------------------------------------------------------------------------- actuation
 def run_actuation(cfg: RobotDemoConfig, node: Node) -> None:
     """Commands -> IK on its own kinematic model -> limited joint targets; watchdog."""
-    from demos.robot_wire import command_from_msg, joints_from_msg, targets_to_msg
+    from sim_envs.tabletop.wire import command_from_msg, joints_from_msg, targets_to_msg
     from sim_envs.tabletop.actuation import Actuator, ActuatorOptions
     from sim_envs.tabletop.kinematics import PandaKinematics
 
