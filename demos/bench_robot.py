@@ -43,8 +43,8 @@ def _run(tasks: list[Any], speculation: bool, args: argparse.Namespace,
          trace: Any = None) -> dict[str, Any]:
     from rich.progress import Progress
 
-    from demos.robot_nodes import RobotDemoConfig
     from demos.robot_session import RobotSession, Step
+    from sim_envs.tabletop.config import RobotDemoConfig
 
     label = "speculation" if speculation else "direct"
     traced = trace is not None and trace.enabled

@@ -146,10 +146,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from demos.robot_nodes import RobotDemoConfig
     from demos.robot_session import RobotSession, save_gif
     from realtime.errors import ConfigError
     from realtime.trace_run import TraceRun
+    from sim_envs.tabletop.config import RobotDemoConfig
     from sim_envs.tabletop.tasks import task_suite
 
     if args.task == ["list"]:

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from realtime.codec import Codec
+from sim_envs.tabletop import wire as w
 from sim_envs.tabletop.actuation import Actuator, ActuatorOptions, ArmCommand
 from sim_envs.tabletop.kinematics import PandaKinematics
 from sim_envs.tabletop.perception import Perception, PerceptionOptions
-from sim_envs.tabletop import wire as w
 from sim_envs.tabletop.scene import TabletopScene
 
 
