@@ -15,7 +15,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "spec": ("demos.bench_spec", "speculative execution on robot and voice workloads vs the bound"),
     "decoder": ("demos.bench_decoder", "SimpleTool-style decoder vs JSON-grammar baseline"),
     "dag": ("demos.bench_dag", "parallel tool calls: DAG executor vs sequential and the bound"),
-    "sim": ("sim_envs.bench", "simulator: physics, render + perception, IK, episodes vs real time"),
+    "sim": ("sim_envs.tabletop.bench", "simulator: physics, render + perception, IK, episodes vs real time"),
     "bus": ("demos.bench_bus", "bus latency/throughput, small messages and frames, vs raw pyzmq"),
     "stt": ("audio.bench", "speech: fitted vs full Whisper window (WER, latency), VAD, TTS first audio"),
     "voice": ("demos.voice_bench", "voice demo: WER, call accuracy, latency with and without speculation"),

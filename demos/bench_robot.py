@@ -43,8 +43,8 @@ def _run(tasks: list[Any], speculation: bool, args: argparse.Namespace,
          trace: Any = None) -> dict[str, Any]:
     from rich.progress import Progress
 
-    from demos.robot_nodes import RobotDemoConfig
     from demos.robot_session import RobotSession, Step
+    from sim_envs.tabletop.config import RobotDemoConfig
 
     label = "speculation" if speculation else "direct"
     traced = trace is not None and trace.enabled
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from realtime.trace_run import TraceRun
-    from sim_envs.tasks import task_suite
+    from sim_envs.tabletop.tasks import task_suite
 
     tasks = task_suite()[: args.limit] if args.limit else task_suite()
     wanted = {"speculation": [True], "direct": [False], None: [True, False]}[args.only]

@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _steps(args: argparse.Namespace) -> list[Any]:
     from demos.robot_session import Step
-    from sim_envs.tasks import get_task
+    from sim_envs.tabletop.tasks import get_task
 
     steps = [Step(text, seed=args.seed if i == 0 else None)
              for i, text in enumerate(args.instructions)]
@@ -146,11 +146,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from demos.robot_nodes import RobotDemoConfig
     from demos.robot_session import RobotSession, save_gif
     from realtime.errors import ConfigError
     from realtime.trace_run import TraceRun
-    from sim_envs.tasks import task_suite
+    from sim_envs.tabletop.config import RobotDemoConfig
+    from sim_envs.tabletop.tasks import task_suite
 
     if args.task == ["list"]:
         for t in task_suite():

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from demos.robot_nodes import RobotDemoConfig
 from realtime import messages as m
 from realtime.bus import BusOptions, LatestValueSubscriber, Subscriber
 from realtime.bus_rpc import RequestClient
@@ -30,8 +29,11 @@ from realtime.errors import RtAgentError
 from realtime.node_trace import supervisor_events
 from realtime.supervisor import ProcessSpec, Supervisor, SupervisorReport, python_module
 from realtime.trace import Tracer
+from sim_envs.tabletop.config import RobotDemoConfig
 
-NODES = ("sim", "perception", "actuation", "decision")
+# Each process is ``python -m MODULE NAME CONFIG_JSON``.
+NODE_MODULES = {"sim": "sim_envs.tabletop.nodes", "perception": "sim_envs.tabletop.nodes",
+                "actuation": "sim_envs.tabletop.nodes", "decision": "control.robot_node"}
 
 
 @dataclass
@@ -96,9 +98,9 @@ class RobotSession:
         self._queued: tuple[int, int] | None = None
 
     def run(self, timeout_s: float | None = None) -> SessionResult:
-        specs = [ProcessSpec(name, python_module("demos.robot_nodes", name, self.cfg.to_json()),
+        specs = [ProcessSpec(name, python_module(module, name, self.cfg.to_json()),
                              env=self.env, startup_grace_ms=120_000, heartbeat_timeout_ms=5000)
-                 for name in NODES]
+                 for name, module in NODE_MODULES.items()]
         t0_ns = time.monotonic_ns()  # the supervisor's report times count from about here
         self.supervisor = Supervisor(specs)
         worker = threading.Thread(target=self._script, name="robot-session", daemon=True)

@@ -22,7 +22,7 @@ def default_gguf() -> Path:
 @pytest.fixture(scope="module")
 def robot():
     """A real simulated robot (PyBullet, DIRECT), one per test module."""
-    from sim_envs.robot import LocalRobot
+    from sim_envs.tabletop.robot import LocalRobot
 
     r = LocalRobot()
     yield r

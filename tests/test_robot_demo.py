@@ -11,9 +11,9 @@ import pytest
 
 from demos.cli import main as cli_main
 from demos.report_figures import load_run
-from demos.robot_nodes import RobotDemoConfig
 from demos.robot_session import RobotSession, Step
-from sim_envs.tasks import get_task
+from sim_envs.tabletop.config import RobotDemoConfig
+from sim_envs.tabletop.tasks import get_task
 
 pytestmark = pytest.mark.slow
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from demos import robot_wire as w
 from realtime.codec import Codec
-from sim_envs.actuation import ArmCommand
-from sim_envs.kinematics import PandaKinematics
-from sim_envs.perception import Perception, PerceptionOptions
-from sim_envs.scene import TabletopScene
+from sim_envs.tabletop import wire as w
+from sim_envs.tabletop.actuation import Actuator, ActuatorOptions, ArmCommand
+from sim_envs.tabletop.kinematics import PandaKinematics
+from sim_envs.tabletop.perception import Perception, PerceptionOptions
+from sim_envs.tabletop.scene import TabletopScene
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,10 @@ def test_frames_and_joints_round_trip_and_perceive_the_same(scene) -> None:
     finally:
         kin.close()
     assert direct.to_json() == wired.to_json()
-    world = w.world_from_msg(_through_codec(w.world_to_msg(direct)))
+    msg = w.world_to_msg(direct)
+    # The world's own counter rides in frame_seq; seq is left for the bus to stamp.
+    assert (msg.frame_seq, msg.seq) == (direct.seq, 0)
+    world = w.world_from_msg(_through_codec(msg))
     assert world.to_json() == direct.to_json()
     assert world.arm_q == pytest.approx(direct.arm_q)
 
@@ -53,6 +56,19 @@ def test_frames_and_joints_round_trip_and_perceive_the_same(scene) -> None:
 ])
 def test_commands_round_trip(cmd: ArmCommand) -> None:
     assert w.command_from_msg(_through_codec(w.command_to_msg(cmd, tick=3))) == cmd
+
+
+def test_joint_targets_round_trip(scene) -> None:
+    kin = PandaKinematics()
+    try:
+        joints = scene.joint_state()
+        cmd = ArmCommand(ee_position_m=(0.5, 0.1, 0.2), yaw_rad=0.3, gripper_width_m=0.0)
+        targets = Actuator(kin, ActuatorOptions()).update(joints, 0.0, cmd)
+    finally:
+        kin.close()
+    q, width = w.targets_from_msg(_through_codec(w.targets_to_msg(targets, command_seq=7)))
+    np.testing.assert_array_equal(q, targets.arm_q)
+    assert width == targets.finger_width_m
 
 
 def test_a_frame_without_images_is_refused() -> None:

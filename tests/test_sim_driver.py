@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim_envs.driver import SimDriver, SimDriverOptions
-from sim_envs.scene import HOME_Q, TabletopScene
+from sim_envs.tabletop.driver import SimDriver, SimDriverOptions
+from sim_envs.tabletop.scene import HOME_Q, TabletopScene
 
 
 @pytest.fixture(scope="module")

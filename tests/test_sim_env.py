@@ -8,7 +8,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import sim_envs
-from sim_envs.env import to_action
+from sim_envs.tabletop.env import to_action
 
 RTAGENT_ENVS = sorted(e for e in gym.registry if e.startswith("rtagent/"))
 
@@ -31,7 +31,7 @@ def test_reset_is_reproducible_by_seed_and_differs_across_seeds() -> None:
     try:
         def cubes(seed: int) -> np.ndarray:
             env.reset(seed=seed)
-            return np.array([env.robot.scene.object_position(c) for c in sim_envs.scene.CUBE_IDS])
+            return np.array([env.robot.scene.object_position(c) for c in sim_envs.tabletop.scene.CUBE_IDS])
 
         a, b, c = cubes(3), cubes(3), cubes(4)
         np.testing.assert_allclose(a, b, atol=1e-6)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from control.tools import ToolCall
-from sim_envs.foresight import RobotForesight
-from sim_envs.robot import LocalRobot
-from sim_envs.skills import PutOn
+from sim_envs.tabletop.foresight import RobotForesight
+from sim_envs.tabletop.robot import LocalRobot
+from sim_envs.tabletop.skills import PutOn
 
 
 def _foresight(robot: LocalRobot) -> RobotForesight:

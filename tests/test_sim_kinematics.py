@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from sim_envs.actuation import Actuator, ActuatorOptions, ArmCommand
-from sim_envs.kinematics import PandaKinematics, top_down_quat, wrap_gripper_yaw
-from sim_envs.scene import HOME_Q, JointState, TabletopScene
+from sim_envs.tabletop.actuation import Actuator, ActuatorOptions, ArmCommand
+from sim_envs.tabletop.kinematics import PandaKinematics, top_down_quat, wrap_gripper_yaw
+from sim_envs.tabletop.scene import HOME_Q, JointState, TabletopScene
 
 
 @pytest.fixture(scope="module")

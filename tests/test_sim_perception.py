@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim_envs.camera import deproject
-from sim_envs.kinematics import PandaKinematics, wrap_gripper_yaw
-from sim_envs.perception import Perception
-from sim_envs.robot import LocalRobot
-from sim_envs.scene import BIN_ID, CUBE_IDS, TabletopScene
-from sim_envs.skills import Grasp
+from sim_envs.tabletop.camera import deproject
+from sim_envs.tabletop.kinematics import PandaKinematics, wrap_gripper_yaw
+from sim_envs.tabletop.perception import Perception
+from sim_envs.tabletop.robot import LocalRobot
+from sim_envs.tabletop.scene import BIN_ID, CUBE_IDS, TabletopScene
+from sim_envs.tabletop.skills import Grasp
 
 
 @pytest.fixture(scope="module")

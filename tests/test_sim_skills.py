@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim_envs.robot import LocalRobot
-from sim_envs.scene import CUBE_SIZE_M, HOME_Q
-from sim_envs.skills import (
+from sim_envs.tabletop.robot import LocalRobot
+from sim_envs.tabletop.scene import CUBE_SIZE_M, HOME_Q
+from sim_envs.tabletop.skills import (
     GoHome,
     Grasp,
     MoveTo,

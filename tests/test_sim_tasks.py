@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from control.tools import ToolRegistry
-from sim_envs.robot import LocalRobot
-from sim_envs.robot_tools import robot_tool_specs
-from sim_envs.scripted import run_scripted
-from sim_envs.tasks import get_task, task_suite
+from sim_envs.tabletop.robot import LocalRobot
+from sim_envs.tabletop.robot_tools import robot_tool_specs
+from sim_envs.tabletop.scripted import run_scripted
+from sim_envs.tabletop.tasks import get_task, task_suite
 
 
 def test_suite_has_at_least_20_tasks_over_several_seeds() -> None:

@@ -8,9 +8,9 @@ import threading
 import numpy as np
 
 from control.tools import Effect, SpeculationPolicy, ToolCall
-from sim_envs.robot import LocalRobot, require_world
-from sim_envs.robot_tools import RobotToolBackend, robot_tool_specs, skill_for, visible_enums
-from sim_envs.scene import CUBE_IDS
+from sim_envs.tabletop.robot import LocalRobot, require_world
+from sim_envs.tabletop.robot_tools import RobotToolBackend, robot_tool_specs, skill_for, visible_enums
+from sim_envs.tabletop.scene import CUBE_IDS
 
 
 def _backend(robot: LocalRobot) -> RobotToolBackend:
@@ -129,39 +129,3 @@ def test_world_version_is_stable_while_nothing_moves_and_reads_repeat_exactly(
     assert require_world(robot).version > v0
     assert b.plan_grasp("red_cube") != first[1]  # the arm moved: a new plan
     robot.runner.cancel("test over")
-
-
-def test_bus_messages_round_trip_through_the_codec(robot: LocalRobot) -> None:
-    from realtime.codec import Codec
-    from sim_envs import wire
-    from sim_envs.actuation import ArmCommand
-    from sim_envs.perception import Perception
-
-    robot.reset(seed=0)
-    codec = Codec()
-
-    def hop(msg):  # type: ignore[no-untyped-def]
-        return codec.decode(codec.encode(msg))
-
-    js = robot.scene.joint_state()
-    back = wire.joint_state_from_msg(hop(wire.joint_state_msg(js)))
-    np.testing.assert_array_equal(back.positions, js.positions)
-    frame = robot.scene.render()
-    # Perception on the far side of the wire sees what local perception sees.
-    remote = Perception(kinematics=robot.perception.kinematics)
-    local = Perception(kinematics=robot.perception.kinematics)
-    far = remote.update(wire.camera_frame_from_msg(hop(wire.camera_frame_msg(
-        frame, robot.scene.camera))), js)
-    near = local.update(frame, js)
-    for name in CUBE_IDS:
-        np.testing.assert_allclose(far.position(name), near.position(name), atol=1e-9)
-    ws = wire.world_state_from_msg(hop(wire.world_state_msg(near)))
-    assert ws.version == near.version and ws.gripper == near.gripper
-    assert {n: o.position_m for n, o in ws.objects.items()} == \
-        {n: o.position_m for n, o in near.objects.items()}
-    cmd = ArmCommand(ee_position_m=(0.5, 0.1, 0.2), yaw_rad=0.3, gripper_width_m=0.0)
-    assert wire.command_from_msg(hop(wire.command_msg(cmd))) == cmd
-    targets = robot.actuator.update(js, 0.0, cmd)
-    q, width = wire.joint_targets_from_msg(hop(wire.joint_targets_msg(targets)))
-    np.testing.assert_array_equal(q, targets.arm_q)
-    assert width == targets.finger_width_m

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from control.tools import Effect
-from sim_envs.robot import LocalRobot, require_world
-from sim_envs.robot_tools import RobotToolBackend, robot_tool_specs, skill_for
-from sim_envs.skills import SkillOutcome
-from sim_envs.tasks import Task
+from sim_envs.tabletop.robot import LocalRobot, require_world
+from sim_envs.tabletop.robot_tools import RobotToolBackend, robot_tool_specs, skill_for
+from sim_envs.tabletop.skills import SkillOutcome
+from sim_envs.tabletop.tasks import Task
 
 __all__ = ["ScriptedResult", "run_scripted"]
 

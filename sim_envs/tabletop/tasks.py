@@ -15,7 +15,7 @@ import numpy as np
 
 from control.tools import ToolCall
 from realtime.errors import RtAgentError
-from sim_envs.scene import CUBE_IDS, CUBE_SIZE_M, HOME_Q, TabletopScene
+from sim_envs.tabletop.scene import CUBE_IDS, CUBE_SIZE_M, HOME_Q, TabletopScene
 
 __all__ = ["Task", "get_task", "task_suite"]
 

@@ -2,8 +2,8 @@
 
 Each tick the decision loop calls ``skill.step(world) -> ArmCommand``; it
 returns at once (never blocks or sleeps) and reads only the latest perceived
-:class:`~sim_envs.perception.WorldState` — is the grasp point there yet, is the
-cube in the gripper. A skill walks its waypoints (from :mod:`sim_envs.planning`),
+:class:`~sim_envs.tabletop.perception.WorldState` — is the grasp point there yet, is the
+cube in the gripper. A skill walks its waypoints (from :mod:`sim_envs.tabletop.planning`),
 re-aiming at the object while it approaches, and ends ``done`` or ``failed``
 with a reason. Time is counted in ticks (``tick_s`` each), never read from a clock.
 
@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from realtime.errors import ConfigError, RtAgentError
-from sim_envs.actuation import ArmCommand
-from sim_envs.perception import WorldState
-from sim_envs.planning import (
+from sim_envs.tabletop.actuation import ArmCommand
+from sim_envs.tabletop.perception import WorldState
+from sim_envs.tabletop.planning import (
     MotionOptions,
     PlanningError,
     Waypoint,
@@ -33,7 +33,7 @@ from sim_envs.planning import (
     point_waypoints,
     put_refusal,
 )
-from sim_envs.scene import BIN_HALF_INNER_M, BIN_ID, CUBE_SIZE_M, FINGER_OPEN_M, HOME_Q
+from sim_envs.tabletop.scene import BIN_HALF_INNER_M, BIN_ID, CUBE_SIZE_M, FINGER_OPEN_M, HOME_Q
 
 __all__ = ["GoHome", "Grasp", "MoveTo", "PlaceOn", "PointAt", "PutOn", "Release", "Skill",
            "SkillBusyError", "SkillHandle", "SkillOptions", "SkillOutcome", "SkillRunner"]

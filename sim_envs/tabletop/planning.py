@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from realtime.errors import ConfigError, RtAgentError
-from sim_envs.kinematics import PandaKinematics, top_down_quat, wrap_gripper_yaw
-from sim_envs.perception import WorldState
-from sim_envs.scene import BIN_ID, CUBE_SIZE_M, HOME_Q
+from sim_envs.tabletop.kinematics import PandaKinematics, top_down_quat, wrap_gripper_yaw
+from sim_envs.tabletop.perception import WorldState
+from sim_envs.tabletop.scene import BIN_ID, CUBE_SIZE_M, HOME_Q
 
 __all__ = ["MotionOptions", "Plan", "PlanningError", "Waypoint", "grasp_waypoints",
            "home_waypoints", "place_waypoints", "plan", "point_waypoints", "path_waypoints",

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from control.tools import ToolCall
-from sim_envs.perception import WorldState
-from sim_envs.scene import BIN_ID, CUBE_SIZE_M
+from sim_envs.tabletop.perception import WorldState
+from sim_envs.tabletop.scene import BIN_ID, CUBE_SIZE_M
 
 __all__ = ["RobotForesight"]
 

@@ -1,8 +1,8 @@
 """The whole robot in one process, stepped in simulated time (tests, benchmarks, the env).
 
 :class:`LocalRobot` wires the same plain parts the demo runs as separate
-processes — the scene (sim), :class:`~sim_envs.perception.Perception`,
-:class:`~sim_envs.actuation.Actuator` and a :class:`~sim_envs.skills.SkillRunner`
+processes — the scene (sim), :class:`~sim_envs.tabletop.perception.Perception`,
+:class:`~sim_envs.tabletop.actuation.Actuator` and a :class:`~sim_envs.tabletop.skills.SkillRunner`
 — and advances them in lock-step: each control tick renders one frame,
 perceives, asks the runner for a command, then runs physics with actuation
 updates in between. Time is the simulator's, so it runs as fast as the CPU allows.
@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from realtime.errors import ConfigError, RtAgentError
-from sim_envs.actuation import Actuator, ActuatorOptions, ArmCommand, JointTargets
-from sim_envs.kinematics import PandaKinematics
-from sim_envs.perception import Perception, PerceptionOptions, WorldState
-from sim_envs.scene import SceneOptions, TabletopScene
-from sim_envs.skills import Skill, SkillOptions, SkillOutcome, SkillRunner
+from sim_envs.tabletop.actuation import Actuator, ActuatorOptions, ArmCommand, JointTargets
+from sim_envs.tabletop.kinematics import PandaKinematics
+from sim_envs.tabletop.perception import Perception, PerceptionOptions, WorldState
+from sim_envs.tabletop.scene import SceneOptions, TabletopScene
+from sim_envs.tabletop.skills import Skill, SkillOptions, SkillOutcome, SkillRunner
 
 __all__ = ["LocalRobot", "RobotOptions"]
 

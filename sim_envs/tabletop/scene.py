@@ -3,7 +3,7 @@
 The scene is the "hardware": it steps physics at 240 Hz, applies joint targets
 with position control (forces and speeds from the URDF) and reports joint
 states. Object poses are available as *ground truth* for tests and task
-success checks only; the agent sees the world through :mod:`sim_envs.perception`.
+success checks only; the agent sees the world through :mod:`sim_envs.tabletop.perception`.
 
 Frames: the world frame is the robot base frame (the Panda's base sits at the
 origin), and the table top is the plane ``z = 0``.
@@ -25,7 +25,7 @@ import pybullet as pb
 import pybullet_data
 
 from realtime.errors import ConfigError, RtAgentError
-from sim_envs.camera import Camera, CameraFrame, CameraOptions
+from sim_envs.tabletop.camera import Camera, CameraFrame, CameraOptions
 
 __all__ = [
     "ARM_JOINTS",

@@ -2,7 +2,7 @@
 
 Every function reads the *latest* perceived world state (``world()``), never
 the simulator. Read-only tools compute an answer (no motion). Write tools
-start a skill on the :class:`~sim_envs.skills.SkillRunner` and wait for it
+start a skill on the :class:`~sim_envs.tabletop.skills.SkillRunner` and wait for it
 (they run in a worker thread while the control loop keeps ticking); each has a
 dry run that returns the plan the real call would follow and never moves.
 
@@ -22,9 +22,9 @@ from typing import Any
 
 from control.tools import ToolCall, ToolRegistry, ToolSpec, load_tool_specs
 from realtime.errors import RtAgentError
-from sim_envs.kinematics import PandaKinematics
-from sim_envs.perception import WorldState
-from sim_envs.planning import (
+from sim_envs.tabletop.kinematics import PandaKinematics
+from sim_envs.tabletop.perception import WorldState
+from sim_envs.tabletop.planning import (
     grasp_waypoints,
     home_waypoints,
     path_waypoints,
@@ -32,13 +32,24 @@ from sim_envs.planning import (
     point_waypoints,
     put_waypoints,
 )
-from sim_envs.scene import BIN_ID
-from sim_envs.skills import GoHome, Grasp, MoveTo, PointAt, PutOn, Release, Skill, SkillOptions, SkillRunner
+from sim_envs.tabletop.scene import BIN_ID
+from sim_envs.tabletop.skills import (
+    GoHome,
+    Grasp,
+    MoveTo,
+    PointAt,
+    PutOn,
+    Release,
+    Skill,
+    SkillOptions,
+    SkillRunner,
+)
 
 __all__ = ["SPEC_PATH", "RobotToolBackend", "SkillFailedError", "robot_tool_specs",
            "skill_for", "visible_enums"]
 
-SPEC_PATH = Path(__file__).with_name("robot_tools.json")
+# The spec stays at sim_envs/robot_tools.json: the shipped adapter and the tuning data name that path.
+SPEC_PATH = Path(__file__).parent.parent / "robot_tools.json"
 
 
 class SkillFailedError(RtAgentError):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet as pb
 
-from sim_envs.scene import ARM_JOINTS, GRASP_LINK, HOME_Q, panda_urdf_path
+from sim_envs.tabletop.scene import ARM_JOINTS, GRASP_LINK, HOME_Q, panda_urdf_path
 
 __all__ = ["IkSolution", "PandaKinematics", "gripper_yaw", "top_down_quat", "wrap_gripper_yaw"]
 

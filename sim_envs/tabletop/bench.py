@@ -36,7 +36,7 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 def _physics(seeds: int) -> dict[str, float]:
-    from sim_envs.scene import TabletopScene
+    from sim_envs.tabletop.scene import TabletopScene
 
     with TabletopScene() as scene:
         scene.reset(seed=0)
@@ -50,10 +50,10 @@ def _physics(seeds: int) -> dict[str, float]:
 def _render(seeds: int) -> list[dict[str, Any]]:
     import numpy as np
 
-    from sim_envs.camera import CameraOptions
-    from sim_envs.kinematics import PandaKinematics
-    from sim_envs.perception import Perception
-    from sim_envs.scene import CUBE_IDS, SceneOptions, TabletopScene
+    from sim_envs.tabletop.camera import CameraOptions
+    from sim_envs.tabletop.kinematics import PandaKinematics
+    from sim_envs.tabletop.perception import Perception
+    from sim_envs.tabletop.scene import CUBE_IDS, SceneOptions, TabletopScene
 
     rows = []
     kin = PandaKinematics()
@@ -91,7 +91,7 @@ def _render(seeds: int) -> list[dict[str, Any]]:
 def _ik(seeds: int) -> dict[str, float]:
     import numpy as np
 
-    from sim_envs.kinematics import PandaKinematics, top_down_quat
+    from sim_envs.tabletop.kinematics import PandaKinematics, top_down_quat
 
     rng = np.random.default_rng(0)
     times, errs = [], []
@@ -108,9 +108,9 @@ def _ik(seeds: int) -> dict[str, float]:
 
 
 def _episode(seeds: int) -> dict[str, float]:
-    from sim_envs.robot import LocalRobot
-    from sim_envs.scripted import run_scripted
-    from sim_envs.tasks import task_suite
+    from sim_envs.tabletop.robot import LocalRobot
+    from sim_envs.tabletop.scripted import run_scripted
+    from sim_envs.tabletop.tasks import task_suite
 
     tasks = [t for t in task_suite(tuple(range(seeds))) if t.id.startswith("bin-")][:seeds]
     sim = wall = 0.0
@@ -127,9 +127,9 @@ def _episode(seeds: int) -> dict[str, float]:
 
 
 def _suite() -> dict[str, Any]:
-    from sim_envs.robot import LocalRobot
-    from sim_envs.scripted import run_scripted
-    from sim_envs.tasks import task_suite
+    from sim_envs.tabletop.robot import LocalRobot
+    from sim_envs.tabletop.scripted import run_scripted
+    from sim_envs.tabletop.tasks import task_suite
 
     results = []
     with LocalRobot() as robot:

@@ -11,11 +11,12 @@ publish. Joint targets from actuation are applied with :meth:`SimDriver.apply`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from realtime.errors import ConfigError
-from sim_envs.camera import CameraFrame
-from sim_envs.scene import JointState, TabletopScene
+from sim_envs.tabletop.camera import CameraFrame
+from sim_envs.tabletop.scene import JointState, TabletopScene
 
 __all__ = ["SimDriver", "SimDriverOptions", "SimTick"]
 
@@ -46,9 +47,14 @@ class SimTick:
 
 
 class SimDriver:
-    def __init__(self, scene: TabletopScene, options: SimDriverOptions | None = None) -> None:
+    """``render``: how a due frame is taken (default ``scene.render``; the sim process
+    passes one that traces it)."""
+
+    def __init__(self, scene: TabletopScene, options: SimDriverOptions | None = None, *,
+                 render: Callable[[], CameraFrame] | None = None) -> None:
         self.scene = scene
         self.options = options or SimDriverOptions()
+        self._render = render or scene.render
         self._origin_s: float | None = None
         self._origin_steps = 0
         self._next_frame_s = 0.0
@@ -85,7 +91,7 @@ class SimDriver:
             self.scene.step(steps)
         frame = None
         if self.scene.sim_time_s + 1e-9 >= self._next_frame_s:
-            frame = self.scene.render()
+            frame = self._render()
             period = 1.0 / self.options.camera_hz
             self._next_frame_s += period * max(1, math.ceil(
                 (self.scene.sim_time_s - self._next_frame_s + 1e-9) / period))

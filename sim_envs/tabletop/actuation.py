@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from realtime.errors import ConfigError
-from sim_envs.kinematics import IkSolution, PandaKinematics, gripper_yaw, top_down_quat
-from sim_envs.scene import FINGER_OPEN_M, JointState
+from sim_envs.tabletop.kinematics import IkSolution, PandaKinematics, gripper_yaw, top_down_quat
+from sim_envs.tabletop.scene import FINGER_OPEN_M, JointState
 
 __all__ = ["ActuatorOptions", "Actuator", "ArmCommand", "JointTargets"]
 

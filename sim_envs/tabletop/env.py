@@ -9,7 +9,7 @@ radians, grip 0 = closed .. 1 = open; see :func:`to_action`), held for one
 control tick (1/16 s by default) through the IK actuator.
 
 ``reset(seed=, options={"task": TASK_ID})`` sets up a task from
-:mod:`sim_envs.tasks` (its seed unless ``seed`` is given); the reward is 1 and
+:mod:`sim_envs.tabletop.tasks` (its seed unless ``seed`` is given); the reward is 1 and
 the episode terminates when the task's success check passes.
 """
 
@@ -25,11 +25,11 @@ from gymnasium import spaces
 
 from realtime.errors import ConfigError
 from sim_envs import ENV_IDS
-from sim_envs.actuation import ArmCommand
-from sim_envs.camera import CameraOptions
-from sim_envs.robot import LocalRobot, RobotOptions
-from sim_envs.scene import FINGER_OPEN_M, SceneOptions
-from sim_envs.tasks import Task, get_task
+from sim_envs.tabletop.actuation import ArmCommand
+from sim_envs.tabletop.camera import CameraOptions
+from sim_envs.tabletop.robot import LocalRobot, RobotOptions
+from sim_envs.tabletop.scene import FINGER_OPEN_M, SceneOptions
+from sim_envs.tabletop.tasks import Task, get_task
 
 __all__ = ["ACTION_HIGH", "ACTION_LOW", "ENV_IDS", "TabletopEnv", "to_action"]
 

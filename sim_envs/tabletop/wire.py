@@ -1,8 +1,18 @@
-"""Conversions between the robot's plain objects (``sim_envs``) and bus messages.
+"""Conversions between the tabletop's plain objects and the bus messages.
 
-``sim_envs`` keeps no bus code; the robot demo's processes convert at their
-edges with these functions. Each pair round-trips without loss of anything
-the other side uses (tests/test_robot_wire.py).
+The scene, perception and actuation classes know nothing of the bus; the robot
+demo's processes (:mod:`sim_envs.tabletop.nodes`, :mod:`control.robot_decision`)
+convert at their edges with these functions. Each pair round-trips without loss
+of anything the other side uses (tests/test_robot_wire.py).
+
+- sim -> perception, actuation: :func:`joints_to_msg`, :func:`frame_to_msg`
+- perception -> decision: :func:`world_to_msg` / :func:`world_from_msg`
+- decision -> actuation: :func:`command_to_msg` / :func:`command_from_msg`
+- actuation -> sim: :func:`targets_to_msg` / :func:`targets_from_msg`
+
+A world state's own counter (:attr:`WorldState.seq`, one per perception update)
+travels as ``frame_seq``: the message's ``seq`` belongs to the bus, which stamps
+every message with its sender's sequence number (gaps show drops).
 """
 
 from __future__ import annotations
@@ -10,10 +20,10 @@ from __future__ import annotations
 import numpy as np
 
 from realtime import messages as m
-from sim_envs.actuation import ArmCommand, JointTargets
-from sim_envs.camera import CameraFrame, Intrinsics
-from sim_envs.perception import GripperState, ObjectState, WorldState
-from sim_envs.scene import JointState
+from sim_envs.tabletop.actuation import ArmCommand, JointTargets
+from sim_envs.tabletop.camera import CameraFrame, Intrinsics
+from sim_envs.tabletop.perception import GripperState, ObjectState, WorldState
+from sim_envs.tabletop.scene import FINGER_OPEN_M, JointState
 
 __all__ = [
     "command_from_msg",
@@ -55,6 +65,7 @@ def frame_to_msg(frame: CameraFrame) -> m.CameraFrame:
 
 
 def frame_from_msg(msg: m.CameraFrame) -> CameraFrame:
+    """Raises ValueError for a frame perception cannot use (the node drops it)."""
     if msg.rgb is None or msg.depth_m is None or msg.segmentation is None or msg.intrinsics is None:
         raise ValueError("camera frame lacks rgb, depth, segmentation or intrinsics")
     if len(msg.view_matrix) != 16:
@@ -91,8 +102,9 @@ def world_from_msg(msg: m.WorldState) -> WorldState:
         for o in msg.objects
     }
     g = msg.gripper
-    return WorldState(objects, GripperState(tuple(g.position_m), g.opening_m, g.holding),  # type: ignore[arg-type]
-                      tuple(msg.arm_q_rad), msg.sim_time_s, msg.frame_seq, msg.version)
+    gripper = GripperState(tuple(g.position_m), g.opening_m, g.holding)  # type: ignore[arg-type]
+    return WorldState(objects, gripper, tuple(msg.arm_q_rad), msg.sim_time_s, msg.frame_seq,
+                      msg.version)
 
 
 def command_to_msg(cmd: ArmCommand, tick: int = 0, deadline_ns: int = 0) -> m.Command:
@@ -106,9 +118,10 @@ def command_to_msg(cmd: ArmCommand, tick: int = 0, deadline_ns: int = 0) -> m.Co
 
 
 def command_from_msg(msg: m.Command) -> ArmCommand:
+    """``hold`` and ``safe_stop`` both hold; ``gripper_width_m`` overrides ``gripper``."""
     width = msg.gripper_width_m
     if width is None:
-        width = 0.0 if msg.gripper == "close" else 0.08
+        width = 0.0 if msg.gripper == "close" else FINGER_OPEN_M
     if msg.mode != "move":
         return ArmCommand.hold_here(width)
     return ArmCommand(
@@ -126,5 +139,5 @@ def targets_to_msg(t: JointTargets, command_seq: int = 0) -> m.JointTargets:
 
 def targets_from_msg(msg: m.JointTargets) -> tuple[np.ndarray, float]:
     """(arm joint targets, finger opening) for :meth:`TabletopScene.set_joint_targets`."""
-    width = 0.08 if msg.gripper_opening_m is None else msg.gripper_opening_m
-    return np.asarray(msg.positions_rad, dtype=np.float64), width
+    width = FINGER_OPEN_M if msg.gripper_opening_m is None else msg.gripper_opening_m
+    return np.asarray(msg.positions_rad, dtype=np.float64), float(width)

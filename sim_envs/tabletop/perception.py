@@ -4,7 +4,7 @@ Objects are found in the *images*: each pixel is classified by hue and
 saturation (red, green, blue, yellow cubes; the magenta bin), pixels of one
 colour are grouped by the instance mask, and their 3-D points come from the
 metric depth, the pinhole intrinsics and the camera pose
-(:func:`sim_envs.camera.deproject`). A cube's centre is its visible top face's
+(:func:`sim_envs.tabletop.camera.deproject`). A cube's centre is its visible top face's
 minimum-area rectangle, lowered by half the (known) cube size; its yaw is that
 rectangle's angle. The gripper comes from the joint encoders and the
 perception side's own kinematic model. Nothing is read from the simulator.
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from sim_envs.camera import CameraFrame, deproject
-from sim_envs.kinematics import PandaKinematics
-from sim_envs.scene import BIN_ID, CUBE_SIZE_M, JointState
+from sim_envs.tabletop.camera import CameraFrame, deproject
+from sim_envs.tabletop.kinematics import PandaKinematics
+from sim_envs.tabletop.scene import BIN_ID, CUBE_SIZE_M, JointState
 
 __all__ = ["GripperState", "ObjectState", "Perception", "PerceptionOptions", "WorldState"]
 

@@ -1,0 +1,86 @@
+"""The robot demo's decision process: ``python -m control.robot_node decision CONFIG_JSON``.
+
+It loads the decoder, opens the sockets (world states in, commands, events and
+control requests; see :mod:`sim_envs.tabletop.nodes` for the whole picture),
+builds the :class:`~control.robot_decision.RobotDecision` on the real clock and
+runs its deadline loop until the supervisor stops the process.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from control.robot_decision import DecisionPorts, RobotDecision
+from models.prompts import render_scene
+from realtime import messages as m
+from realtime.bus import BusOptions, LatestValueSubscriber, Publisher
+from realtime.bus_rpc import ReplyServer
+from realtime.clock import MonotonicClock
+from realtime.hardening import Hardening, HardeningOptions
+from realtime.node import Node, node_main
+from realtime.node_trace import node_tracer, run_traced
+from sim_envs.tabletop.config import RobotDemoConfig
+
+__all__ = ["load_decoder", "main", "run_decision"]
+
+log = logging.getLogger("rtagent.robot")
+
+
+def load_decoder(cfg: RobotDemoConfig) -> Any:
+    """The decoder ``cfg`` names; ``lora="default"``: the model's shipped adapter, if any."""
+    from models.decoder import make_decoder
+
+    lora = cfg.lora
+    if lora == "default":
+        try:
+            from models.adapters import default_adapter
+        except ImportError:
+            lora = None
+        else:
+            path = default_adapter(cfg.model)
+            lora = str(path) if path else None
+    return make_decoder(cfg.decoder, cfg.model, lora_path=lora, n_threads=cfg.decoder_threads)
+
+
+def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
+    from models.decoder import DecodeContext
+    from sim_envs.tabletop.robot_tools import robot_tool_specs
+
+    tracer = node_tracer(node, "decision", cfg.trace_label)
+    rd = node.run_dir
+    ports = DecisionPorts(
+        world=node.own(LatestValueSubscriber(rd.endpoint("world"), ("world",),
+                                             types=(m.WorldState,))),
+        commands=node.own(Publisher(rd.endpoint("commands"), source="decision")),
+        events=node.own(Publisher(rd.endpoint("events"), source="decision",
+                                  options=BusOptions(sndhwm=256))),
+        control=node.own(ReplyServer(rd.endpoint("decision_ctl"), source="decision")))
+    # Loading the model, the warm-up decode and mining the patterns take seconds
+    # (more on a busy machine): heartbeats go on from a helper thread meanwhile.
+    with node.beating():
+        decoder = node.own(load_decoder(cfg))
+        # Evaluate the system prompt and tool list once now, so the first instruction
+        # pays only for its own tokens (the prefix KV cache is reused).
+        with tracer.span("warm-up", "decoder", "decode"):
+            decoder.decode(DecodeContext.from_request("go home", scene=render_scene(["red_cube"])),
+                           robot_tool_specs())
+        decision = node.own(RobotDecision(cfg, MonotonicClock(), decoder, ports, tracer=tracer,
+                                          counters=node.counters, beat=node.beat))
+    # Only this (loop) thread gets SCHED_FIFO: the agent's threads exist already and keep
+    # SCHED_OTHER, so the decoder can never starve the loop.
+    hardening = Hardening(HardeningOptions(fifo_priority=80 if cfg.fifo else None))
+    node.beat("running", force=True)
+    with hardening:
+        for step in hardening.steps:
+            log.info("hardening: %s", step)
+        run_traced(decision.loop, tracer, node)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return node_main("control.robot_node", {"decision": run_decision}, RobotDemoConfig.from_json,
+                     argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
