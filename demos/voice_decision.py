@@ -50,8 +50,8 @@ WAIT_SLICE_MS = 5.0  # while waiting for a transcript, look for finished turns t
 def build_registry(cfg: VoiceDemoConfig, home_call: Any) -> ToolRegistry:
     """Every voice tool: home tools through ``home_call(name, args)``, services here."""
     from audio.errors import AudioError
-    from audio.services import ServiceOptions, Services
-    from audio.voice_tools import voice_tool_specs
+    from sim_envs.home.services import ServiceOptions, Services
+    from sim_envs.home.tools import voice_tool_specs
 
     services = Services(ServiceOptions(cfg.service_min_ms, cfg.service_max_ms))
     registry = ToolRegistry()
@@ -96,11 +96,11 @@ class CallLog:
 
 def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
     from audio.errors import AudioError
-    from audio.replies import NOT_UNDERSTOOD, reply_text
-    from audio.voice_tools import voice_tool_specs
     from demos.voice_preflight import PreflightDecoder
     from models.decoder import DecodeContext, make_decoder
     from realtime.bus_async import AsyncRequestClient
+    from sim_envs.home.replies import NOT_UNDERSTOOD, reply_text
+    from sim_envs.home.tools import voice_tool_specs
     from speculation.executor import SpeculationOptions, SpeculativeExecutor
     from speculation.trace_hooks import TracedInvoke, TracedRegistry, TracedSpeculation
 

@@ -250,8 +250,8 @@ def _sink(cfg: VoiceDemoConfig, rate_hz: int) -> Any:
 
 def run_actuation(cfg: VoiceDemoConfig, node: Node) -> None:
     """The home store's device actions over RPC; replies spoken, stopped on barge-in."""
-    from audio.home_store import HomeStore
     from audio.tts import EspeakTts, SpeechPlayer, TtsOptions
+    from sim_envs.home.store import HomeStore
 
     tracer = node_tracer(node, "actuation", cfg.trace_label)
     rd = node.run_dir

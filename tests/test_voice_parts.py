@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from audio.errors import AudioError, AudioFormatError
-from audio.replies import NO_TOOL, reply_text
 from audio.sources import SAMPLE_RATE_HZ, write_wav
 from control.tools import ToolCall
 from demos.voice_audio import check_samples, check_wav, layout
 from demos.voice_preflight import PreflightDecoder
 from demos.voice_session import VoiceResult, breakdown
 from models.decoder import DecodeContext
+from sim_envs.home.replies import NO_TOOL, reply_text
 
 SR = SAMPLE_RATE_HZ
 
@@ -40,7 +40,7 @@ def test_replies_say_what_was_done_and_what_was_found():
     assert reply_text({"results": [_ok("get_shopping_list", {"items": ["milk", "eggs", "bread"]})]}) \
         == "Your shopping list has milk, eggs and bread."
     failed = {"results": [{"name": "send_message", "ok": False,
-                           "error": "AudioError: unknown contact 'Zed'; contacts: Anna, Ben"}]}
+                           "error": "HomeError: unknown contact 'Zed'; contacts: Anna, Ben"}]}
     assert reply_text(failed) == "Sorry, send message did not work: unknown contact 'Zed'."
     assert reply_text({"results": []}) == NO_TOOL
     assert reply_text({"results": [_ok("get_time", {"oops": 1})]}) == "Done."  # odd result
