@@ -1,1 +1,2 @@
-"""Audio sources, VAD, streaming speech-to-text, text-to-speech and the voice tools."""
+"""Audio only: sources and capture, VAD, streaming speech-to-text, text-to-speech, request
+checks, and the voice demo's perception node (:mod:`audio.nodes`)."""

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from audio.chunks import SAMPLE_RATE_HZ, AudioChunk
 from audio.errors import AudioDeviceError, AudioError
 from audio.resample import Resampler, pcm_to_float, to_mono
-from audio.sources import SAMPLE_RATE_HZ, AudioChunk, register_source
 
 __all__ = ["CaptureOptions", "PyAudioSource", "find_device", "list_devices", "open_pyaudio"]
 
@@ -197,8 +197,3 @@ class PyAudioSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-@register_source("pyaudio")
-def _pyaudio_source(device: int | str | None = None, *, chunk_ms: float = 32.0,
-                    max_duration_s: float | None = None, **kw: Any) -> PyAudioSource:
-    return PyAudioSource(CaptureOptions(device, chunk_ms, max_duration_s), **kw)

@@ -21,10 +21,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
+from audio.chunks import SAMPLE_RATE_HZ, AudioChunk, AudioSource
 from audio.errors import AudioError, AudioFormatError
 from audio.resample import pcm_to_float, resample, to_mono
 
@@ -42,31 +43,7 @@ __all__ = [
     "write_wav",
 ]
 
-SAMPLE_RATE_HZ = 16000  # every source delivers this rate, mono, float32
-
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
-
-
-@dataclass(frozen=True)
-class AudioChunk:
-    """``samples``: float32 mono at 16 kHz; ``t_ns``: monotonic time of the first sample."""
-
-    samples: np.ndarray
-    t_ns: int
-    seq: int
-
-    @property
-    def duration_ms(self) -> float:
-        return 1000.0 * len(self.samples) / SAMPLE_RATE_HZ
-
-
-@runtime_checkable
-class AudioSource(Protocol):
-    """Yields :class:`AudioChunk` until the audio ends (or forever, for a microphone)."""
-
-    def __iter__(self) -> Iterator[AudioChunk]: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -274,13 +251,11 @@ def register_source(name: str) -> Callable[[SourceFactory], SourceFactory]:
 
 def open_source(name: str, **kwargs: Any) -> AudioSource:
     """Build the source registered as ``name`` (``wav``, ``paced_wav``, ``pyaudio``)."""
-    if name == "pyaudio" and name not in SOURCES:
-        import audio.capture  # noqa: F401  (registers itself; imports PyAudio lazily)
     try:
         factory = SOURCES[name]
     except KeyError:
         raise AudioError(
-            f"unknown audio source {name!r}; known: {', '.join(sorted(SOURCES | {'pyaudio': None}))}"
+            f"unknown audio source {name!r}; known: {', '.join(sorted(SOURCES))}"
         ) from None
     return factory(**kwargs)
 
@@ -292,3 +267,11 @@ register_source("array")(ArraySource)
 @register_source("paced_wav")
 def _paced_wav(path: str | Path, *, chunk_ms: float = 32.0, **clock: Any) -> PacedSource:
     return PacedSource(WavFileSource(path, chunk_ms=chunk_ms), **clock)
+
+
+@register_source("pyaudio")
+def _pyaudio(device: int | str | None = None, *, chunk_ms: float = 32.0,
+             max_duration_s: float | None = None, **kw: Any) -> AudioSource:
+    from audio.capture import CaptureOptions, PyAudioSource  # PyAudio only when asked for
+
+    return PyAudioSource(CaptureOptions(device, chunk_ms, max_duration_s), **kw)

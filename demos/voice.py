@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,9 +98,9 @@ def check_device(device: str, direction: str) -> None:
 
 def load_requests(wavs: list[str], says: list[str], warn: Any) -> list[Any]:
     """Checked audio for each request; a bad file is reported and skipped."""
+    from audio.checks import check_samples, check_wav
     from audio.errors import AudioError
     from audio.utterances import speak
-    from demos.voice_audio import check_samples, check_wav
 
     items = []
     for path in wavs:
@@ -120,9 +121,13 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.0f}"
 
 
-def turn_line(t: dict[str, Any]) -> str:
-    from demos.voice_preflight import summarize_calls
+def summarize_calls(calls: Sequence[Mapping[str, Any]]) -> str:
+    """``name(k=v, ...)`` for each call, for printing."""
+    return "; ".join(f"{c['name']}(" + ", ".join(f"{k}={v}" for k, v in c["arguments"].items())
+                     + ")" for c in calls) or "-"
 
+
+def turn_line(t: dict[str, Any]) -> str:
     lat = t["latency"]
     calls = summarize_calls((t.get("turn") or {}).get("calls", []))
     spec = sum(bool(r.get("speculative")) for r in (t.get("turn") or {}).get("results", []))
@@ -136,7 +141,7 @@ def turn_line(t: dict[str, Any]) -> str:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    from demos.voice_nodes import VoiceDemoConfig
+    from demos.voice_session import VoiceDemoConfig
 
     return VoiceDemoConfig(
         device=args.device, max_duration_s=args.duration_s, pace=True,  # (a real mic never waits)

@@ -177,10 +177,9 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from audio.checks import check_wav
     from audio.utterances import load_requests, write_utterances
-    from demos.voice_audio import check_wav
-    from demos.voice_nodes import VoiceDemoConfig
-    from demos.voice_session import VoiceSession
+    from demos.voice_session import VoiceDemoConfig, VoiceSession
     from realtime.trace_run import TraceRun
 
     reqs = load_requests()

@@ -6,10 +6,27 @@ and follows the run on a worker thread: it waits until every process is up
 (the models are loaded), tells perception to start listening, and collects the
 events (speech detected, transcripts turned into calls, replies played) until
 the audio has been heard and answered. Requests given as audio are laid out
-one after another (:func:`demos.voice_audio.layout`) and played either as a
+one after another (:func:`audio.checks.layout`) and played either as a
 paced WAV stream or through the virtual PyAudio microphone, so each turn can
 be matched to its request. ``rtagent voice``, ``rtagent bench voice`` and the
 tests use it.
+
+::
+
+  perception (audio.nodes) ── PUB "perception": transcripts (partial, final), vad
+  │   events, barge_in (PlaybackControl on speech start), events
+  │   audio: a microphone through PyAudio, or a WAV stream paced in real time
+  ▼
+  decision (control.voice_node) ── PUB "decision": speech (SpeechOut replies), turn
+  │   and status events; deadline loop + agent (decoder, speculative executor,
+  │   parallel DAG calls); home tools ── REQ "home" ──► actuation
+  ▼
+  actuation (sim_envs.home.nodes): the home store (SQLite; device actions), TTS
+             playback with barge-in ── PUB "actuation": playback events
+
+:class:`VoiceDemoConfig` holds every option of the demo; each process gets its
+own part of it (a config dataclass beside its node) as JSON, so each node module
+imports only what lies below it.
 """
 
 from __future__ import annotations
@@ -20,12 +37,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from demos.voice_audio import CheckedAudio, Segment, layout
-from demos.voice_nodes import VoiceDemoConfig
+from audio.checks import CheckedAudio, Segment, layout
+from audio.nodes import PerceptionConfig
+from control.voice_node import VoiceDecisionConfig
 from realtime import messages as m
 from realtime.bus import BusOptions, Subscriber
 from realtime.bus_rpc import RequestClient
@@ -33,10 +51,70 @@ from realtime.errors import RtAgentError
 from realtime.node_trace import supervisor_events
 from realtime.supervisor import ProcessSpec, Supervisor, SupervisorReport, python_module
 from realtime.trace import Tracer
+from sim_envs.home.nodes import ActuationConfig
+from sim_envs.home.tools import STT_PROMPT
 
-NODES = ("perception", "actuation", "decision")
+NODE_MODULES = {"perception": "audio.nodes", "actuation": "sim_envs.home.nodes",
+                "decision": "control.voice_node"}  # each runs as `python -m MODULE NAME CONFIG_JSON`
+Part = TypeVar("Part", PerceptionConfig, VoiceDecisionConfig, ActuationConfig)
 READ_ONLY = ("get_weather", "get_time", "web_search", "get_light_state", "list_timers",
              "get_shopping_list", "get_calendar")
+
+
+@dataclass(frozen=True)
+class VoiceDemoConfig:
+    """Every option of the voice demo. Each process gets its part (:meth:`parts`): the
+    fields mean the same there and have the same defaults
+    (:class:`~audio.nodes.PerceptionConfig`, :class:`~sim_envs.home.nodes.ActuationConfig`,
+    :class:`~control.voice_node.VoiceDecisionConfig`), but for one: Whisper's
+    prompt here is the home's vocabulary (:data:`sim_envs.home.tools.STT_PROMPT`).
+
+    decoder_threads / stt_threads: one core each by default; on a 2-core machine two
+    OpenMP pools of 2 threads stall each other at every barrier (decodes 2-9x slower).
+    """
+
+    stream_wav: str | None = PerceptionConfig.stream_wav
+    device: str | None = PerceptionConfig.device
+    max_duration_s: float | None = PerceptionConfig.max_duration_s
+    pace: bool = PerceptionConfig.pace
+    out_device: str | None = ActuationConfig.out_device
+    out_wav: str | None = ActuationConfig.out_wav
+    hz: float = VoiceDecisionConfig.hz
+    speculation: bool = VoiceDecisionConfig.speculation
+    decoder: str = VoiceDecisionConfig.decoder
+    model: str | None = VoiceDecisionConfig.model
+    lora: str | None = VoiceDecisionConfig.lora
+    decoder_threads: int | None = VoiceDecisionConfig.decoder_threads
+    final_decoder_threads: int = VoiceDecisionConfig.final_decoder_threads
+    home_db: str | None = ActuationConfig.home_db
+    silence_ms: float = PerceptionConfig.silence_ms
+    early_silence_ms: float = PerceptionConfig.early_silence_ms
+    partial_interval_ms: float = PerceptionConfig.partial_interval_ms
+    stt_threads: int = PerceptionConfig.stt_threads
+    stt_prompt: str | None = STT_PROMPT
+    service_min_ms: float = VoiceDecisionConfig.service_min_ms
+    service_max_ms: float = VoiceDecisionConfig.service_max_ms
+    voice: str = ActuationConfig.voice
+    words_per_min: int = ActuationConfig.words_per_min
+    trace_label: str = ""  # with tracing on: process names become "LABEL/perception", ...
+
+    def __post_init__(self) -> None:
+        self.parts()  # each part checks its own fields ("expected X, got Y")
+
+    def parts(self) -> dict[str, PerceptionConfig | VoiceDecisionConfig | ActuationConfig]:
+        """Each process's config, by process name (the keys of :data:`NODE_MODULES`)."""
+        return {"perception": self._fill(PerceptionConfig), "actuation": self._fill(ActuationConfig),
+                "decision": self._fill(VoiceDecisionConfig)}
+
+    def _fill(self, cls: type[Part]) -> Part:
+        return cls(**{f.name: getattr(self, f.name) for f in dataclasses.fields(cls)})
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> VoiceDemoConfig:
+        return cls(**json.loads(text))
 
 
 @dataclass
@@ -139,9 +217,10 @@ class VoiceSession:
     def run(self, timeout_s: float | None = None) -> VoiceResult:
         try:
             cfg, env = self._prepare()
-            specs = [ProcessSpec(name, python_module("demos.voice_nodes", name, cfg.to_json()),
+            parts = cfg.parts()
+            specs = [ProcessSpec(name, python_module(module, name, parts[name].to_json()),
                                  env=env, startup_grace_ms=180_000, heartbeat_timeout_ms=10_000)
-                     for name in NODES]
+                     for name, module in NODE_MODULES.items()]
             t0_ns = time.monotonic_ns()  # the supervisor's report times count from about here
             self.supervisor = Supervisor(specs)
             worker = threading.Thread(target=self._script, name="voice-session", daemon=True)

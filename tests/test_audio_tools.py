@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from audio.home_store import ROOMS, HomeStore, HomeStoreError
-from audio.services import ServiceError, ServiceOptions, Services
 from audio.utterances import load_requests
-from audio.voice_tools import build_voice_tools, voice_tool_specs
 from control.tools import Effect, SpeculationPolicy, ToolCall
+from sim_envs.home.services import ServiceError, ServiceOptions, Services
+from sim_envs.home.store import ROOMS, HomeStore, HomeStoreError
+from sim_envs.home.tools import build_voice_tools, voice_tool_specs
 
 NOON_UTC = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC)
 

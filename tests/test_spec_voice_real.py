@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from audio.home_store import HomeStore
-from audio.services import ServiceOptions, Services
-from audio.voice_tools import build_voice_tools
 from control.tools import ToolCall, canonical_json
+from sim_envs.home.services import ServiceOptions, Services
+from sim_envs.home.store import HomeStore
+from sim_envs.home.tools import build_voice_tools
 from speculation.executor import SpeculationOptions, SpeculativeExecutor
 from speculation.patterns import PatternLibrary
 from speculation.predictors import PatternPredictor

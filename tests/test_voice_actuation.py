@@ -8,12 +8,12 @@ import threading
 import time
 from pathlib import Path
 
-from demos.voice_nodes import VoiceDemoConfig, run_actuation
 from realtime import messages as m
 from realtime.bus import Publisher, Subscriber
 from realtime.bus_rpc import RequestClient
 from realtime.endpoints import RunDirectory
 from realtime.node import Node
+from sim_envs.home.nodes import ActuationConfig, run_actuation
 
 LONG = ("You have four events today: the stand-up meeting at nine, lunch with Anna at half past "
         "twelve, the dentist at three, and football practice at half past six.")
@@ -36,7 +36,7 @@ def test_device_actions_and_barge_in(tmp_path: Path) -> None:
     rd = RunDirectory(tmp_path / "run")
     node = Node("actuation", run_dir=rd)
     out = tmp_path / "replies.wav"
-    worker = threading.Thread(target=run_actuation, args=(VoiceDemoConfig(out_wav=str(out)), node))
+    worker = threading.Thread(target=run_actuation, args=(ActuationConfig(out_wav=str(out)), node))
     speech = Publisher(rd.endpoint("decision"), source="decision")
     perception = Publisher(rd.endpoint("perception"), source="perception")
     events = Subscriber(rd.endpoint("actuation"), ("event",))

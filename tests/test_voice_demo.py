@@ -13,13 +13,12 @@ import numpy as np
 import pytest
 
 from audio.alsa_virtual import virtual_audio
+from audio.checks import check_samples
 from audio.sources import write_wav
 from audio.utterances import speak
 from demos.cli import main
 from demos.report_figures import load_run
-from demos.voice_audio import check_samples
-from demos.voice_nodes import VoiceDemoConfig
-from demos.voice_session import VoiceSession
+from demos.voice_session import VoiceDemoConfig, VoiceSession
 
 REQUESTS = [  # (label, text, voice, words per minute)
     ("lights", "turn off the kitchen lights", "en-us", 165),

@@ -4,6 +4,7 @@ the latency breakdown and the benchmark's scoring."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import wave
@@ -12,14 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audio.checks import check_samples, check_wav, layout
 from audio.errors import AudioError, AudioFormatError
-from audio.replies import NO_TOOL, reply_text
 from audio.sources import SAMPLE_RATE_HZ, write_wav
 from control.tools import ToolCall
-from demos.voice_audio import check_samples, check_wav, layout
-from demos.voice_preflight import PreflightDecoder
-from demos.voice_session import VoiceResult, breakdown
+from control.voice_preflight import PreflightDecoder
+from demos.voice_session import VoiceDemoConfig, VoiceResult, breakdown
 from models.decoder import DecodeContext
+from realtime.errors import RtAgentError
+from sim_envs.home.replies import NO_TOOL, reply_text
 
 SR = SAMPLE_RATE_HZ
 
@@ -40,7 +42,7 @@ def test_replies_say_what_was_done_and_what_was_found():
     assert reply_text({"results": [_ok("get_shopping_list", {"items": ["milk", "eggs", "bread"]})]}) \
         == "Your shopping list has milk, eggs and bread."
     failed = {"results": [{"name": "send_message", "ok": False,
-                           "error": "AudioError: unknown contact 'Zed'; contacts: Anna, Ben"}]}
+                           "error": "HomeError: unknown contact 'Zed'; contacts: Anna, Ben"}]}
     assert reply_text(failed) == "Sorry, send message did not work: unknown contact 'Zed'."
     assert reply_text({"results": []}) == NO_TOOL
     assert reply_text({"results": [_ok("get_time", {"oops": 1})]}) == "Done."  # odd result
@@ -278,6 +280,26 @@ def test_latency_breakdown_and_lookups_done_at_end_of_speech():
     assert (b["endpoint_ms"], b["final_ms"], b["first_call_ms"], b["first_action_ms"],
             b["results_ms"], b["first_audio_ms"]) == (420, 450, 460, 462, 700, 780)
     assert (b["lookups"], b["lookups_done_at_eos"], b["lookups_done_at_endpoint"]) == (3, 1, 2)
+
+
+def test_the_demo_config_gives_each_process_its_part_and_refuses_bad_values():
+    cfg = VoiceDemoConfig(silence_ms=300.0, out_wav="replies.wav", hz=20.0, trace_label="x")
+    parts = cfg.parts()
+    assert sorted(parts) == ["actuation", "decision", "perception"]
+    assert parts["perception"].silence_ms == 300.0 and parts["actuation"].out_wav == "replies.wav"
+    assert parts["decision"].hz == 20.0 and {p.trace_label for p in parts.values()} == {"x"}
+    assert parts["perception"].stt_prompt == VoiceDemoConfig().stt_prompt  # the home's words
+    shipped = {f.name for p in parts.values() for f in dataclasses.fields(p)}
+    assert shipped == {f.name for f in dataclasses.fields(VoiceDemoConfig)}  # nothing left behind
+    for part in parts.values():  # what each process is sent, and reads back
+        assert type(part).from_json(part.to_json()) == part
+    assert VoiceDemoConfig.from_json(cfg.to_json()) == cfg
+    for bad, says in (({"silence_ms": -1.0}, "expected silence_ms in 0..10000"),
+                      ({"words_per_min": 20}, "expected words_per_min in 80..450"),
+                      ({"hz": 0.0}, "hz: expected 1..1000"),
+                      ({"max_duration_s": 0.0}, "max_duration_s: expected > 0 s")):
+        with pytest.raises(RtAgentError, match=says):
+            VoiceDemoConfig(**bad)
 
 
 def test_bench_scores_exact_calls_wer_and_split_utterances():

@@ -1,4 +1,4 @@
-"""The voice demo's input audio: checks with clear messages, and the played-back layout.
+"""Request audio: checks with clear messages, and the layout it is played back in.
 
 :func:`check_wav` reads a WAV file (any rate, width, channels) and refuses what
 cannot be a spoken request, saying why and what to do: empty, truncated or

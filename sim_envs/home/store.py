@@ -1,7 +1,7 @@
 """The home the voice assistant controls: a SQLite store of lights, thermostats,
 timers, the shopping list, contacts, messages and today's calendar.
 
-Every tool in ``voice_tools.json`` that touches the home is a method here;
+Every tool in ``audio/voice_tools.json`` that touches the home is a method here;
 writes return what they actually did. Each write bumps the version of the
 resources it changed (``light:kitchen``, ``timers``, ...), the same names as
 the tools' ``x-resources``, so speculation can tell whether a result computed
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from audio.errors import AudioError
+from sim_envs.home.errors import HomeError
 
 __all__ = ["CONTACTS", "ROOMS", "HomeStore", "HomeStoreError"]
 
@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS versions (resource TEXT PRIMARY KEY, version INTEGER 
 """
 
 
-class HomeStoreError(AudioError, ValueError):
+class HomeStoreError(HomeError, ValueError):
     """A home request names something the home does not have."""
 
 

@@ -33,7 +33,7 @@ import dataclasses
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -278,8 +278,3 @@ class PreflightDecoder:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def summarize_calls(calls: Sequence[Mapping[str, Any]]) -> str:
-    """``name(k=v, ...)`` for each call, for printing."""
-    return "; ".join(f"{c['name']}(" + ", ".join(f"{k}={v}" for k, v in c["arguments"].items())
-                     + ")" for c in calls) or "-"

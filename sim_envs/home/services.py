@@ -17,13 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from audio.errors import AudioError
+from realtime.errors import ConfigError
+from sim_envs.home.errors import HomeError
 
 __all__ = ["CITIES", "SearchService", "ServiceError", "ServiceOptions", "Services",
            "TimeService", "WeatherService"]
 
 
-class ServiceError(AudioError, LookupError):
+class ServiceError(HomeError, LookupError):
     """A service has no answer for the request (unknown city, ...)."""
 
 
@@ -93,7 +94,7 @@ class ServiceOptions:
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_latency_ms <= self.max_latency_ms <= 10_000:
-            raise AudioError("expected 0 <= min_latency_ms <= max_latency_ms <= 10000, got "
+            raise ConfigError("expected 0 <= min_latency_ms <= max_latency_ms <= 10000, got "
                              f"{self.min_latency_ms}, {self.max_latency_ms}")
 
     def latency_s(self, key: str) -> float:

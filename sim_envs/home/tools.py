@@ -2,8 +2,8 @@
 
 ``build_voice_tools(store, services)`` returns a :class:`control.tools.ToolRegistry`
 with every tool of the shared contract: home tools run against the SQLite
-:class:`audio.home_store.HomeStore`; weather, time and search go through
-:class:`audio.services.Services` (simulated remote latency). Reads are
+:class:`sim_envs.home.store.HomeStore`; weather, time and search go through
+:class:`sim_envs.home.services.Services` (simulated remote latency). Reads are
 speculatable and writes are not, as the specs say; the registry refuses a spec
 without a backend and a backend without a spec.
 """
@@ -15,12 +15,22 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from audio.errors import AudioError
-from audio.home_store import HomeStore
-from audio.services import Services
 from control.tools import ToolRegistry, ToolSpec, load_tool_specs
+from sim_envs.home.errors import HomeError
+from sim_envs.home.services import Services
+from sim_envs.home.store import HomeStore
 
-__all__ = ["build_voice_tools", "voice_tool_specs"]
+__all__ = ["HOME_TOOLS", "STT_PROMPT", "build_voice_tools", "voice_tool_specs"]
+
+#: The tools the home store serves (the rest are remote services).
+HOME_TOOLS = ("get_light_state", "list_timers", "get_shopping_list", "get_calendar", "set_light",
+              "set_thermostat", "set_timer", "add_to_shopping_list", "send_message")
+
+# Whisper's "previous text": the home's vocabulary (rooms, devices, contacts, services)
+# biases tiny.en toward it (WER on the request set 16.5% -> 13.2%, measured with espeak-ng).
+STT_PROMPT = ("Turn the kitchen, living room, bedroom, bathroom, office or hallway lights on or "
+              "off. Set the thermostat to 21 degrees. Set a timer for 10 minutes. Add milk to the "
+              "shopping list. What is the weather in London? Send a message to Anna.")
 
 
 def voice_tool_specs() -> list[ToolSpec]:
@@ -57,7 +67,7 @@ def build_voice_tools(store: HomeStore | None = None, services: Services | None 
     missing = sorted(names - backends.keys())
     extra = sorted(backends.keys() - names)
     if missing or extra:
-        raise AudioError(f"voice tools and backends differ: specs without a backend {missing}, "
+        raise HomeError(f"voice tools and backends differ: specs without a backend {missing}, "
                          f"backends without a spec {extra}")
     registry = ToolRegistry()
     for spec in specs:
