@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from control.tools import ToolCall
-from demos.bench_decoder import _one, _Tally
+from demos.bench.decoder import _one, _Tally
 from models.decoder import DecodeError, DecodeResult
 from models.evalsets.score import Case
 

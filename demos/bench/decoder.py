@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from realtime.errors import ConfigError
 
     wait_policy("spin")  # one process with the cores to itself (before any model loads)
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     tool_files = {"robot": root / "sim_envs/robot_tools.json",
                   "voice": root / "audio/voice_tools.json"}
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]

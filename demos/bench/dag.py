@@ -32,7 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-_ROOT = Path(__file__).resolve().parents[1]
+_ROOT = Path(__file__).resolve().parents[2]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +62,7 @@ class LocalService:
 
     async def __aenter__(self) -> LocalService:
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "from demos.bench_dag import serve; serve()",
+            sys.executable, "-c", "from demos.bench.dag import serve; serve()",
             stdout=asyncio.subprocess.PIPE, cwd=_ROOT)
         assert self._proc.stdout is not None
         line = await asyncio.wait_for(self._proc.stdout.readline(), 30)

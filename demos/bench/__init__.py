@@ -11,15 +11,15 @@ import importlib
 
 # name -> (module, summary). Each module has add_arguments(parser) and run(args) -> int.
 BENCHES: dict[str, tuple[str, str]] = {
-    "robot": ("demos.bench_robot", "robot task suite with and without speculation"),
-    "spec": ("demos.bench_spec", "speculative execution on robot and voice workloads vs the bound"),
-    "decoder": ("demos.bench_decoder", "SimpleTool-style decoder vs JSON-grammar baseline"),
-    "dag": ("demos.bench_dag", "parallel tool calls: DAG executor vs sequential and the bound"),
-    "sim": ("sim_envs.bench", "simulator: physics, render + perception, IK, episodes vs real time"),
-    "bus": ("demos.bench_bus", "bus latency/throughput, small messages and frames, vs raw pyzmq"),
-    "stt": ("audio.bench", "speech: fitted vs full Whisper window (WER, latency), VAD, TTS first audio"),
-    "voice": ("demos.voice_bench", "voice demo: WER, call accuracy, latency with and without speculation"),
-    "trace": ("demos.bench_trace", "tracing overhead: loop lateness and task time, tracing on vs off"),
+    "robot": ("demos.bench.robot", "robot task suite with and without speculation"),
+    "spec": ("demos.bench.spec", "speculative execution on robot and voice workloads vs the bound"),
+    "decoder": ("demos.bench.decoder", "SimpleTool-style decoder vs JSON-grammar baseline"),
+    "dag": ("demos.bench.dag", "parallel tool calls: DAG executor vs sequential and the bound"),
+    "sim": ("demos.bench.sim", "simulator: physics, render + perception, IK, episodes vs real time"),
+    "bus": ("demos.bench.bus", "bus latency/throughput, small messages and frames, vs raw pyzmq"),
+    "stt": ("demos.bench.stt", "speech: fitted vs full Whisper window (WER, latency), VAD, TTS first audio"),
+    "voice": ("demos.bench.voice", "voice demo: WER, call accuracy, latency with and without speculation"),
+    "trace": ("demos.bench.trace", "tracing overhead: loop lateness and task time, tracing on vs off"),
 }
 
 

@@ -114,7 +114,7 @@ def _worker(config: str, r: int, args: argparse.Namespace, env: dict[str, str]) 
             "seed": args.seed, "process": f"bench r{r}", "flush_ms": args.flush_ms}
     full = {k: v for k, v in os.environ.items() if k != "RTAGENT_TRACE_ENDPOINT"}
     full.update(env)
-    proc = subprocess.run([sys.executable, "-m", "demos.bench_trace", "worker", json.dumps(spec)],
+    proc = subprocess.run([sys.executable, "-m", "demos.bench.trace", "worker", json.dumps(spec)],
                           env=full, capture_output=True, text=True,
                           timeout=args.seconds + 120, check=False)
     if proc.returncode != 0:
@@ -203,9 +203,9 @@ def run(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "worker":
-        from demos.bench_trace_worker import main
+        from demos.bench.trace_worker import main
 
         raise SystemExit(main(json.loads(sys.argv[2])))
-    print("usage: python -m demos.bench_trace worker SPEC_JSON (or: rtagent bench trace)",
+    print("usage: python -m demos.bench.trace worker SPEC_JSON (or: rtagent bench trace)",
           file=sys.stderr)
     raise SystemExit(2)
