@@ -15,7 +15,7 @@ def test_command_help(name: str, capsys) -> None:
     assert "usage: rtagent" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", sorted(bench.BENCHES))
+@pytest.mark.parametrize("name", sorted(bench.COMMANDS))
 def test_bench_help(name: str, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         cli.main(["bench", name, "--help"])

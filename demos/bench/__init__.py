@@ -6,11 +6,8 @@ measured in the same run (see the README for what each one measures).
 
 from __future__ import annotations
 
-import argparse
-import importlib
-
-# name -> (module, summary). Each module has add_arguments(parser) and run(args) -> int.
-BENCHES: dict[str, tuple[str, str]] = {
+# name -> (module, summary); each module has add_arguments(parser) and run(args) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {
     "robot": ("demos.bench.robot", "robot task suite with and without speculation"),
     "spec": ("demos.bench.spec", "speculative execution on robot and voice workloads vs the bound"),
     "decoder": ("demos.bench.decoder", "SimpleTool-style decoder vs JSON-grammar baseline"),
@@ -21,17 +18,3 @@ BENCHES: dict[str, tuple[str, str]] = {
     "voice": ("demos.bench.voice", "voice demo: WER, call accuracy, latency with and without speculation"),
     "trace": ("demos.bench.trace", "tracing overhead: loop lateness and task time, tracing on vs off"),
 }
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="bench", metavar="NAME", required=True)
-    for name, (module, summary) in BENCHES.items():
-        mod = importlib.import_module(module)
-        p = sub.add_parser(name, help=summary, description=mod.__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        mod.add_arguments(p)
-        p.set_defaults(_bench_run=mod.run)
-
-
-def run(args: argparse.Namespace) -> int:
-    return int(args._bench_run(args) or 0)
