@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any
+
+from demos.bench.args import json_output
 
 __all__ = ["add_arguments", "run"]
 
@@ -26,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scenes per measurement (default 4)")
     parser.add_argument("--suite", action="store_true",
                         help="also run the whole task suite, scripted (a few minutes)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="write the figures as JSON")
+    json_output(parser)
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -107,36 +108,36 @@ def _ik(seeds: int) -> dict[str, float]:
             "ik_error_mm_p50": _pct(errs, 50), "ik_error_mm_p95": _pct(errs, 95)}
 
 
-def _episode(seeds: int) -> dict[str, float]:
+def _scripted(tasks: list[Any]) -> list[tuple[Any, float]]:
+    """Each task run scripted (its expected calls) on one robot: (result, wall s) pairs."""
     from sim_envs.robot import LocalRobot
     from sim_envs.scripted import run_scripted
-    from sim_envs.tasks import task_suite
 
-    tasks = [t for t in task_suite(tuple(range(seeds))) if t.id.startswith("bin-")][:seeds]
-    sim = wall = 0.0
-    ok = 0
+    runs = []
     with LocalRobot() as robot:
         for task in tasks:
             t = time.perf_counter()
             res = run_scripted(robot, task)
-            wall += time.perf_counter() - t
-            sim += res.sim_time_s
-            ok += res.success
-    return {"episodes": len(tasks), "succeeded": ok, "sim_s": sim, "wall_s": wall,
-            "realtime_factor": sim / wall}
+            runs.append((res, time.perf_counter() - t))
+    return runs
+
+
+def _episode(seeds: int) -> dict[str, float]:
+    from sim_envs.tasks import task_suite
+
+    tasks = [t for t in task_suite(tuple(range(seeds))) if t.id.startswith("bin-")][:seeds]
+    runs = _scripted(tasks)
+    sim = sum(res.sim_time_s for res, _ in runs)
+    wall = sum(wall_s for _, wall_s in runs)
+    return {"episodes": len(tasks), "succeeded": sum(res.success for res, _ in runs),
+            "sim_s": sim, "wall_s": wall, "realtime_factor": sim / wall}
 
 
 def _suite() -> dict[str, Any]:
-    from sim_envs.robot import LocalRobot
-    from sim_envs.scripted import run_scripted
     from sim_envs.tasks import task_suite
 
-    results = []
-    with LocalRobot() as robot:
-        for task in task_suite():
-            t = time.perf_counter()
-            res = run_scripted(robot, task)
-            results.append({**res.to_json(), "wall_s": round(time.perf_counter() - t, 2)})
+    results = [{**res.to_json(), "wall_s": round(wall_s, 2)}
+               for res, wall_s in _scripted(task_suite())]
     ok = sum(r["success"] for r in results)
     return {"tasks": len(results), "succeeded": ok, "success_rate": ok / len(results),
             "sim_s_mean": sum(r["sim_time_s"] for r in results) / len(results),

@@ -36,6 +36,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from demos.bench.args import hz_option, json_output, trace_output
+
 CONFIGS = ("off", "on")
 
 
@@ -44,16 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run time of each worker (default 10)")
     parser.add_argument("--rounds", type=int, default=4,
                         help="rounds of off + on, order alternating (default 4)")
-    parser.add_argument("--hz", type=float, default=16.0, help="loop rate (default 16)")
+    hz_option(parser, "loop")
     parser.add_argument("--time-scale", type=float, default=0.25,
                         help="factor on the episodes' think and tool times (default 0.25)")
     parser.add_argument("--flush-ms", type=float, default=20.0,
                         help="how often the trace sink's thread sends queued events (default 20; "
                              "0: each event sent where it is recorded, inside the tick)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
-    parser.add_argument("--trace", metavar="PATH",
-                        help="keep the traced runs' Chrome trace (then: rtagent report PATH)")
+    json_output(parser)
+    trace_output(parser, "the traced runs")
 
 
 # --------------------------------------------------------------------------- figures
@@ -197,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     out = measure(args)
     print_figures(out, args)
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1))
+        args.json.write_text(json.dumps(out, indent=1))
     return 0
 
 
