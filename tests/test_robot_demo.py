@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from demos.cli import main as cli_main
-from demos.report_figures import load_run
+from realtime.trace_figures import load_run
 from demos.robot_nodes import RobotDemoConfig
 from demos.robot_session import RobotSession, Step
 from sim_envs.tasks import get_task
