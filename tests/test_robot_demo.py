@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from demos.cli import main as cli_main
-from realtime.trace_figures import load_run
 from demos.robot_nodes import RobotDemoConfig
 from demos.robot_session import RobotSession, Step
+from realtime.trace_figures import load_run
 from sim_envs.tasks import get_task
 
 pytestmark = pytest.mark.slow

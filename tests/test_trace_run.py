@@ -14,8 +14,8 @@ import pytest
 from control.tools import Effect, SpeculationPolicy, ToolCall, ToolRegistry, ToolSpec
 from demos.bench.trace import add_arguments, figures, measure
 from demos.cli import main as cli_main
-from realtime.trace_figures import load_run
 from realtime.trace_bus import TRACE_ENV, BusTracer
+from realtime.trace_figures import load_run
 from realtime.trace_run import TraceRun
 from speculation.trace_hooks import TracedInvoke, TracedRegistry
 

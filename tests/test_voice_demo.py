@@ -16,10 +16,10 @@ from audio.alsa_virtual import virtual_audio
 from audio.sources import write_wav
 from audio.utterances import speak
 from demos.cli import main
-from realtime.trace_figures import load_run
 from demos.voice_audio import check_samples
 from demos.voice_nodes import VoiceDemoConfig
 from demos.voice_session import VoiceSession
+from realtime.trace_figures import load_run
 
 REQUESTS = [  # (label, text, voice, words per minute)
     ("lights", "turn off the kitchen lights", "en-us", 165),
