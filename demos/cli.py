@@ -2,8 +2,10 @@
 
 Each subcommand lives in its own module with two functions,
 ``add_arguments(parser)`` and ``run(args) -> int``; the module's docstring is
-its ``--help`` text. Modules are imported only when their command is used, so
-``rtagent --help`` stays fast and a broken optional part cannot stop the rest.
+its ``--help`` text. A group of subcommands (``rtagent bench NAME``) is a module
+with a ``COMMANDS`` registry of its own instead. Modules are imported only when
+their command is used, so ``rtagent --help`` stays fast and a broken optional
+part cannot stop the rest.
 """
 
 from __future__ import annotations
@@ -40,20 +42,27 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         description="A real-time agent stack for voice and embodied control.",
         epilog="Run `rtagent COMMAND --help` for a command's options.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    wanted = None
-    if argv:
-        wanted = next((a for a in argv if not a.startswith("-")), None)
-    for name, (module, summary) in COMMANDS.items():
-        if wanted == name:
-            mod = _load(module)
-            p = sub.add_parser(name, help=summary, description=mod.__doc__,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_commands(parser.add_subparsers(dest="command", metavar="COMMAND"), COMMANDS, argv or [])
+    return parser
+
+
+def _add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                  commands: dict[str, tuple[str, str]], argv: Sequence[str]) -> None:
+    """One parser per command; only the one ``argv`` names is loaded and filled in."""
+    wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, summary) in commands.items():
+        if wanted != name:
+            sub.add_parser(name, help=summary)
+            continue
+        mod = _load(module)
+        p = sub.add_parser(name, help=summary, description=mod.__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        if hasattr(mod, "COMMANDS"):  # a group: its own commands, named next in argv
+            rest = argv[argv.index(name) + 1:]
+            _add_commands(p.add_subparsers(metavar="NAME", required=True), mod.COMMANDS, rest)
+        else:
             mod.add_arguments(p)
             p.set_defaults(_run=mod.run)
-        else:
-            sub.add_parser(name, help=summary)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,14 +21,12 @@ and both are printed with the ratio of their p99 and max.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import time
 from collections import deque
 from dataclasses import replace
 from typing import Any
 
-LOADS = ("none", "cpu", "decoder", "gil")
+from realtime.jitter_load import LOADS, Load
+
 TARGET_MAX_US = 2000.0
 TARGET_P99_RATIO = 2.0
 
@@ -80,154 +78,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="GGUF for --load decoder (default: embedded)")
 
 
-# -- load processes (spawned: module top level must stay import-light) --------
-def _cpu_burn(stop: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while not stop.is_set():
-        for _ in range(200_000):
-            pass
-
-
-def _gil_burn(stop: Any) -> None:
-    while not stop.is_set():
-        sum(i * i for i in range(1000))
-
-
-def _decoder_load(model_path: str, stop: Any, ready: Any, tokens: Any, error: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import llama_cpp
-
-        llm = llama_cpp.Llama(model_path=model_path, n_threads=2, verbose=False)
-    except Exception as exc:  # reported by the parent
-        error.value = f"{type(exc).__name__}: {exc}"[:255].encode()
-        ready.set()
-        return
-    prompt = "Write a long story about a robot arm that sorts coloured blocks on a table."
-    ready.set()
-    while not stop.is_set():
-        for _ in llm.create_completion(prompt, max_tokens=256, stream=True, temperature=0.9):
-            with tokens.get_lock():
-                tokens.value += 1
-            if stop.is_set():
-                break
-
-
-class Load:
-    """Background load in spawned processes; ``stop()`` ends them (also on error)."""
-
-    def __init__(self, kind: str, model: str | None) -> None:
-        import multiprocessing as mp
-
-        self.kind = kind
-        self.ctx = mp.get_context("spawn")
-        self.stop_event = self.ctx.Event()
-        self.tokens = self.ctx.Value("q", 0)
-        self.procs: list[Any] = []
-        self.model = model
-        self._t_start = 0.0
-        self._tok_start = 0
-
-    def start(self, console: Any) -> str:
-        from realtime.errors import RtAgentError
-
-        if self.kind == "none":
-            return "no load"
-        if self.kind == "gil":
-            import threading
-
-            t = threading.Thread(target=_gil_burn, args=(self.stop_event,), daemon=True)
-            t.start()
-            self.procs.append(t)
-            return "a pure-Python busy thread in this process (holds the GIL)"
-        if self.kind == "cpu":
-            n = len(os.sched_getaffinity(0))
-            for _ in range(n):
-                p = self.ctx.Process(target=_cpu_burn, args=(self.stop_event,), daemon=True)
-                p.start()
-                self.procs.append(p)
-            return f"{n} busy processes (one per CPU)"
-        from models.artifacts import resolve_gguf
-
-        path = str(resolve_gguf(self.model))
-        ready, error = self.ctx.Event(), self.ctx.Array("c", 256)
-        p = self.ctx.Process(target=_decoder_load, daemon=True,
-                             args=(path, self.stop_event, ready, self.tokens, error))
-        p.start()
-        self.procs.append(p)
-        with console.status("loading the decoder load (llama.cpp)..."):
-            ok = ready.wait(timeout=120)
-            deadline = time.monotonic() + 60  # wait for the first tokens too
-            while ok and not error.value and self.tokens.value < 8:
-                if time.monotonic() > deadline or not p.is_alive():
-                    break
-                time.sleep(0.05)
-        if not ok or error.value or self.tokens.value == 0:
-            why = error.value.decode(errors="replace") or "it produced no tokens"
-            self.stop()
-            raise RtAgentError(f"--load decoder could not start llama.cpp ({why}); "
-                               "run `rtagent doctor`, or use --load cpu")
-        self._t_start, self._tok_start = time.monotonic(), self.tokens.value
-        return f"llama.cpp decoding {os.path.basename(path)} continuously (2 threads)"
-
-    def rate(self) -> str:
-        if self.kind != "decoder" or not self._t_start:
-            return ""
-        dt = time.monotonic() - self._t_start
-        return f"{(self.tokens.value - self._tok_start) / dt:.1f} tok/s during the run"
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        for p in self.procs:
-            p.join(timeout=5)
-            if p.is_alive() and hasattr(p, "terminate"):
-                p.terminate()
-                p.join(timeout=5)
-        self.procs.clear()
-
-
-# -- cyclictest --------------------------------------------------------------------
-def run_cyclictest(period_us: int, seconds: float, prio: int | None, cpus: str | None,
-                   progress: Any, hz: float, meta: dict[str, Any]) -> Any:
-    """Run cyclictest; returns a JitterReport, or a string saying why not."""
-    import json
-    import shutil
-    import subprocess
-    import tempfile
-
-    from realtime.jitter import report_from_cyclictest_json
-
-    exe = shutil.which("cyclictest")
-    if exe is None:
-        return "cyclictest not found: install rt-tests (`apt-get install rt-tests`)"
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "cyclictest.json")
-        cmd = [exe, "-q", f"-i{period_us}", f"-D{max(1, round(seconds))}s", "-t1", "-m",
-               "--histogram=100000", f"--json={out}"]
-        if prio is not None:
-            cmd.append(f"-p{prio}")
-        if cpus:
-            cmd.append(f"-a{cpus}")
-        task = progress.add_task("cyclictest", total=max(1, round(seconds)))
-        t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            while proc.poll() is None:
-                progress.update(task, completed=min(time.monotonic() - t0, seconds))
-                progress.refresh()
-                time.sleep(0.25)
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-            err = proc.communicate(timeout=10)[1].decode(errors="replace").strip()
-        if proc.returncode != 0 or not os.path.exists(out):
-            return f"cyclictest failed (exit {proc.returncode}): {err[-300:]}"
-        with open(out) as f:
-            doc = json.load(f)
-    meta = {**meta, "command": " ".join(cmd[:-1] + ["--json=..."])}
-    return report_from_cyclictest_json(doc, hz=hz, meta=meta)
-
-
 # -- the command ------------------------------------------------------------------
 def _hardening_options(args: argparse.Namespace) -> Any:
     from realtime.errors import ConfigError
@@ -257,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from realtime.clock import MonotonicClock
+    from realtime.cyclictest import run_cyclictest
     from realtime.errors import ConfigError
     from realtime.hardening import Hardening, cpu_steal_s, kernel_preemption
     from realtime.jitter import render_table, report_from_history, save_json, save_plot
@@ -271,10 +122,10 @@ def run(args: argparse.Namespace) -> int:
                           gc_between_ticks=args.gc_between_ticks)
     hopts = _hardening_options(args)
     console = Console()
-    load = Load(args.load, args.model)
+    load = Load(args.load, _decoder_model(args))
     reports: list[Any] = []
     try:
-        load_desc = load.start(console)  # before hardening: children stay SCHED_OTHER
+        load_desc = load.start(console.status)  # before hardening: children stay SCHED_OTHER
         console.print(f"[bold]rtagent jitter[/]: {args.hz:g} Hz for {args.seconds:g} s, "
                       f"load: {load_desc}")
         # The tick does what a real tick does: poll for finished work, else fall back.
@@ -325,8 +176,9 @@ def run(args: argparse.Namespace) -> int:
             if args.compare_cyclictest:
                 period_us = round(1e6 / args.hz)
                 prio = args.priority if fifo_ok else None
-                ct = run_cyclictest(period_us, args.seconds, prio, args.cpus, progress,
-                                    args.hz, {"load": args.load, "fifo": fifo_ok})
+                ct = run_cyclictest(period_us, args.seconds, prio, args.cpus, args.hz,
+                                    {"load": args.load, "fifo": fifo_ok},
+                                    _progress_bar(progress, "cyclictest", args.seconds))
                 if isinstance(ct, str):
                     ct_note = ct
                 else:
@@ -364,6 +216,29 @@ def run(args: argparse.Namespace) -> int:
                         title=f"release lateness at {args.hz:g} Hz, load {args.load}")
         console.print(f"wrote {out}")
     return 0
+
+
+def _decoder_model(args: argparse.Namespace) -> str | None:
+    """The GGUF --load decoder runs (--model, default: the embedded one)."""
+    if args.load != "decoder":
+        return None
+    from models.artifacts import resolve_gguf
+
+    return str(resolve_gguf(args.model))
+
+
+def _progress_bar(progress: Any, label: str, seconds: float) -> Any:
+    """A callback drawing ``label``'s bar from the seconds done (added on the first call)."""
+    task = None
+
+    def draw(done_s: float) -> None:
+        nonlocal task
+        if task is None:
+            task = progress.add_task(label, total=max(1, round(seconds)))
+        progress.update(task, completed=done_s)
+        progress.refresh()
+
+    return draw
 
 
 def _fmt_s(x: float | None) -> str:

@@ -65,7 +65,7 @@ def _img(png: bytes, fig_id: str, alt: str, caption: str) -> str:
 def render_html(inputs: list[Path], *, episode: int | None = None,
                 title: str | None = None) -> tuple[str, dict[str, Any]]:
     """The report's HTML and what it contains (figure ids, table rows)."""
-    from demos.report_figures import (
+    from realtime.trace_figures import (
         key_figures,
         load_run,
         loop_reports,

@@ -37,20 +37,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = sub.add_parser("generate", help="write a robot or voice workload as JSONL")
     g.add_argument("workload", choices=["robot", "voice"])
     g.add_argument("-o", "--out", type=Path, required=True, help="directory for the files")
-    _workload_args(g)
+    add_workload_options(g)
     r = sub.add_parser("replay", help="replay episodes with and without speculation")
     r.add_argument("--tools", type=Path, help="tool specs (JSON list with x- metadata)")
     r.add_argument("--train", type=Path, help="training episodes (JSONL)")
     r.add_argument("--test", type=Path, help="test episodes (JSONL)")
     r.add_argument("--workload", choices=["robot", "voice"],
                    help="generate this workload instead of reading --tools/--train/--test")
-    _workload_args(r)
+    add_workload_options(r)
     r.add_argument("--out", type=Path, default=Path("spec-report.json"), help="report JSON")
     r.add_argument("--plot", type=Path, help="PNG plot (default: REPORT with .png)")
     add_replay_options(r)
 
 
-def _workload_args(p: argparse.ArgumentParser) -> None:
+def add_workload_options(p: argparse.ArgumentParser) -> None:
+    """How a generated workload is sized and split (also `rtagent bench spec`)."""
     p.add_argument("--episodes", type=int, default=300, help="episodes to generate")
     p.add_argument("--train-fraction", type=float, default=2 / 3, help="share for training")
     p.add_argument("--seed", type=int, default=0)

@@ -1,13 +1,14 @@
-"""rtagent bench decoder: what one case adds to the tallies and to the per-case rows."""
+"""rtagent bench decoder's scoring (models.evalsets.tally): what one case adds to the
+tallies and to the per-case rows."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from control.tools import ToolCall
-from demos.bench_decoder import _one, _Tally
 from models.decoder import DecodeError, DecodeResult
 from models.evalsets.score import Case
+from models.evalsets.tally import Tally, decode_case
 
 
 class _Fixed:
@@ -26,18 +27,18 @@ CASE = Case("v-1", ({"role": "user", "content": "weather in Oslo"},),
 
 
 def test_a_case_row_says_what_was_decoded_and_whether_it_matched() -> None:
-    tally = _Tally()
-    row = _one(_Fixed([ToolCall("get_weather", {"city": "Oslo"})]), None, CASE, [], (tally,))
+    tally = Tally()
+    row = decode_case(_Fixed([ToolCall("get_weather", {"city": "Oslo"})]), None, CASE, [], (tally,))
     assert row["exact"] and row["forward_passes"] == 3 and row["latency_ms"] == 120.0
     assert row["calls"] == [{"name": "get_weather", "arguments": {"city": "Oslo"}}]
-    wrong = _one(_Fixed([ToolCall("get_time", {"city": "Oslo"})]), None, CASE, [], (tally,))
+    wrong = decode_case(_Fixed([ToolCall("get_time", {"city": "Oslo"})]), None, CASE, [], (tally,))
     assert not wrong["exact"]
     s = tally.summary()
     assert (s["cases"], s["exact"], s["passes_per_answer"], s["compression"]) == (2, 0.5, 3, 4.0)
 
 
 def test_a_failed_decode_is_an_error_row_and_counts_as_wrong() -> None:
-    tally = _Tally()
-    row = _one(_Fixed(None), None, CASE, [], (tally,))
+    tally = Tally()
+    row = decode_case(_Fixed(None), None, CASE, [], (tally,))
     assert row == {"error": "no valid continuation", "exact": False}
     assert (tally.summary()["cases"], tally.summary()["errors"]) == (1, 1)

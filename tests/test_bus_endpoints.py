@@ -137,3 +137,13 @@ def test_run_directory_lifetime(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not owned.path.exists()
     with RunDirectory() as other, pytest.raises(ConfigError):
         other.endpoint("a/b")
+
+
+def test_bus_bench_options_say_what_is_wrong() -> None:
+    from realtime.bus_measure import BusBenchOptions
+    from realtime.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--rate-hz: expected a positive number"):
+        BusBenchOptions(rate_hz=0)
+    with pytest.raises(ConfigError, match="transports: expected some of"):
+        BusBenchOptions(transports=("udp",))

@@ -181,3 +181,26 @@ def test_cli_under_real_decoder_load(tmp_path: Path) -> None:
     (report,) = load_json(tmp_path / "j.json")
     assert report.meta["load"] == "decoder" and report.meta["fifo"] is False
     assert report.ticks == 20
+
+
+def test_a_load_is_named_and_stops() -> None:
+    from realtime.errors import ConfigError
+    from realtime.jitter_load import Load
+
+    with pytest.raises(ConfigError, match="--load: expected one of"):
+        Load("disk")
+    with pytest.raises(ConfigError, match="needs a GGUF model path"):
+        Load("decoder")
+    load = Load("gil")
+    assert "busy thread" in load.start()
+    (thread,) = load.procs
+    load.stop()
+    assert not thread.is_alive() and load.procs == []
+
+
+def test_without_cyclictest_the_runner_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from realtime import cyclictest
+
+    monkeypatch.setattr(cyclictest.shutil, "which", lambda _name: None)
+    why = cyclictest.run_cyclictest(62500, 1.0, None, None, 16.0, {})
+    assert isinstance(why, str) and "apt-get install rt-tests" in why

@@ -26,11 +26,11 @@ from control.dag_executor import DagExecutor, loop_factory
 from control.tools import ToolCall, ToolRegistry, load_tool_specs
 from demos.cli import main as cli_main
 from demos.report import render_html
-from demos.report_figures import load_run, speculative_outcomes
 from realtime.clock import MonotonicClock
 from realtime.loop import DeadlineLoop, LoopOptions, TickInfo
 from realtime.loop_trace import TickTracer
 from realtime.trace import Tracer, write_chrome
+from realtime.trace_figures import load_run, speculative_outcomes
 from speculation.executor import SpeculationOptions, SpeculativeExecutor
 from speculation.patterns import PatternLibrary
 from speculation.predictors import PatternPredictor

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from demos.cli import main as cli_main
-from demos.report_figures import load_run
 from demos.robot_session import RobotSession, Step
+from realtime.trace_figures import load_run
 from sim_envs.tabletop.config import RobotDemoConfig
 from sim_envs.tabletop.tasks import get_task
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from control.tools import Effect, SpeculationPolicy, ToolCall, ToolRegistry, ToolSpec
-from demos.bench_trace import add_arguments, figures, measure
+from demos.bench.trace import add_arguments, figures, measure
 from demos.cli import main as cli_main
-from demos.report_figures import load_run
 from realtime.trace_bus import TRACE_ENV, BusTracer
+from realtime.trace_figures import load_run
 from realtime.trace_run import TraceRun
 from speculation.trace_hooks import TracedInvoke, TracedRegistry
 

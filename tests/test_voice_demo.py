@@ -17,8 +17,8 @@ from audio.checks import check_samples
 from audio.sources import write_wav
 from audio.utterances import speak
 from demos.cli import main
-from demos.report_figures import load_run
 from demos.voice_session import VoiceDemoConfig, VoiceSession
+from realtime.trace_figures import load_run
 
 REQUESTS = [  # (label, text, voice, words per minute)
     ("lights", "turn off the kitchen lights", "en-us", 165),

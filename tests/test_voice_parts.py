@@ -304,7 +304,7 @@ def test_the_demo_config_gives_each_process_its_part_and_refuses_bad_values():
 
 def test_bench_scores_exact_calls_wer_and_split_utterances():
     from audio.utterances import VoiceRequest
-    from demos.voice_bench import score, table
+    from demos.bench.voice import score, table
 
     reqs = [VoiceRequest("r1", "turn off the kitchen lights", expected=(
                 {"name": "set_light", "arguments": {"room": "kitchen", "on": False}},)),
@@ -335,7 +335,7 @@ def test_bench_scores_exact_calls_wer_and_split_utterances():
 
 
 def test_said_last_reads_the_requests_last_two_words():
-    from demos.voice_bench import said_last
+    from demos.bench.voice import said_last
 
     weather = {"name": "get_weather", "arguments": {"city": "Berlin"}}
     assert said_last("will it rain in Berlin today", weather)

@@ -20,16 +20,17 @@ from typing import Any
 
 import numpy as np
 
+from demos.bench.args import request_set_options
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, default=0, help="use the first N requests (0 = all)")
+    request_set_options(parser)
     parser.add_argument("--streaming", type=int, default=8,
                         help="real-time streaming runs on the first N utterances (0 = skip)")
     parser.add_argument("--margin-ms", type=float, default=500.0, help="fitted-window margin")
     parser.add_argument("--threads", type=int, default=2, help="Whisper cpu_threads")
     parser.add_argument("--requests", metavar="JSONL", help="the utterances to speak (default: the "
                         "voice request set; audio/stt_heldout_requests.jsonl holds 50 other ones)")
-    parser.add_argument("--dir", default="/tmp/rtagent-utterances", help="where WAVs are generated")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 

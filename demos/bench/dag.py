@@ -25,14 +25,25 @@ import argparse
 import asyncio
 import json
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-_ROOT = Path(__file__).resolve().parents[1]
+from control.dag_workloads import (
+    MIXED,
+    VOICE_LATENCY_MS,
+    LocalService,
+    fan_out,
+    io_calls,
+    io_registry,
+    overhead_plans,
+    overhead_registry,
+    run_sequential,
+    voice_plans,
+    voice_registry,
+)
+from demos.bench.args import json_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,141 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runs of each zero-latency plan for the overhead (default 300)")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                         help="event loop (default uvloop where installed)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-
-
-class LocalService:
-    """A local TCP service in its own process: ``"<ms>\\n"`` is answered after ``ms``.
-
-    Running it in another process keeps its CPU work off the client's event loop,
-    as with any real service.
-    """
-
-    def __init__(self) -> None:
-        self.port = 0
-        self._proc: asyncio.subprocess.Process | None = None
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-
-    async def __aenter__(self) -> LocalService:
-        self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "from demos.bench_dag import serve; serve()",
-            stdout=asyncio.subprocess.PIPE, cwd=_ROOT)
-        assert self._proc.stdout is not None
-        line = await asyncio.wait_for(self._proc.stdout.readline(), 30)
-        if not line.strip().isdigit():
-            await self.__aexit__()
-            raise ConnectionError("the local benchmark service did not start")
-        self.port = int(line)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        for _, writer in self._idle:
-            writer.close()
-            await writer.wait_closed()
-        self._idle.clear()
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.terminate()
-            await self._proc.wait()
-
-    async def request(self, ms: float) -> None:
-        """One request on a kept-alive connection (opened on demand, like an HTTP pool)."""
-        if self._idle:
-            reader, writer = self._idle.pop()
-        else:
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        writer.write(f"{ms}\n".encode())
-        await writer.drain()
-        if await reader.readline() != b"ok\n":
-            writer.close()
-            raise ConnectionError("the local service gave no answer")
-        self._idle.append((reader, writer))
-
-
-def serve() -> None:
-    """The service process: print the port, answer until terminated."""
-    import signal
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while line := await reader.readline():
-                await asyncio.sleep(float(line) / 1000.0)
-                writer.write(b"ok\n")
-                await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass  # the client went away, or the service is stopping
-        finally:
-            writer.close()
-
-    async def main() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=256)
-        print(server.sockets[0].getsockname()[1], flush=True)
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        async with server:
-            await stop.wait()
-
-    from control.dag_executor import run_sync
-
-    run_sync(main())
-
-
-def _io_registry(service: LocalService) -> Any:
-    from control.tools import Effect, SpeculationPolicy, ToolRegistry, ToolSpec
-
-    params = {"type": "object", "required": ["key", "ms"], "additionalProperties": False,
-              "properties": {"key": {"type": "string"}, "ms": {"type": "number", "minimum": 0},
-                             "input": {}}}
-    reg = ToolRegistry()
-
-    async def io(key: str, ms: float, input: Any = None) -> dict[str, Any]:
-        if ms > 0:
-            await service.request(ms)
-        return {"key": key, "value": f"{key}!", "got": input}
-
-    reg.register(ToolSpec("io_read", "an I/O-bound read", params, Effect.READ,
-                          SpeculationPolicy.ALLOW, reads=("res:{key}",)), io)
-    reg.register(ToolSpec("io_write", "an I/O-bound write", params, Effect.WRITE,
-                          SpeculationPolicy.DENY, writes=("res:{key}",)), io)
-    return reg
-
-
-def _calls(spec: Sequence[tuple[str, str, float, Any]], unit_ms: float) -> list[Any]:
-    from control.tools import ToolCall
-
-    out = []
-    for i, (tool, key, units, inp) in enumerate(spec, 1):
-        args: dict[str, Any] = {"key": key, "ms": units * unit_ms}
-        if inp is not None:
-            args["input"] = inp
-        out.append(ToolCall(tool, args, str(i)))
-    return out
-
-
-R, W = "io_read", "io_write"
-MIXED: dict[str, list[tuple[str, str, float, Any]]] = {
-    "diamond": [(R, "a", 1, None), (R, "b", 2, "$1.value"), (R, "c", 1, "$1"),
-                (R, "d", 3, "$1.key"), (R, "e", 1, ["$2.value", "$3.value", "$4.got"])],
-    "chains+free": [(R, "a", 1, None), (R, "b", 2, "$1.value"), (R, "c", 1, "$2.value"),
-                    (R, "d", 2, None), (R, "e", 2, "$4"), (R, "f", 3, None), (R, "g", 1, None)],
-    "write-conflicts": [(W, "x", 1, None), (R, "x", 1, None), (R, "x", 1, None),
-                        (W, "x", 1, None), (R, "y", 2, None), (W, "y", 1, None),
-                        (R, "z", 3, None)],
-    "map-reduce-8": [*[(R, f"m{i}", 1, None) for i in range(8)],
-                     (R, "reduce", 1, [f"${i}.value" for i in range(1, 9)])],
-}
-
-
-async def _sequential(calls: list[Any], registry: Any, invoke: Callable[..., Awaitable[Any]]
-                      ) -> None:
-    from control.plan import Plan, substitute
-
-    plan = Plan.from_calls(calls, registry)
-    values: dict[str, Any] = {}
-    for planned in plan.topological_order():
-        result = await invoke(substitute(planned, values, registry))
-        if not result.ok:
-            raise RuntimeError(f"sequential baseline failed: {result.error}")
-        values[planned.id] = result.value
+    json_output(parser)
 
 
 async def _timed(fns: Sequence[Callable[[], Awaitable[Any]]], repeats: int,
@@ -206,7 +83,7 @@ async def _compare(name: str, calls: list[Any], registry: Any, repeats: int,
     cp_ms, path = plan.critical_path(durations_ms)
     bound = sum(durations_ms.values()) / cp_ms
     (seq_ms, _), (dag_ms, run) = await _timed(
-        [lambda: _sequential(calls, registry, registry.invoke), lambda: ex.run(calls)], repeats)
+        [lambda: run_sequential(calls, registry, registry.invoke), lambda: ex.run(calls)], repeats)
     if not run.ok:
         raise RuntimeError(f"{name}: the DAG run failed:\n{run.failure_report()}")
     speedup = seq_ms / dag_ms
@@ -224,33 +101,19 @@ HEADER = (f"  {'plan':<24} {'calls':>5} {'seq ms':>9} {'dag ms':>8} {'CP ms':>7}
 
 async def _overhead(runs: int) -> list[dict[str, Any]]:
     from control.dag_executor import DagExecutor
-    from control.tools import Effect, SpeculationPolicy, ToolCall, ToolRegistry, ToolSpec
 
-    reg = ToolRegistry()
-    params = {"type": "object", "properties": {"key": {"type": "string"}, "input": {}}}
-
-    async def noop(key: str, input: Any = None) -> dict[str, Any]:
-        return {"key": key}
-
-    reg.register(ToolSpec("noop", "", params, Effect.READ, SpeculationPolicy.ALLOW,
-                          reads=("n:{key}",)), noop)
-    shapes = {
-        "fan-out 8": [ToolCall("noop", {"key": f"k{i}"}, str(i)) for i in range(1, 9)],
-        "chain 8": [ToolCall("noop", {"key": f"k{i}", **({"input": f"${i - 1}.key"} if i > 1
-                                                          else {})}, str(i)) for i in range(1, 9)],
-        "fan-out 64": [ToolCall("noop", {"key": f"k{i}"}, str(i)) for i in range(1, 65)],
-    }
+    reg = overhead_registry()
     ex = DagExecutor(reg)
     rows = []
     print(f"  {'plan':<12} {'seq us/call':>12} {'dag us/call':>12} {'overhead us/call':>17}")
-    for name, calls in shapes.items():
+    for name, calls in overhead_plans().items():
         n = len(calls)
         reps = max(3, runs * 8 // n)
         for _ in range(3):  # warm up both paths
-            await _sequential(calls, reg, reg.invoke)
+            await run_sequential(calls, reg, reg.invoke)
             await ex.run(calls)
         (seq_ms, _), (dag_ms, _) = await _timed(
-            [partial(_sequential, calls, reg, reg.invoke), partial(ex.run, calls)], reps, min)
+            [partial(run_sequential, calls, reg, reg.invoke), partial(ex.run, calls)], reps, min)
         seq_us, dag_us = seq_ms * 1000 / n, dag_ms * 1000 / n
         over = dag_us - seq_us
         print(f"  {name:<12} {seq_us:>12.1f} {dag_us:>12.1f} {over:>17.1f}"
@@ -260,46 +123,6 @@ async def _overhead(runs: int) -> list[dict[str, Any]]:
     return rows
 
 
-VOICE_LATENCY_MS = {"get_weather": 120.0, "get_time": 30.0, "web_search": 200.0,
-                    "get_light_state": 40.0, "set_light": 60.0, "get_calendar": 80.0,
-                    "send_message": 100.0}
-
-
-def _voice_registry(service: LocalService) -> Any:
-    from control.tools import ToolRegistry, load_tool_specs
-
-    specs = load_tool_specs(json.loads((_ROOT / "audio" / "voice_tools.json").read_text()))
-    reg = ToolRegistry()
-    for spec in specs:
-        ms = VOICE_LATENCY_MS.get(spec.name, 50.0)
-
-        async def backend(_name: str = spec.name, _ms: float = ms, **args: Any) -> Any:
-            await service.request(_ms)  # the simulated service's latency, over real TCP
-            if _name == "get_weather":
-                celsius = 8 + sum(map(ord, args["city"])) % 17
-                return {"city": args["city"], "celsius": celsius, "sky": "clear"}
-            return {"tool": _name, **args}
-
-        reg.register(spec, backend, dry_run=backend)
-    return reg
-
-
-def _voice_plans() -> dict[str, list[Any]]:
-    from control.tools import ToolCall as C
-
-    return {
-        "weather in Paris and in Rome": [
-            C("get_weather", {"city": "Paris"}, "1"), C("get_weather", {"city": "Rome"}, "2")],
-        "... and text Anna both": [
-            C("get_weather", {"city": "Paris"}, "1"), C("get_weather", {"city": "Rome"}, "2"),
-            C("send_message", {"contact": "Anna",
-                               "text": "Paris ${1.celsius}C, Rome ${2.celsius}C"}, "3")],
-        "kitchen light on, is it on, calendar": [
-            C("set_light", {"room": "kitchen", "on": True}, "1"),
-            C("get_light_state", {"room": "kitchen"}, "2"), C("get_calendar", {}, "3")],
-    }
-
-
 async def _speculative(vreg: Any, repeats: int, lead_ms: float = 60.0) -> dict[str, Any]:
     """The same plan through the speculative executor, both weather calls predicted
     ``lead_ms`` before the plan arrives (as from a partial transcript)."""
@@ -307,7 +130,7 @@ async def _speculative(vreg: Any, repeats: int, lead_ms: float = 60.0) -> dict[s
     from control.tools import ToolCall
     from speculation.executor import SpeculativeExecutor
 
-    calls = _voice_plans()["... and text Anna both"]
+    calls = voice_plans()["... and text Anna both"]
     predicted = [ToolCall("get_weather", {"city": city}) for city in ("Paris", "Rome")]
     times, joins = [], 0
     for _ in range(repeats):
@@ -344,33 +167,33 @@ def _timeline(run: Any) -> None:
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     from control.dag_executor import DagExecutor
+    from speculation.workloads import load_specs
 
     unit = args.latency_ms
     out: dict[str, Any] = {"latency_ms": unit, "loop": type(asyncio.get_running_loop()).__module__}
     print(f"loop: {out['loop']}; latency unit {unit:g} ms, loopback TCP to a service process; "
           f"median of {args.repeats} runs each way")
     async with LocalService() as service:
-        reg = _io_registry(service)
+        reg = io_registry(service)
         print("\nfan-out of k independent I/O-bound calls (bound = k):")
         print(HEADER)
-        out["fan_out"] = [await _compare(f"fan-out k={k}", _calls([(R, f"k{i}", 1, None)
-                                         for i in range(k)], unit), reg, args.repeats,
+        out["fan_out"] = [await _compare(f"fan-out k={k}", io_calls(fan_out(k), unit), reg, args.repeats,
                                          {str(i): unit for i in range(1, k + 1)})
                           for k in range(2, args.kmax + 1)]
         print("\nmixed DAGs (bound = sum of latencies / critical path):")
         print(HEADER)
-        out["mixed"] = [await _compare(name, _calls(spec, unit), reg, args.repeats,
+        out["mixed"] = [await _compare(name, io_calls(spec, unit), reg, args.repeats,
                                        {str(i): s[2] * unit for i, s in enumerate(spec, 1)})
                         for name, spec in MIXED.items()]
         print("\nvoice demo, real voice tool specs, simulated service latencies "
               f"({', '.join(f'{k} {v:g}' for k, v in VOICE_LATENCY_MS.items())} ms):")
         print(HEADER)
-        vreg = _voice_registry(service)
+        vreg = voice_registry(service, load_specs("voice"))
         out["voice"] = []
-        for name, calls in _voice_plans().items():
+        for name, calls in voice_plans().items():
             durations = {c.id: VOICE_LATENCY_MS[c.name] for c in calls}
             out["voice"].append(await _compare(name[:24], calls, vreg, args.repeats, durations))
-        run = await DagExecutor(vreg).run(_voice_plans()["... and text Anna both"])
+        run = await DagExecutor(vreg).run(voice_plans()["... and text Anna both"])
         print("  timeline of '... and text Anna both':")
         _timeline(run)
         out["voice_speculative"] = await _speculative(vreg, args.repeats)

@@ -15,20 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-from pathlib import Path
 from typing import Any
+
+from demos.bench.args import hz_option, json_output, lora_choice, model_options, trace_output
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="run only the first N tasks")
-    parser.add_argument("--hz", type=float, default=16.0, help="decision loop rate (default 16)")
+    hz_option(parser)
     parser.add_argument("--only", choices=("speculation", "direct"),
                         help="run one configuration only")
-    parser.add_argument("--model", metavar="PATH", help="a GGUF model (default: the embedded one)")
-    parser.add_argument("--no-lora", action="store_true", help="base model without the adapter")
-    parser.add_argument("--json", metavar="PATH", help="write every figure as JSON")
-    parser.add_argument("--trace", metavar="PATH", help="write a Chrome trace / Perfetto JSON of "
-                        "every process of both configurations (then: rtagent report PATH)")
+    model_options(parser)
+    json_output(parser, "every figure")
+    trace_output(parser, "every process of both configurations")
 
 
 def _pct(xs: list[float], q: int) -> float | None:
@@ -49,7 +48,7 @@ def _run(tasks: list[Any], speculation: bool, args: argparse.Namespace,
     label = "speculation" if speculation else "direct"
     traced = trace is not None and trace.enabled
     cfg = RobotDemoConfig(hz=args.hz, speculation=speculation, model=args.model,
-                          lora=None if args.no_lora else "default",
+                          lora=lora_choice(args),
                           trace_label=label if traced else "")
     with Progress(transient=True) as progress:
         bar = progress.add_task(f"{label}: starting processes", total=len(tasks))
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     tasks = task_suite()[: args.limit] if args.limit else task_suite()
     wanted = {"speculation": [True], "direct": [False], None: [True, False]}[args.only]
-    with TraceRun(getattr(args, "trace", None), run="rtagent bench robot") as trace:
+    with TraceRun(args.trace, run="rtagent bench robot") as trace:
         runs = [_run(tasks, spec, args, trace) for spec in wanted]
         trace.write(configs=[r["config"] for r in runs])
         written = trace.describe()
@@ -113,5 +112,5 @@ def run(args: argparse.Namespace) -> int:
     if written is not None:
         console.print(written)
     if args.json:
-        Path(args.json).write_text(json.dumps(runs, indent=1))
+        args.json.write_text(json.dumps(runs, indent=1))
     return 0 if all(r["error"] is None for r in runs) else 1

@@ -1,4 +1,4 @@
-"""One worker of `rtagent bench trace` (see :mod:`demos.bench_trace`), in its own process.
+"""One worker of `rtagent bench trace` (see :mod:`demos.bench.trace`), in its own process.
 
 Tracing is on when ``RTAGENT_TRACE_ENDPOINT`` is set (the front-end's
 collector), exactly as in the demos' processes. Prints one JSON line: the

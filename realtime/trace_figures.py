@@ -171,7 +171,7 @@ def key_figures(data: RunData, loops: Sequence[JitterReport]) -> list[tuple[str,
         rows.append(("agent turns", f"{len(turns):,}"))
     calls = data.spans(track="calls")
     if calls:
-        served = defaultdict(int)
+        served: defaultdict[str, int] = defaultdict(int)
         for c in calls:
             served[c["args"].get("served", "?")] += 1
         rows.append(("tool calls (direct / from speculation / joined)",
@@ -259,7 +259,7 @@ def _episode_window(data: RunData, episode: int | None) -> tuple[float, float, s
     if turns:  # the turn that speculation overlapped most
         def overlap(t: dict[str, Any]) -> float:
             a, b = t["ts"], t["ts"] + t["dur"]
-            return sum(max(0.0, min(b, s["ts"] + s["dur"]) - max(a, s["ts"])) for s in spec)
+            return float(sum(max(0.0, min(b, s["ts"] + s["dur"]) - max(a, s["ts"])) for s in spec))
         t = max(turns, key=lambda t: (overlap(t), -t["ts"]))
         return _with_request(data, t)
     busy = [e for e in data.spans() if e["track"] != "loop"] or data.spans()

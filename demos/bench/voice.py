@@ -36,9 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from demos.bench.args import json_output, lora_choice, model_options, request_set_options, trace_output
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, default=0, help="use the first N requests (0 = all)")
+    request_set_options(parser)
     parser.add_argument("--every", type=int, default=1,
                         help="use every Nth request (a quick sample of every kind; default 1)")
     parser.add_argument("--gap-s", type=float, default=2.5, help="silence between requests")
@@ -48,12 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--early-silence-ms", type=float, default=200.0,
                         help="early endpoint on a finished-sounding partial (0: off)")
     parser.add_argument("--only", choices=("spec", "plain"), help="run one mode only")
-    parser.add_argument("--lora", metavar="PATH", help="a LoRA adapter (default: the shipped one)")
-    parser.add_argument("--no-lora", action="store_true", help="decode with the base model only")
-    parser.add_argument("--dir", default="/tmp/rtagent-utterances", help="where WAVs are generated")
-    parser.add_argument("--json", metavar="PATH", help="write every figure and turn as JSON")
-    parser.add_argument("--trace", metavar="PATH", help="write a Chrome trace / Perfetto JSON of "
-                        "both modes (process names \"speculation/decision\", ...)")
+    model_options(parser)
+    json_output(parser, "every figure and turn")
+    trace_output(parser, 'both modes (process names "speculation/decision", ...)')
 
 
 def _pct(xs: list[float], q: float) -> float | None:
@@ -196,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         for name, speculate in modes.items():
             cfg = VoiceDemoConfig(speculation=speculate, silence_ms=args.silence_ms,
                                   early_silence_ms=args.early_silence_ms,
-                                  lora=None if args.no_lora else (args.lora or "default"),
+                                  model=args.model, lora=lora_choice(args),
                                   trace_label=name.replace(" ", "-") if trace.enabled else "")
             print(f"running {len(items)} requests with {name} ...", flush=True)
             result = VoiceSession(cfg, items, via=args.via, gap_s=args.gap_s, env=trace.env(),
@@ -214,5 +213,5 @@ def run(args: argparse.Namespace) -> int:
     if written is not None:
         print(written)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+        args.json.write_text(json.dumps(results, indent=1, default=str))
     return 0 if all(r["error"] is None for r in results.values()) else 1

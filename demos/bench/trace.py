@@ -36,6 +36,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from demos.bench.args import hz_option, json_output, trace_output
+
 CONFIGS = ("off", "on")
 
 
@@ -44,16 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run time of each worker (default 10)")
     parser.add_argument("--rounds", type=int, default=4,
                         help="rounds of off + on, order alternating (default 4)")
-    parser.add_argument("--hz", type=float, default=16.0, help="loop rate (default 16)")
+    hz_option(parser, "loop")
     parser.add_argument("--time-scale", type=float, default=0.25,
                         help="factor on the episodes' think and tool times (default 0.25)")
     parser.add_argument("--flush-ms", type=float, default=20.0,
                         help="how often the trace sink's thread sends queued events (default 20; "
                              "0: each event sent where it is recorded, inside the tick)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
-    parser.add_argument("--trace", metavar="PATH",
-                        help="keep the traced runs' Chrome trace (then: rtagent report PATH)")
+    json_output(parser)
+    trace_output(parser, "the traced runs")
 
 
 # --------------------------------------------------------------------------- figures
@@ -114,7 +115,7 @@ def _worker(config: str, r: int, args: argparse.Namespace, env: dict[str, str]) 
             "seed": args.seed, "process": f"bench r{r}", "flush_ms": args.flush_ms}
     full = {k: v for k, v in os.environ.items() if k != "RTAGENT_TRACE_ENDPOINT"}
     full.update(env)
-    proc = subprocess.run([sys.executable, "-m", "demos.bench_trace", "worker", json.dumps(spec)],
+    proc = subprocess.run([sys.executable, "-m", "demos.bench.trace", "worker", json.dumps(spec)],
                           env=full, capture_output=True, text=True,
                           timeout=args.seconds + 120, check=False)
     if proc.returncode != 0:
@@ -197,15 +198,15 @@ def run(args: argparse.Namespace) -> int:
     out = measure(args)
     print_figures(out, args)
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1))
+        args.json.write_text(json.dumps(out, indent=1))
     return 0
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "worker":
-        from demos.bench_trace_worker import main
+        from demos.bench.trace_worker import main
 
         raise SystemExit(main(json.loads(sys.argv[2])))
-    print("usage: python -m demos.bench_trace worker SPEC_JSON (or: rtagent bench trace)",
+    print("usage: python -m demos.bench.trace worker SPEC_JSON (or: rtagent bench trace)",
           file=sys.stderr)
     raise SystemExit(2)

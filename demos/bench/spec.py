@@ -20,10 +20,8 @@ from demos import spec
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", type=Path, default=Path("spec-bench"),
                         help="where the reports and the plot go")
-    parser.add_argument("--episodes", type=int, default=300, help="episodes per workload")
-    parser.add_argument("--train-fraction", type=float, default=2 / 3)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workloads", default="robot,voice", help="comma-separated")
+    spec.add_workload_options(parser)
     spec.add_replay_options(parser)
 
 

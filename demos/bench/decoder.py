@@ -30,8 +30,12 @@ import argparse
 import contextlib
 import json
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from demos.bench.args import json_output, lora_choice, model_options
+
+if TYPE_CHECKING:
+    from models.evalsets.tally import Tally
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,98 +44,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sets", default="robot,voice,heldout",
                         help="eval sets, comma-separated: robot, voice, heldout (generated held-out "
                         "phrasings over both tool sets)")
-    parser.add_argument("--model", help="GGUF path (default: the embedded default model)")
-    parser.add_argument("--model-name", help="embedded model: smollm2-135m or gemma3-270m")
-    parser.add_argument("--lora", default="default",
-                        help="llama.cpp LoRA adapter GGUF for the adapter column (default: the "
-                        "adapter shipped for this model)")
-    parser.add_argument("--no-lora", action="store_true", help="no adapter column")
+    model_options(parser, embedded_names=True, threads=True)  # --lora: the adapter column
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the JSON-grammar baseline (only simpletool, base vs adapter)")
     parser.add_argument("--schedules", default="sequential,parallel",
                         help="simpletool schedules to run (auto picks by measurement)")
-    parser.add_argument("--n-threads", type=int, help="CPU threads (default: usable cores)")
-    parser.add_argument("--n-gpu-layers", type=int, default=0, help="layers on the GPU (-1: all)")
-    parser.add_argument("--json", type=Path,
-                        help="also write the figures here, with a row per case and decoder")
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
-
-
-class _Tally:
-    def __init__(self) -> None:
-        from models.evalsets.score import Score
-
-        self.lat: list[float] = []
-        self.lat3: list[float] = []
-        self.passes: list[int] = []
-        self.sampled = 0
-        self.json_tokens = 0
-        self.score = Score()
-
-    def summary(self) -> dict[str, Any]:
-        n = max(1, len(self.passes))
-        return {
-            "cases": self.score.cases, "errors": self.score.errors,
-            "p50_ms": _pct(self.lat, 0.5), "p95_ms": _pct(self.lat, 0.95),
-            "p50_3num_ms": _pct(self.lat3, 0.5), "n_3num": len(self.lat3),
-            "passes_per_answer": sum(self.passes) / n,
-            "sampled_per_answer": self.sampled / n, "json_per_answer": self.json_tokens / n,
-            "compression": self.json_tokens / self.sampled if self.sampled else float("nan"),
-            "exact": self.score.exact_rate, "tool": self.score.tool_rate,
-        }
-
-
-def _three_numeric(expected: Any) -> bool:
-    return (expected is not None and len(expected) == 1
-            and expected[0]["name"] in ("move_to", "plan_path"))
-
-
-def _spread(cases: list[Any], n: int) -> list[Any]:
-    """``n`` cases evenly spaced over the set: its kinds come in blocks (the first 30
-    robot cases are all one-object calls), so the first ``n`` would miss most."""
-    if n >= len(cases):
-        return cases
-    return [cases[i * len(cases) // n] for i in range(n)]
-
-
-def _heldout_cases(n: int, tool_files: dict[str, Path]) -> list[tuple[Any, list[Any]]]:
-    """Held-out phrasings from the tune data generator (seed 0): (case, tools) pairs."""
-    from models.tune.data import DataOptions, generate, load_toolsets
-    from models.tune.verify import heldout_cases
-
-    toolsets = load_toolsets([tool_files["robot"], tool_files["voice"]])
-    _, held = generate(toolsets, DataOptions(n_train=0, n_heldout=n, seed=0))
-    pairs = [(sc.case, list(sc.tools)) for sc in heldout_cases(held)]
-    return sorted(pairs, key=lambda p: p[1][0].name)  # by tool set: the prompt cache stays warm
+    json_output(parser, "the figures (a row per case and decoder)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from control.tools import load_tool_specs
     from models.artifacts import describe_gguf, resolve_gguf, runtime_gguf
     from models.decoder import DecodeContext, DecodeError, make_decoder, resolve_lora
     from models.evalsets.score import load_cases
+    from models.evalsets.tally import Tally, decode_case, heldout_cases, spread
     from models.llama_backend import wait_policy
     from realtime.errors import ConfigError
+    from speculation.workloads import SPEC_FILES, load_specs
 
     wait_policy("spin")  # one process with the cores to itself (before any model loads)
-    root = Path(__file__).resolve().parents[1]
-    tool_files = {"robot": root / "sim_envs/robot_tools.json",
-                  "voice": root / "audio/voice_tools.json"}
+    tool_files = dict(SPEC_FILES)
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     if not sets or any(s not in (*tool_files, "heldout") for s in sets):
         raise ConfigError(f"--sets: expected names from {[*tool_files, 'heldout']}, got {args.sets!r}")
-    tools = {s: load_tool_specs(json.loads(f.read_text())) for s, f in tool_files.items()}
+    tools = {s: load_specs(s) for s in tool_files}
     cases: dict[str, list[tuple[Any, list[Any]]]] = {
-        s: (_heldout_cases(args.limit, tool_files) if s == "heldout"
-            else [(c, tools[s]) for c in _spread(load_cases(s), args.limit)]) for s in sets}
+        s: (heldout_cases(args.limit, tool_files) if s == "heldout"
+            else [(c, tools[s]) for c in spread(load_cases(s), args.limit)]) for s in sets}
     path = resolve_gguf(args.model, name=args.model_name)
-    lora = None if args.no_lora else resolve_lora(args.lora, path)
+    choice = lora_choice(args)
+    lora = None if choice is None else resolve_lora(choice, path)
     common = {"n_threads": args.n_threads, "n_gpu_layers": args.n_gpu_layers, "lora_path": None}
     decoders: dict[str, Any] = {}
     if not args.no_baseline:
@@ -146,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
         decoders[adapter_name] = make_decoder("simpletool", path, schedule=decoders[base_name].schedule,
                                               n_threads=args.n_threads, n_gpu_layers=args.n_gpu_layers,
                                               lora_path=lora)
-    tallies = {name: _Tally() for name in decoders}
+    tallies = {name: Tally() for name in decoders}
     rows: list[dict[str, Any]] = []  # one per case and decoder (for A/B comparisons)
-    per_set = {(name, s): _Tally() for name in decoders for s in sets}
+    per_set = {(name, s): Tally() for name in decoders for s in sets}
     loaded = runtime_gguf(path).path
     run_as = describe_gguf(loaded).quantization if loaded != path else None
     print(f"model {path.name}{f' (run as {run_as})' if run_as else ''}, "
@@ -163,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             for i, (case, case_tools) in enumerate(cases[s]):
                 ctx = DecodeContext(case.messages, enums=case.enums)
                 for name, dec in decoders.items():
-                    row = _one(dec, ctx, case, case_tools, (tallies[name], per_set[name, s]))
+                    row = decode_case(dec, ctx, case, case_tools, (tallies[name], per_set[name, s]))
                     rows.append({"set": s, "id": case.id, "decoder": name, **row})
                 print(f"\r{s} {i + 1}/{len(cases[s])}", end="", file=sys.stderr, flush=True)
             print(file=sys.stderr)
@@ -183,33 +124,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _one(dec: Any, ctx: Any, case: Any, tools: list[Any],
-         tallies: tuple[_Tally, ...]) -> dict[str, Any]:
-    """Decode one case into ``tallies``; returns its row (calls, latency, passes, exact)."""
-    from models.decoder import DecodeError
-
-    try:
-        res = dec.decode(ctx, tools)
-    except DecodeError as exc:
-        for t in tallies:
-            t.score.add(case.expected or [], None)
-        return {"error": str(exc), "exact": False}
-    calls = [c.to_json() for c in res.calls]
-    exact = False
-    for t in tallies:
-        t.lat.append(res.latency_ms)
-        if _three_numeric(case.expected):
-            t.lat3.append(res.latency_ms)
-        t.passes.append(res.forward_passes)
-        t.sampled += res.sampled_tokens
-        t.json_tokens += res.json_tokens
-        exact = t.score.add(case.expected or [], calls)  # (the same for every tally)
-    return {"calls": calls, "latency_ms": res.latency_ms, "forward_passes": res.forward_passes,
-            "sampled_tokens": res.sampled_tokens, "exact": exact}
-
-
 def _print_adapter(base: str, adapter: str, sets: list[str],
-                   per_set: dict[tuple[str, str], _Tally]) -> None:
+                   per_set: dict[tuple[str, str], Tally]) -> None:
     print(f"\nbase vs base + LoRA adapter ({base}, same cases):")
     print(f"{'set':10} {'cases':>5} {'exact base':>11} {'exact lora':>11} {'tool base':>10} "
           f"{'tool lora':>10} {'p50 base':>9} {'p50 lora':>9} {'p50 ratio':>9}")

@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
+
+from demos.bench.args import json_output
 
 __all__ = ["add_arguments", "run"]
 
@@ -26,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scenes per measurement (default 4)")
     parser.add_argument("--suite", action="store_true",
                         help="also run the whole task suite, scripted (a few minutes)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="write the figures as JSON")
+    json_output(parser)
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -107,36 +109,36 @@ def _ik(seeds: int) -> dict[str, float]:
             "ik_error_mm_p50": _pct(errs, 50), "ik_error_mm_p95": _pct(errs, 95)}
 
 
-def _episode(seeds: int) -> dict[str, float]:
+def _scripted(tasks: list[Any]) -> list[tuple[Any, float]]:
+    """Each task run scripted (its expected calls) on one robot: (result, wall s) pairs."""
     from sim_envs.tabletop.robot import LocalRobot
     from sim_envs.tabletop.scripted import run_scripted
-    from sim_envs.tabletop.tasks import task_suite
 
-    tasks = [t for t in task_suite(tuple(range(seeds))) if t.id.startswith("bin-")][:seeds]
-    sim = wall = 0.0
-    ok = 0
+    runs = []
     with LocalRobot() as robot:
         for task in tasks:
             t = time.perf_counter()
             res = run_scripted(robot, task)
-            wall += time.perf_counter() - t
-            sim += res.sim_time_s
-            ok += res.success
-    return {"episodes": len(tasks), "succeeded": ok, "sim_s": sim, "wall_s": wall,
-            "realtime_factor": sim / wall}
+            runs.append((res, time.perf_counter() - t))
+    return runs
+
+
+def _episode(seeds: int) -> dict[str, float]:
+    from sim_envs.tabletop.tasks import task_suite
+
+    tasks = [t for t in task_suite(tuple(range(seeds))) if t.id.startswith("bin-")][:seeds]
+    runs = _scripted(tasks)
+    sim = sum(res.sim_time_s for res, _ in runs)
+    wall = sum(wall_s for _, wall_s in runs)
+    return {"episodes": len(tasks), "succeeded": sum(res.success for res, _ in runs),
+            "sim_s": sim, "wall_s": wall, "realtime_factor": sim / wall}
 
 
 def _suite() -> dict[str, Any]:
-    from sim_envs.tabletop.robot import LocalRobot
-    from sim_envs.tabletop.scripted import run_scripted
     from sim_envs.tabletop.tasks import task_suite
 
-    results = []
-    with LocalRobot() as robot:
-        for task in task_suite():
-            t = time.perf_counter()
-            res = run_scripted(robot, task)
-            results.append({**res.to_json(), "wall_s": round(time.perf_counter() - t, 2)})
+    results = [{**res.to_json(), "wall_s": round(wall_s, 2)}
+               for res, wall_s in _scripted(task_suite())]
     ok = sum(r["success"] for r in results)
     return {"tasks": len(results), "succeeded": ok, "success_rate": ok / len(results),
             "sim_s_mean": sum(r["sim_time_s"] for r in results) / len(results),
@@ -150,39 +152,36 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     seeds = max(1, int(args.seeds))
     figures: dict[str, Any] = {}
-    with console.status("physics..."):
-        figures["physics"] = _physics(seeds)
-    p = figures["physics"]
+
+    def measured(key: str, status: str, measure: Callable[[], Any]) -> Any:
+        with console.status(status):
+            figures[key] = measure()
+        return figures[key]
+
+    p = measured("physics", "physics...", lambda: _physics(seeds))
     console.print(f"physics: {p['steps_per_s']:,.0f} steps/s at 240 Hz = "
                   f"{p['realtime_factor']:.1f}x real time")
-    with console.status("camera and perception..."):
-        figures["camera"] = _render(seeds)
+    camera = measured("camera", "camera and perception...", lambda: _render(seeds))
     table = Table("size", "arm visuals", "render p50 ms", "render p95 ms", "perception p50 ms",
                   "error p50 mm", "error max mm", title="camera frame -> world state")
-    for r in figures["camera"]:
+    for r in camera:
         table.add_row(r["size"], r["arm_visuals"], f"{r['render_ms_p50']:.1f}",
                       f"{r['render_ms_p95']:.1f}", f"{r['perception_ms_p50']:.1f}",
                       f"{r['position_error_mm_p50']:.1f}", f"{r['position_error_mm_max']:.1f}")
     console.print(table)
-    stock = next(r for r in figures["camera"] if r["arm_visuals"] == "stock")
-    low = next(r for r in figures["camera"] if r["size"] == "320x240" and r is not stock)
+    stock = next(r for r in camera if r["arm_visuals"] == "stock")
+    low = next(r for r in camera if r["size"] == "320x240" and r is not stock)
     console.print(f"low-poly arm visuals render {stock['render_ms_p50'] / low['render_ms_p50']:.1f}x"
                   " faster than the stock meshes at 320x240")
-    with console.status("IK..."):
-        figures["ik"] = _ik(seeds)
-    k = figures["ik"]
+    k = measured("ik", "IK...", lambda: _ik(seeds))
     console.print(f"IK (own model): p50 {k['ik_ms_p50']:.2f} ms, p95 {k['ik_ms_p95']:.2f} ms; "
                   f"error p50 {k['ik_error_mm_p50']:.2f} mm, p95 {k['ik_error_mm_p95']:.2f} mm")
-    with console.status("scripted pick-and-place episodes..."):
-        figures["episode"] = _episode(seeds)
-    e = figures["episode"]
+    e = measured("episode", "scripted pick-and-place episodes...", lambda: _episode(seeds))
     console.print(f"pick-and-place (render + perceive + skill + IK + physics every tick): "
                   f"{e['succeeded']}/{e['episodes']} ok, {e['sim_s']:.1f} s sim in "
                   f"{e['wall_s']:.1f} s wall = {e['realtime_factor']:.2f}x real time")
     if args.suite:
-        with console.status("task suite (scripted)..."):
-            figures["suite"] = _suite()
-        s = figures["suite"]
+        s = measured("suite", "task suite (scripted)...", _suite)
         console.print(f"task suite, scripted: {s['succeeded']}/{s['tasks']} "
                       f"({s['success_rate']:.0%}), mean {s['sim_s_mean']:.1f} s sim per task; "
                       f"failed: {', '.join(s['failed']) or 'none'}")
