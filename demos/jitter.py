@@ -147,9 +147,9 @@ class Load:
                 p.start()
                 self.procs.append(p)
             return f"{n} busy processes (one per CPU)"
-        from models.artifacts import resolve_gguf
+        from models.resolve import resolve_gguf
 
-        path = str(resolve_gguf(self.model))
+        path = str(resolve_gguf(self.model))  # the file as shipped: another program loads it
         ready, error = self.ctx.Event(), self.ctx.Array("c", 256)
         p = self.ctx.Process(target=_decoder_load, daemon=True,
                              args=(path, self.stop_event, ready, self.tokens, error))

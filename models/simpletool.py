@@ -61,12 +61,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from control.tools import ToolCall, ToolSpec
+from models.artifacts import describe_gguf
 from models.callformat import ArgSpec, arg_specs, check_expressible, render, render_value
 from models.constraints import (
     EnumMatcher,
@@ -76,7 +76,7 @@ from models.constraints import (
     VocabIndex,
     matcher_for,
 )
-from models.decoder import DecodeContext, DecodeError, DecodeResult, register_decoder
+from models.decoder import DecodeContext, DecodeError, DecodeResult
 from models.llama_backend import (
     BackendOptions,
     BatchItem,
@@ -84,6 +84,7 @@ from models.llama_backend import (
     LlamaModel,
 )
 from models.prompts import Example, build_messages, fallback_template, render_answer
+from models.resolve import ResolvedModel
 from realtime.errors import ConfigError
 
 __all__ = ["SimpleToolDecoder"]
@@ -137,15 +138,14 @@ class _Stats:
     calls: list[ToolCall] = field(default_factory=list)
 
 
-@register_decoder("simpletool")
 class SimpleToolDecoder:
     """See the module docstring. Close it (or use ``with``) to free llama.cpp memory."""
 
     name = "simpletool"
 
-    def __init__(self, model_path: str | Path, *, n_threads: int | None = None,
-                 n_gpu_layers: int = 0, lora_path: str | Path | None = None,
-                 schedule: Schedule = "auto", max_calls: int = 4, n_ctx_tokens: int = 2048,
+    def __init__(self, model: ResolvedModel, *, n_threads: int | None = None,
+                 n_gpu_layers: int = 0, schedule: Schedule = "auto", max_calls: int = 4,
+                 n_ctx_tokens: int = 2048,
                  examples: Sequence[Example] | None = None, lookup: bool = True,
                  name_scoring: Literal["first", "whole"] = "first",
                  verbose: bool = False) -> None:
@@ -155,18 +155,17 @@ class SimpleToolDecoder:
             raise ConfigError(f"max_calls: expected >= 1, got {max_calls}")
         self.options = BackendOptions(n_ctx_tokens=n_ctx_tokens, n_seq_max=_MAX_FORKS + 1,
                                       n_threads=n_threads, n_gpu_layers=n_gpu_layers,
-                                      lora_path=lora_path, verbose=verbose)
-        self.model = LlamaModel(model_path, self.options)
+                                      lora_path=model.adapter, verbose=verbose)
+        self.model = LlamaModel(model.run_file.path, self.options,
+                                merged_lora=model.run_file.lora_merged)
         try:
             self.ctx = LlamaContext(self.model, self.options)
             self.vocab = VocabIndex(self.model)
         except BaseException:
             self.model.close()
             raise
-        from models.artifacts import describe_gguf
-
         self.template = self.model.chat_template() or fallback_template(
-            describe_gguf(model_path).architecture)
+            describe_gguf(model.gguf).architecture)
         self.eot = self._find_eot()
         self.max_calls = max_calls
         self.examples = examples
