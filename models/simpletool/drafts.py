@@ -170,7 +170,8 @@ def call_draft(args: Sequence[ArgSpec], matchers: Sequence[Matcher | None], requ
     that one's name and forced lead (``on=``): its first decision reads this batch.
     Where only optional arguments are left, the close follows (``minutes=12)``: most
     calls leave them out), so the decision after it needs no pass of its own."""
-    tok, out, close = vocab.tokenize, [], ""
+    tok, close = vocab.tokenize, ""
+    out: list[int] = []
     numeric = [a.name for a, m in zip(args, matchers, strict=True)
                if a.required and isinstance(m, NumberMatcher)]
     in_order = numbers_in_order(request, numeric)
