@@ -59,7 +59,8 @@ class BackendOptions:
     - ``n_batch_tokens``: most tokens one ``llama_decode`` takes.
     - ``n_threads``: CPU threads (None: :func:`default_threads`).
     - ``n_gpu_layers``: layers offloaded to the GPU (0: CPU only; -1: all).
-    - ``lora_path`` / ``lora_scale``: a llama.cpp LoRA adapter GGUF applied on top.
+    - ``lora_path`` / ``lora_scale``: a llama.cpp LoRA adapter GGUF each context applies
+      on top (none where the model has it merged: ``LlamaModel(merged_lora=...)``).
     - ``flash_attn``: llama.cpp's flash attention; None: off on the CPU, llama.cpp's
       choice (on where supported) with GPU offload. On this 2-core CPU its kernel
       walks the cached keys one by one: a 30-token batch after 850 cached tokens
