@@ -28,19 +28,14 @@ log = logging.getLogger("rtagent.robot")
 
 
 def load_decoder(cfg: RobotDemoConfig) -> Any:
-    """The decoder ``cfg`` names; ``lora="default"``: the model's shipped adapter, if any."""
-    from models.decoder import make_decoder
+    """The decoder ``cfg`` names, on its model; ``lora="default"``: the model's shipped
+    adapter, if any (the JSON baseline runs the base model alone). Resolving may make the
+    run-time file (seconds): call it inside the heartbeats."""
+    from models.factory import make_decoder
+    from models.resolve import resolve_model
 
-    lora = cfg.lora
-    if lora == "default":
-        try:
-            from models.adapters import default_adapter
-        except ImportError:
-            lora = None
-        else:
-            path = default_adapter(cfg.model)
-            lora = str(path) if path else None
-    return make_decoder(cfg.decoder, cfg.model, lora_path=lora, n_threads=cfg.decoder_threads)
+    model = resolve_model(cfg.model, cfg.lora if cfg.decoder == "simpletool" else None)
+    return make_decoder(cfg.decoder, model, n_threads=cfg.decoder_threads)
 
 
 def run_decision(cfg: RobotDemoConfig, node: Node) -> None:

@@ -16,14 +16,14 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from control.agent import Agent
 from control.tools import ToolCall, ToolRegistry, ToolResult, ToolSpec
 from control.voice_decision import CallLog, DecisionPorts, DecoderChoice, VoiceDecision, decode_context
 from control.voice_preflight import PreflightDecoder
-from models.decoder import DecodeContext, make_decoder
+from models.decoder import DecodeContext
+from models.resolve import ResolvedModel, resolve_model
 from realtime import messages as m
 from realtime.bus import Publisher, Subscriber
 from realtime.bus_async import AsyncRequestClient
@@ -41,7 +41,7 @@ from sim_envs.home.tools import HOME_TOOLS, voice_tool_specs
 from speculation.executor import SpeculationOptions, SpeculativeExecutor
 from speculation.trace_hooks import TracedInvoke, TracedRegistry, TracedSpeculation
 
-__all__ = ["VoiceDecisionConfig", "build_registry", "resolve_models", "run_decision"]
+__all__ = ["VoiceDecisionConfig", "build_registry", "run_decision"]
 
 HomeCall = Callable[[str, dict[str, Any]], Awaitable[Any]]
 
@@ -136,21 +136,12 @@ def _home_tool(name: str, home_call: HomeCall) -> Callable[..., Awaitable[Any]]:
     return call
 
 
-def resolve_models(cfg: VoiceDecisionConfig) -> tuple[Path, Path | None]:
-    """The GGUF and the LoRA adapter the decoder loads."""
-    from models.artifacts import resolve_gguf
-    from models.decoder import resolve_lora
+def load_decoder(cfg: VoiceDecisionConfig, model: ResolvedModel, tracer: Tracer) -> Any:
+    """The decoder on ``model``, in a :class:`PreflightDecoder` with speculation on."""
+    from models.factory import make_decoder
 
-    model = resolve_gguf(cfg.model)
-    # lora "default": the shipped adapter for this model, if there is one (models.adapters)
-    lora = resolve_lora(cfg.lora, model) if cfg.decoder == "simpletool" else None
-    return model, lora
-
-
-def load_decoder(cfg: VoiceDecisionConfig, model: Path, lora: Path | None, tracer: Tracer) -> Any:
-    """The decoder, in a :class:`PreflightDecoder` with speculation on."""
     # Without preflights every decode is of a final transcript (Whisper idle).
-    raw = make_decoder(cfg.decoder, model, lora_path=lora, n_threads=(
+    raw = make_decoder(cfg.decoder, model, n_threads=(
         cfg.decoder_threads if cfg.speculation else cfg.final_decoder_threads))
     threads = (cfg.decoder_threads or 1, cfg.final_decoder_threads)
     return PreflightDecoder(raw, tracer=tracer, threads=threads) if cfg.speculation else raw
@@ -201,9 +192,11 @@ def run_decision(cfg: VoiceDecisionConfig, node: Node) -> None:
         events=node.own(Publisher(rd.endpoint("decision"), source="decision", options=EVENT_OPTIONS)),
         control=node.own(ReplyServer(rd.endpoint("decision_ctl"), source="decision")))
     specs = voice_tool_specs()
-    model, lora = resolve_models(cfg)
     with node.beating():
-        decoder = node.own(load_decoder(cfg, model, lora, tracer))
+        # lora "default": the model's shipped adapter, if any; the JSON baseline runs the
+        # base model alone. Resolving may make the run-time file (seconds).
+        model = resolve_model(cfg.model, cfg.lora if cfg.decoder == "simpletool" else None)
+        decoder = node.own(load_decoder(cfg, model, tracer))
         warm_up(decoder, specs, tracer)  # (a PreflightDecoder's decode is its inner one's)
 
     home = HomeRpc()
@@ -230,7 +223,8 @@ def run_decision(cfg: VoiceDecisionConfig, node: Node) -> None:
     node.own(agent)
     decision = VoiceDecision(
         cfg.loop_options(), clock=clock, agent=agent, specs=specs, ports=ports, calls=calls,
-        decoder=DecoderChoice(cfg.decoder, model.name, lora.name if lora else None),
+        decoder=DecoderChoice(cfg.decoder, model.gguf.name,
+                              model.adapter.name if model.adapter else None),
         preflight=decoder if spec is not None else None,
         speculation=LoopSpeculation(spec, agent.loop) if spec is not None else None,
         heart=node, tracer=tracer)

@@ -41,9 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from control.tools import load_tool_specs
-    from models.decoder import DEFAULT_LORA, DecodeContext, DecodeError, make_decoder
+    from models.decoder import DecodeContext, DecodeError
     from models.evalsets.score import Score, load_cases
+    from models.factory import make_decoder
     from models.llama_backend import wait_policy
+    from models.resolve import default_lora, resolve_model
     from realtime.errors import ConfigError
 
     wait_policy("spin")  # one process with the cores to itself (before any model loads)
@@ -61,10 +63,10 @@ def run(args: argparse.Namespace) -> int:
     out = args.out.open("w") if args.out else sys.stdout
     score = Score()
     options = {"schedule": args.schedule} if args.decoder == "simpletool" else {}
-    dec = make_decoder(args.decoder, args.model, model_name=args.model_name,
-                       n_threads=args.n_threads, n_gpu_layers=args.n_gpu_layers,
-                       lora_path=None if args.no_lora else (args.lora or DEFAULT_LORA),
-                       max_calls=args.max_calls, **options)
+    model = resolve_model(args.model or args.model_name,
+                          None if args.no_lora else (args.lora or default_lora(args.decoder)))
+    dec = make_decoder(args.decoder, model, n_threads=args.n_threads,
+                       n_gpu_layers=args.n_gpu_layers, max_calls=args.max_calls, **options)
     try:
         for case in cases:
             tools = load_tool_specs(list(case.tools)) if case.tools else file_tools

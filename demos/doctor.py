@@ -87,19 +87,13 @@ def check_dependencies() -> list[Check]:
 
 
 def check_models(load: bool) -> list[Check]:
-    from models.artifacts import (
-        DEFAULT_GGUF,
-        GGUF_MODELS,
-        describe_gguf,
-        resolve_gguf,
-        run_type,
-        runtime_gguf,
-    )
+    from models.artifacts import DEFAULT_GGUF, GGUF_MODELS, describe_gguf, embedded_gguf
+    from models.runtime_file import run_type, runtime_gguf
 
     out = []
     for name, model in GGUF_MODELS.items():
         def one(name: str = name, model=model) -> Check:  # type: ignore[no-untyped-def]
-            path = resolve_gguf(name=name)
+            path = embedded_gguf(name)
             info = describe_gguf(path)
             detail = (f"{info.architecture} {info.quantization}, ctx {info.context_length}, "
                       f"{info.size_bytes / 1e6:.0f} MB, sha256 {model.sha256[:12]}… verified, "
@@ -197,16 +191,15 @@ def check_realtime() -> list[Check]:
 def check_llama_gpu() -> list[Check]:
     import llama_cpp
 
-    from models.adapters import default_adapter
-    from models.artifacts import resolve_gguf, runtime_gguf
+    from models.resolve import resolve_model
 
     gpu = bool(llama_cpp.llama_supports_gpu_offload())
     info = llama_cpp.llama_print_system_info().decode().replace("CPU : ", "")
     features = [f.split(" = ")[0] for f in info.split(" | ") if f.endswith("= 1")]
     amx = [f for f in features if f.startswith("AMX")]
-    model = resolve_gguf()
-    adapter = default_adapter(model)
-    merged = adapter is not None and runtime_gguf(model, adapter).lora_merged is not None
+    model = resolve_model()
+    adapter = model.adapter
+    merged = model.run_file.lora_merged is not None
     return [Check("models", "llama.cpp GPU offload", OK if gpu else WARN,
                   "supported" if gpu else "CPU build; rebuild with CMAKE_ARGS=-DGGML_CUDA=on "
                   "./setup.sh on a CUDA machine", False),

@@ -222,7 +222,7 @@ def _decoder_model(args: argparse.Namespace) -> str | None:
     """The GGUF --load decoder runs (--model, default: the embedded one)."""
     if args.load != "decoder":
         return None
-    from models.artifacts import resolve_gguf
+    from models.resolve import resolve_gguf
 
     return str(resolve_gguf(args.model))
 

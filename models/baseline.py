@@ -15,17 +15,18 @@ import json
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 
 from control.tools import ToolCall, ToolSpec
+from models.artifacts import describe_gguf
 from models.callformat import check_expressible
-from models.decoder import DecodeContext, DecodeError, DecodeResult, register_decoder
-from models.llama_backend import BackendError, ContextOverflowError, apply_chat_template
-from models.llama_backend import default_threads as _default_threads
+from models.decoder import DecodeContext, DecodeError, DecodeResult
+from models.llama_lib import BackendError, ContextOverflowError, _lib, apply_chat_template
+from models.llama_lib import default_threads as _default_threads
 from models.prompts import Example, build_messages, fallback_template, render_answer
+from models.resolve import ResolvedModel
 from realtime.errors import ConfigError
 
 __all__ = ["JsonBaselineDecoder", "calls_schema"]
@@ -63,34 +64,29 @@ def calls_schema(tools: Sequence[ToolSpec], enums: Mapping[str, Sequence[Any]],
     return {"type": "array", "items": {"oneOf": variants}, "minItems": 0, "maxItems": max_calls}
 
 
-@register_decoder("baseline")
 class JsonBaselineDecoder:
     """JSON tool calls under a JSON-Schema grammar, through ``llama_cpp.Llama``."""
 
     name = "baseline"
 
-    def __init__(self, model_path: str | Path, *, n_threads: int | None = None,
-                 n_gpu_layers: int = 0, lora_path: str | Path | None = None,
-                 max_calls: int = 4, n_ctx_tokens: int = 2048,
+    def __init__(self, model: ResolvedModel, *, n_threads: int | None = None,
+                 n_gpu_layers: int = 0, max_calls: int = 4, n_ctx_tokens: int = 2048,
                  examples: Sequence[Example] | None = None, max_tokens: int = 192,
                  verbose: bool = False, schedule: str | None = None) -> None:
         del schedule  # accepted so both decoders take the same options
-        from models.artifacts import describe_gguf, runtime_gguf
-        from models.llama_backend import _lib
-
         _lib()  # its OpenMP wait policy, before llama_cpp loads libgomp
         from llama_cpp import Llama
 
         threads = n_threads or _default_threads()
-        run = runtime_gguf(model_path, lora_path)  # the same file the SimpleTool decoder runs
-        lora = None if lora_path is None or run.lora_merged else str(lora_path)
+        lora = model.runtime_adapter  # the same file the SimpleTool decoder runs
         try:
-            self.llm = Llama(model_path=str(run.path), n_ctx=n_ctx_tokens, n_threads=threads,
-                             n_threads_batch=threads, n_gpu_layers=n_gpu_layers,
-                             lora_path=lora, verbose=verbose)
+            self.llm = Llama(model_path=str(model.run_file.path), n_ctx=n_ctx_tokens,
+                             n_threads=threads, n_threads_batch=threads,
+                             n_gpu_layers=n_gpu_layers,
+                             lora_path=None if lora is None else str(lora), verbose=verbose)
         except (ValueError, RuntimeError) as exc:
-            raise BackendError(f"llama-cpp-python could not load {model_path}: {exc}") from exc
-        info = describe_gguf(model_path)
+            raise BackendError(f"llama-cpp-python could not load {model.gguf}: {exc}") from exc
+        info = describe_gguf(model.gguf)
         self.template = info.chat_template or fallback_template(info.architecture)
         self.max_calls, self.max_tokens, self.examples = max_calls, max_tokens, examples
         self.n_batch = self.llm.n_batch

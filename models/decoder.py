@@ -1,40 +1,30 @@
-"""The Decoder protocol: context + tools -> tool calls, with timings; and its registry.
+"""The Decoder protocol: context + tools -> tool calls, with timings.
 
 ::
 
-    from models.decoder import make_decoder, DecodeContext
-    with make_decoder("simpletool") as dec:          # or "baseline"
+    from models.decoder import DecodeContext
+    from models.factory import make_decoder
+    from models.resolve import resolve_model
+    with make_decoder("simpletool", resolve_model()) as dec:    # or "baseline"
         result = dec.decode(DecodeContext.from_request("pick up the red cube", scene=...), tools)
         result.calls, result.latency_ms, result.forward_passes, result.sampled_tokens
         for call in dec.decode_stream(ctx, tools):   # each call as soon as it is decoded
             ...
 
-A decoder is registered with ``@register_decoder("name")``; its constructor
-takes the keyword options of :func:`make_decoder`.
+This module knows no implementation; :mod:`models.factory` makes them by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from control.tools import ToolCall, ToolSpec
 from models.prompts import user_content
 from realtime.errors import ConfigError, RtAgentError
 
-__all__ = [
-    "DEFAULT_LORA",
-    "DecodeContext",
-    "DecodeError",
-    "DecodeResult",
-    "Decoder",
-    "decoder_names",
-    "make_decoder",
-    "register_decoder",
-    "resolve_lora",
-]
+__all__ = ["DecodeContext", "DecodeError", "DecodeResult", "Decoder"]
 
 
 class DecodeError(RtAgentError):
@@ -127,69 +117,3 @@ class Decoder(Protocol):
                       tools: Sequence[ToolSpec]) -> Iterator[ToolCall]: ...
 
     def close(self) -> None: ...
-
-
-_REGISTRY: dict[str, Callable[..., Decoder]] = {}
-DEFAULT_LORA = "default"
-"""``lora_path`` value meaning: the shipped adapter for this base model, if any (:mod:`models.adapters`)."""
-
-
-def register_decoder(name: str) -> Callable[[Callable[..., Decoder]], Callable[..., Decoder]]:
-    def deco(factory: Callable[..., Decoder]) -> Callable[..., Decoder]:
-        if name in _REGISTRY:
-            raise ConfigError(f"decoder {name!r} is registered twice")
-        _REGISTRY[name] = factory
-        return factory
-    return deco
-
-
-def _load_builtin() -> None:
-    # Importing registers them; kept lazy so `import models.decoder` stays light.
-    import models.baseline  # noqa: F401
-    import models.simpletool  # noqa: F401
-
-
-def decoder_names() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def make_decoder(
-    name: str = "simpletool",
-    model_path: str | Path | None = None,
-    *,
-    model_name: str | None = None,
-    n_threads: int | None = None,
-    n_gpu_layers: int = 0,
-    lora_path: str | Path | None = DEFAULT_LORA,
-    **options: Any,
-) -> Decoder:
-    """A decoder by registry name over the GGUF at ``model_path`` (None: the default).
-
-    ``model_name`` picks an embedded model (``"smollm2-135m"``, ``"gemma3-270m"``);
-    ``lora_path``: a llama.cpp LoRA adapter, ``"default"`` (the default: the
-    shipped adapter trained on exactly this model, if there is one; simpletool
-    only, since it is trained on the compact call format) or None (the base
-    model alone). Other keyword options go to the decoder (e.g. ``schedule=``).
-    """
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown decoder {name!r}; expected one of {sorted(_REGISTRY)}")
-    from models.artifacts import resolve_gguf
-
-    path = resolve_gguf(model_path, name=model_name)
-    if str(lora_path) == DEFAULT_LORA and name != "simpletool":
-        lora_path = None  # the JSON baseline is what users do today: the base model alone
-    return _REGISTRY[name](model_path=path, n_threads=n_threads, n_gpu_layers=n_gpu_layers,
-                           lora_path=resolve_lora(lora_path, path), **options)
-
-
-def resolve_lora(lora_path: str | Path | None, model_path: Path) -> Path | None:
-    """``"default"`` -> the shipped adapter for ``model_path`` (or None); a path -> itself."""
-    if lora_path is None:
-        return None
-    if str(lora_path) != DEFAULT_LORA:
-        return Path(lora_path)
-    from models.adapters import default_adapter
-
-    return default_adapter(model_path)

@@ -6,7 +6,7 @@ single-token pass of SmolLM2-135M (measured), and the SimpleTool decoder's time
 after a short prompt is mostly such passes. Merged (``W + alpha/rank * B @ A``),
 the adapter costs nothing per pass. :func:`merge_lora` writes the merged model
 with the adapted tensors as F16 (BF16 in a BF16 model) and the others as they were or re-encoded
-(:func:`models.artifacts.runtime_gguf` asks for the type the embedded model runs
+(:func:`models.runtime_file.runtime_gguf` asks for the type the embedded model runs
 as: BF16 where the CPU has native BF16 dot products, else Q8_0). Measured in Q8_0 on
 all 240 eval cases (robot / voice), exact match 111 / 111 of 120 merged, against
 111 / 113 with the adapter applied at run time to the same Q8_0 weights and

@@ -14,7 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 @pytest.fixture(scope="session")
 def default_gguf() -> Path:
-    from models.artifacts import resolve_gguf
+    from models.resolve import resolve_gguf
 
     return resolve_gguf()
 

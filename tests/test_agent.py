@@ -196,7 +196,9 @@ def test_a_request_queued_while_the_calls_run_is_decoded_ahead_too() -> None:
 
 @pytest.mark.slow
 def test_real_decoder_drives_real_tools() -> None:
-    from models.decoder import DecodeContext, make_decoder
+    from models.decoder import DecodeContext
+    from models.factory import make_decoder
+    from models.resolve import resolve_model
 
     specs = load_tool_specs(json.loads((ROOT / "audio/voice_tools.json").read_text()))
     calls: list[ToolCall] = []
@@ -206,7 +208,7 @@ def test_real_decoder_drives_real_tools() -> None:
             calls.append(ToolCall(_name, kw))
             return {"done": _name}
         reg.register(spec, fn)
-    decoder = make_decoder("simpletool")
+    decoder = make_decoder("simpletool", resolve_model())
     agent = Agent(decoder, reg, lambda text, history: DecodeContext.from_request(text))
     try:
         agent.submit("what's the weather in Oslo?")

@@ -10,13 +10,8 @@ from pathlib import Path
 import pytest
 
 from models import artifacts
-from models.artifacts import (
-    CorruptModelError,
-    ModelNotFoundError,
-    describe_gguf,
-    resolve_gguf,
-    resolve_whisper,
-)
+from models.artifacts import CorruptModelError, ModelNotFoundError, describe_gguf, resolve_whisper
+from models.resolve import resolve_gguf
 from realtime.errors import ConfigError
 
 
@@ -31,7 +26,7 @@ def test_default_gguf_is_a_verified_llama_model(default_gguf: Path) -> None:
 
 def test_gemma_is_assembled_into_the_cache_with_its_checksum(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("RTAGENT_CACHE", str(tmp_path))
-    path = resolve_gguf(name="gemma3-270m")
+    path = resolve_gguf("gemma3-270m")
     assert path.parent == tmp_path
     info = describe_gguf(path)
     assert (info.architecture, info.quantization, info.vocab_size) == ("gemma3", "Q4_K_M", 262144)
@@ -39,7 +34,7 @@ def test_gemma_is_assembled_into_the_cache_with_its_checksum(tmp_path, monkeypat
     with path.open("r+b") as f:
         f.seek(1000)
         f.write(b"\x00" * 16)
-    assert artifacts.sha256_file(resolve_gguf(name="gemma3-270m")) == artifacts.GEMMA_SHA256
+    assert artifacts.sha256_file(resolve_gguf("gemma3-270m")) == artifacts.GEMMA_SHA256
 
 
 def test_env_and_explicit_path_override_the_default(default_gguf, tmp_path, monkeypatch) -> None:
@@ -48,13 +43,16 @@ def test_env_and_explicit_path_override_the_default(default_gguf, tmp_path, monk
     monkeypatch.setenv("RTAGENT_GGUF", str(copy))
     assert resolve_gguf() == copy
     assert resolve_gguf(default_gguf) == default_gguf
+    assert resolve_gguf("smollm2-135m") == artifacts.embedded_gguf()  # a name, like a path, wins
 
 
 def test_missing_model_says_how_to_fix(tmp_path) -> None:
     with pytest.raises(ModelNotFoundError, match="model file not found.*--model"):
         resolve_gguf(tmp_path / "nope.gguf")
     with pytest.raises(ModelNotFoundError, match="unknown embedded model"):
-        resolve_gguf(name="gpt-9")
+        artifacts.embedded_gguf("gpt-9")
+    with pytest.raises(ModelNotFoundError, match="model file not found"):
+        resolve_gguf("gpt-9")  # not a name: a path
 
 
 def test_corrupt_files_are_refused(default_gguf, tmp_path) -> None:
@@ -109,8 +107,9 @@ def test_models_load_for_real(default_gguf, whisper_dir) -> None:
 
 
 def test_the_run_type_is_bf16_where_the_cpu_has_it_else_q8_0(monkeypatch) -> None:
-    from models.artifacts import GGUF_MODELS, run_type
+    from models.artifacts import GGUF_MODELS
     from models.llama_backend import cpu_features
+    from models.runtime_file import run_type
 
     monkeypatch.delenv("RTAGENT_RUN_AS", raising=False)
     smol = GGUF_MODELS["smollm2-135m"]
@@ -126,7 +125,8 @@ def test_the_run_type_is_bf16_where_the_cpu_has_it_else_q8_0(monkeypatch) -> Non
 
 
 def test_default_model_runs_from_a_copy_made_once(default_gguf, tmp_path, monkeypatch) -> None:
-    from models.artifacts import GGUF_MODELS, run_type, runtime_gguf
+    from models.artifacts import GGUF_MODELS
+    from models.runtime_file import run_type, runtime_gguf
 
     monkeypatch.setenv("RTAGENT_CACHE", str(tmp_path))
     run = runtime_gguf(default_gguf).path
@@ -153,8 +153,8 @@ def test_default_model_runs_from_a_copy_made_once(default_gguf, tmp_path, monkey
 
 def test_a_failed_reencoding_falls_back_to_the_shipped_file(default_gguf, tmp_path, monkeypatch,
                                                             caplog) -> None:
-    import models.llama_backend as backend
-    from models.artifacts import runtime_gguf
+    import models.llama_lib as backend
+    from models.runtime_file import runtime_gguf
 
     def fail(src, dst, type_name):
         Path(dst).write_bytes(b"half a file")

@@ -494,12 +494,14 @@ def test_through_the_speculative_executor_a_running_prediction_is_joined() -> No
 def test_real_decoder_stream_feeds_the_executor_while_it_decodes() -> None:
     import time
 
-    from models.decoder import DecodeContext, make_decoder
+    from models.decoder import DecodeContext
+    from models.factory import make_decoder
+    from models.resolve import resolve_model
 
     home = Home(VOICE)
     done_ns: list[int] = []
 
-    with make_decoder("simpletool") as dec:
+    with make_decoder("simpletool", resolve_model()) as dec:
         def decoded() -> Iterator[ToolCall]:  # runs in the executor's worker thread
             yield from dec.decode_stream(
                 DecodeContext.from_request("What's the weather in Paris and in Rome?"), VOICE)

@@ -11,9 +11,11 @@ import pytest
 
 from control.tools import ToolCall, ToolRegistry, ToolSpec, load_tool_specs
 from models.callformat import UnsupportedSchemaError, parse
-from models.decoder import DecodeContext, make_decoder
+from models.decoder import DecodeContext
+from models.factory import make_decoder
 from models.llama_backend import BackendError, ContextOverflowError
 from models.prompts import render_scene
+from models.resolve import resolve_model
 from realtime.errors import ConfigError, RtAgentError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +29,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def decoders():
-    made = {s: make_decoder("simpletool", schedule=s, n_threads=2)
+    model = resolve_model()
+    made = {s: make_decoder("simpletool", model, schedule=s, n_threads=2)
             for s in ("sequential", "parallel")}
     yield made
     for d in made.values():
@@ -98,7 +101,7 @@ def test_one_call_limit(decoders) -> None:
 
 
 def test_baseline_emits_valid_json_calls() -> None:
-    dec = make_decoder("baseline", n_threads=2, max_tokens=96)
+    dec = make_decoder("baseline", resolve_model(lora=None), n_threads=2, max_tokens=96)
     try:
         res = dec.decode(DecodeContext.from_request("pick up the red cube", scene=SCENE,
                                                     enums=SEEN, max_calls=1), ROBOT)
@@ -123,22 +126,26 @@ def test_errors_are_clear(decoders, tmp_path: Path) -> None:
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"GGUF" + b"\0" * 64)
     with pytest.raises(RtAgentError):
-        make_decoder("simpletool", bad)
+        make_decoder("simpletool", resolve_model(bad))
     with pytest.raises(ConfigError, match="unknown decoder"):
-        make_decoder("nope")
+        make_decoder("nope", resolve_model())
+    with pytest.raises(ConfigError, match="resolve_model"):
+        make_decoder("simpletool", bad)  # a path: resolve it first
 
 
 def test_lora_path_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="LoRA adapter not found"):
-        make_decoder("simpletool", lora_path=tmp_path / "missing.gguf", schedule="sequential")
+        make_decoder("simpletool", resolve_model(lora=tmp_path / "missing.gguf"),
+                     schedule="sequential")
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not a gguf at all")
     with pytest.raises(BackendError, match="could not load the LoRA adapter"):
-        make_decoder("simpletool", lora_path=junk, schedule="sequential")
+        make_decoder("simpletool", resolve_model(lora=junk), schedule="sequential")
 
 
 def test_prompt_lookup_changes_passes_not_answers(decoders) -> None:
-    plain = make_decoder("simpletool", schedule="sequential", n_threads=2, lookup=False)
+    plain = make_decoder("simpletool", resolve_model(), schedule="sequential", n_threads=2,
+                         lookup=False)
     try:
         requests = [("move the gripper to x 0.45, y -0.25, z 0.3", ROBOT, SEEN),
                     ("send a message to Anna saying I am running late", VOICE, None),
@@ -250,13 +257,14 @@ def test_a_model_closed_before_its_context_frees_everything_once(tmp_path: Path)
     import subprocess
     import sys
 
-    from models.adapters import default_adapter
-    from models.artifacts import resolve_gguf
-
-    adapter = shutil.copy(default_adapter(resolve_gguf()), tmp_path / "a.gguf")  # not merged
+    shipped = resolve_model().adapter
+    assert shipped is not None
+    adapter = shutil.copy(shipped, tmp_path / "a.gguf")
+    run = resolve_model(lora=adapter).run_file
+    assert run.lora_merged is None  # not a shipped adapter: applied at run time
     code = ("from models.llama_backend import BackendOptions, LlamaContext, LlamaModel\n"
             f"opt = BackendOptions(n_ctx_tokens=256, lora_path={str(adapter)!r})\n"
-            f"m = LlamaModel({str(resolve_gguf())!r}, opt)\n"
+            f"m = LlamaModel({str(run.path)!r}, opt)\n"
             "c = LlamaContext(m, opt)\n"
             "m.close(); c.close(); print('closed', c.ptr is None)\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

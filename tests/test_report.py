@@ -207,12 +207,14 @@ def test_real_decoder_turn_with_speculation_on_the_timeline(tmp_path: Path) -> N
     """The real Agent + llama.cpp decoder: speculation launched from the partial
     transcript runs while the model decodes; the report draws that turn."""
     from control.agent import Agent
-    from models.decoder import DecodeContext, make_decoder
+    from models.decoder import DecodeContext
+    from models.factory import make_decoder
+    from models.resolve import resolve_model
 
     tracer = Tracer("decision")
     reg = voice_registry()
     spec = traced_speculation(tracer, reg)
-    decoder = make_decoder("simpletool")
+    decoder = make_decoder("simpletool", resolve_model())
     agent = Agent(decoder, reg, lambda text, history: DecodeContext.from_request(text),
                   invoke=spec.call, tracer=tracer)
     try:

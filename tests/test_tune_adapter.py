@@ -66,9 +66,12 @@ def _random_state(info, rank: int, scale_b: float, seed: int = 0) -> dict[str, n
 
 def _logits(base: Path, adapter: Path | None, prompt: str) -> np.ndarray:
     from models.llama_backend import BackendOptions, LlamaContext, LlamaModel
+    from models.resolve import resolve_model
 
+    run = resolve_model(base, adapter).run_file  # the file the decoders load (not merged here)
     opts = BackendOptions(n_ctx_tokens=256, n_seq_max=1, n_threads=2, lora_path=adapter)
-    with LlamaModel(base, opts) as model, LlamaContext(model, opts) as ctx:
+    with LlamaModel(run.path, opts, merged_lora=run.lora_merged) as model, \
+            LlamaContext(model, opts) as ctx:
         return ctx.logits(ctx.sync_prefix(0, model.tokenize(prompt, add_special=True)))
 
 
@@ -132,8 +135,11 @@ def test_shipped_adapter_is_small_and_matches_its_recipe() -> None:
 
 @pytest.mark.slow
 def test_default_adapter_only_for_its_base_model(default_gguf: Path, tmp_path: Path) -> None:
+    from models.resolve import resolve_model
+
     adapter = _shipped()
-    assert default_adapter(None) == adapter.path
+    assert resolve_model().adapter == adapter.path  # "default": the one for the default model
+    assert resolve_model(lora=None).adapter is None
     assert default_adapter(default_gguf) == adapter.path
     assert adapter.base["fingerprint"] == fingerprint(default_gguf)
     same = tmp_path / "same.gguf"
@@ -148,6 +154,7 @@ def test_default_adapter_only_for_its_base_model(default_gguf: Path, tmp_path: P
         f.write(bytes([byte[0] ^ 0xFF]))
     assert default_adapter(changed) is None
     assert default_adapter(adapter.path) is None  # a valid GGUF, but no adapter is for it
+    assert default_adapter(tmp_path / "absent.gguf") is None
 
 
 @pytest.mark.slow
@@ -191,8 +198,10 @@ def test_the_shipped_adapter_runs_merged_into_the_weights(default_gguf: Path, tm
                                                           monkeypatch) -> None:
     """Merged, the adapter computes what llama.cpp computes applying it at run time, and a
     context over the merged model applies no second copy of it."""
-    from models.artifacts import GGUF_MODELS, describe_gguf, run_type, runtime_gguf
+    from models.artifacts import GGUF_MODELS, describe_gguf
     from models.llama_backend import BackendOptions, LlamaContext, LlamaModel
+    from models.resolve import resolve_model
+    from models.runtime_file import run_type, runtime_gguf
     from realtime.errors import ConfigError
 
     monkeypatch.setenv("RTAGENT_CACHE", str(tmp_path))
@@ -205,17 +214,20 @@ def test_the_shipped_adapter_runs_merged_into_the_weights(default_gguf: Path, tm
     shutil.copyfile(adapter, mine)
     assert runtime_gguf(default_gguf, mine).lora_merged is None
 
+    resolved = resolve_model(default_gguf, adapter)
+    assert resolved.run_file == run and resolved.runtime_adapter is None
     opts = BackendOptions(n_ctx_tokens=256, n_seq_max=1, n_threads=2, lora_path=adapter)
     plain = BackendOptions(n_ctx_tokens=256, n_seq_max=1, n_threads=2)
     logits = {}
-    with LlamaModel(default_gguf, opts) as merged, LlamaContext(merged, opts) as ctx:
-        assert merged.loaded_path == run.path and ctx._adapter is None
+    with LlamaModel(run.path, opts, merged_lora=run.lora_merged) as merged, \
+            LlamaContext(merged, opts) as ctx:
+        assert ctx._adapter is None
         ids = merged.tokenize("Request: turn off the kitchen lights\nAnswer: set_light(room=",
                               add_special=True)
         logits["merged"] = ctx.logits(ctx.sync_prefix(0, ids)).copy()
         with pytest.raises(ConfigError, match="merged into its weights"):
             ctx.load_lora(adapter)
-    with LlamaModel(default_gguf, plain) as model:
+    with LlamaModel(runtime_gguf(default_gguf).path, plain) as model:
         for name, lora in (("base", None), ("applied", adapter)):
             with LlamaContext(model, BackendOptions(**{**plain.__dict__, "lora_path": lora})) as c:
                 logits[name] = c.logits(c.sync_prefix(0, ids)).copy()
@@ -256,7 +268,7 @@ def test_an_adapter_that_does_not_fit_is_refused_before_merging(default_gguf: Pa
 def test_a_failed_merge_applies_the_adapter_at_run_time(default_gguf: Path, tmp_path: Path,
                                                         monkeypatch, caplog) -> None:
     import models.lora_merge as lora_merge
-    from models.artifacts import runtime_gguf
+    from models.runtime_file import runtime_gguf
 
     def fail(*args, **kwargs):
         raise lora_merge.MergeError("blk.0.attn_q.weight: shapes do not fit")

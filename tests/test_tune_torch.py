@@ -35,6 +35,7 @@ def test_torch_and_llama_cpp_agree_on_a_random_adapter(base_model, default_gguf:
     import torch
 
     from models.llama_backend import BackendOptions, LlamaContext, LlamaModel
+    from models.runtime_file import runtime_gguf
     from models.tune.export import export_gguf
     from models.tune.train import TrainOptions, add_lora
 
@@ -49,7 +50,7 @@ def test_torch_and_llama_cpp_agree_on_a_random_adapter(base_model, default_gguf:
     out = export_gguf(peft_model, default_gguf, tmp_path / "random.gguf", alpha=opts.alpha,
                       dtype="f32")
     llama_opts = BackendOptions(n_ctx_tokens=256, n_seq_max=1, n_threads=2)
-    with LlamaModel(default_gguf, llama_opts) as model:
+    with LlamaModel(runtime_gguf(default_gguf).path, llama_opts) as model:  # as the decoders run it
         ids = model.tokenize("Pick up the red cube and put it in the bin. Then go home and",
                              add_special=True)
         llama = {}

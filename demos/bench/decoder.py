@@ -53,11 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.artifacts import describe_gguf, resolve_gguf, runtime_gguf
-    from models.decoder import DecodeContext, DecodeError, make_decoder, resolve_lora
+    from models.artifacts import describe_gguf
+    from models.decoder import DecodeContext, DecodeError
     from models.evalsets.score import load_cases
     from models.evalsets.tally import Tally, decode_case, heldout_cases, spread
+    from models.factory import make_decoder
     from models.llama_backend import wait_policy
+    from models.resolve import resolve_model
     from realtime.errors import ConfigError
     from speculation.workloads import SPEC_FILES, load_specs
 
@@ -70,27 +72,28 @@ def run(args: argparse.Namespace) -> int:
     cases: dict[str, list[tuple[Any, list[Any]]]] = {
         s: (heldout_cases(args.limit, tool_files) if s == "heldout"
             else [(c, tools[s]) for c in spread(load_cases(s), args.limit)]) for s in sets}
-    path = resolve_gguf(args.model, name=args.model_name)
+    plain = resolve_model(args.model or args.model_name, lora=None)
+    path = plain.gguf
     choice = lora_choice(args)
-    lora = None if choice is None else resolve_lora(choice, path)
-    common = {"n_threads": args.n_threads, "n_gpu_layers": args.n_gpu_layers, "lora_path": None}
+    with_lora = None if choice is None else resolve_model(path, choice)
+    lora = with_lora.adapter if with_lora is not None else None
+    common = {"n_threads": args.n_threads, "n_gpu_layers": args.n_gpu_layers}
     decoders: dict[str, Any] = {}
     if not args.no_baseline:
-        decoders["baseline"] = make_decoder("baseline", path, **common)
+        decoders["baseline"] = make_decoder("baseline", plain, **common)
     for sched in [s.strip() for s in args.schedules.split(",") if s.strip()]:
-        dec = make_decoder("simpletool", path, schedule=sched, **common)
+        dec = make_decoder("simpletool", plain, schedule=sched, **common)
         decoders[f"simpletool/{dec.schedule}" if sched != "auto" else "simpletool/auto"] = dec
     base_name = next((n for n in decoders if n.startswith("simpletool")), None)
     adapter_name = None
-    if lora is not None and base_name is not None:
+    if with_lora is not None and lora is not None and base_name is not None:
         adapter_name = f"{base_name}+lora"
-        decoders[adapter_name] = make_decoder("simpletool", path, schedule=decoders[base_name].schedule,
-                                              n_threads=args.n_threads, n_gpu_layers=args.n_gpu_layers,
-                                              lora_path=lora)
+        decoders[adapter_name] = make_decoder("simpletool", with_lora,
+                                              schedule=decoders[base_name].schedule, **common)
     tallies = {name: Tally() for name in decoders}
     rows: list[dict[str, Any]] = []  # one per case and decoder (for A/B comparisons)
     per_set = {(name, s): Tally() for name in decoders for s in sets}
-    loaded = runtime_gguf(path).path
+    loaded = plain.run_file.path
     run_as = describe_gguf(loaded).quantization if loaded != path else None
     print(f"model {path.name}{f' (run as {run_as})' if run_as else ''}, "
           f"adapter {lora.name if lora else 'none'}, threads {args.n_threads or 'default'}, "

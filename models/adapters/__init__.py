@@ -3,8 +3,10 @@
 ::
 
     from models.adapters import default_adapter
-    path = default_adapter(None)            # the adapter for the default model, or None
-    path = default_adapter("other.gguf")    # None: no adapter was trained on that file
+    path = default_adapter(model_gguf)      # the adapter trained on exactly this file, or None
+
+(which model and adapter a run uses is :func:`models.resolve.resolve_model`'s choice:
+``lora="default"`` asks for this one)
 
 Each adapter ``NAME.gguf`` ships with ``NAME.json``, its recipe: the options
 ``rtagent tune`` ran with (data seed, LoRA and training options, tool files),
@@ -83,14 +85,10 @@ def adapters(directory: Path = ADAPTER_DIR) -> list[Adapter]:
     return found
 
 
-def default_adapter(model_path: str | Path | None = None,
-                    directory: Path = ADAPTER_DIR) -> Path | None:
-    """The shipped adapter trained on exactly this base GGUF (None: the default model), else None."""
-    from models.artifacts import ModelNotFoundError, resolve_gguf
-
-    try:
-        path = resolve_gguf(model_path)
-    except ModelNotFoundError:
+def default_adapter(model_path: str | Path, directory: Path = ADAPTER_DIR) -> Path | None:
+    """The shipped adapter trained on exactly the base GGUF at ``model_path``, else None."""
+    path = Path(model_path)
+    if not path.is_file():
         return None
     size = path.stat().st_size
     for adapter in adapters(directory):

@@ -90,11 +90,9 @@ def _tool_path(p: str) -> Path:
 
 
 def _resolve_model(model: str | None) -> Path:
-    from models.artifacts import GGUF_MODELS, resolve_gguf
+    from models.resolve import resolve_gguf
 
-    if model in GGUF_MODELS:
-        return resolve_gguf(None, name=model)
-    return resolve_gguf(model)
+    return resolve_gguf(model)  # a name, a path, $RTAGENT_GGUF or the default
 
 
 def run_recipe(recipe: TuneRecipe, out: str | Path, hooks: Hooks | None = None,

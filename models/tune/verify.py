@@ -54,23 +54,31 @@ def heldout_cases(examples: Sequence[Example]) -> list[ScoredCase]:
     return out
 
 
+def _load(base_gguf: str | Path, adapter_gguf: str | Path | None, n_ctx_tokens: int) -> Any:
+    """The base (+ adapter) as the decoders run it (the run-time file), and its options."""
+    from models.llama_backend import BackendOptions, LlamaModel
+    from models.resolve import resolve_model
+
+    resolved = resolve_model(base_gguf, adapter_gguf)
+    opts = BackendOptions(n_ctx_tokens=n_ctx_tokens, n_seq_max=1, lora_path=resolved.adapter)
+    return LlamaModel(resolved.run_file.path, opts, merged_lora=resolved.run_file.lora_merged)
+
+
 def check_loads(base_gguf: str | Path, adapter_gguf: str | Path) -> None:
     """Load the adapter on the base in llama.cpp and evaluate one token (raises BackendError)."""
-    from models.llama_backend import BackendOptions, LlamaContext, LlamaModel
+    from models.llama_backend import LlamaContext
 
-    opts = BackendOptions(n_ctx_tokens=256, n_seq_max=1, lora_path=adapter_gguf)
-    with LlamaModel(base_gguf, opts) as model, LlamaContext(model, opts) as ctx:
+    with _load(base_gguf, adapter_gguf, 256) as model, LlamaContext(model) as ctx:
         ctx.logits(ctx.sync_prefix(0, model.tokenize("hello", add_special=True)))
 
 
 def greedy_llama(base_gguf: str | Path, adapter_gguf: str | Path | None,
                  prompts: Sequence[Sequence[int]], max_new_tokens: int = 40) -> list[list[int]]:
     """Unconstrained greedy answers in llama.cpp (up to the first end-of-generation token)."""
-    from models.llama_backend import BackendOptions, LlamaContext, LlamaModel
+    from models.llama_backend import LlamaContext
 
-    opts = BackendOptions(n_ctx_tokens=2048, n_seq_max=1, lora_path=adapter_gguf)
     out = []
-    with LlamaModel(base_gguf, opts) as model, LlamaContext(model, opts) as ctx:
+    with _load(base_gguf, adapter_gguf, 2048) as model, LlamaContext(model) as ctx:
         for prompt in prompts:
             ctx.clear()
             logits = ctx.logits(ctx.sync_prefix(0, list(prompt)))
@@ -121,11 +129,13 @@ def score_decoder(base_gguf: str | Path, adapter_gguf: str | Path | None,
 
     Returns the score and, per case, ``{"id", "expected", "got"}`` (``got`` None on a decode error).
     """
-    from models.decoder import DecodeContext, DecodeError, make_decoder
+    from models.decoder import DecodeContext, DecodeError
+    from models.factory import make_decoder
+    from models.resolve import resolve_model
 
     score = Score()
     rows: list[Mapping[str, Any]] = []
-    with make_decoder("simpletool", base_gguf, lora_path=adapter_gguf, schedule="sequential",
+    with make_decoder("simpletool", resolve_model(base_gguf, adapter_gguf), schedule="sequential",
                       n_threads=n_threads) as dec:
         for i, sc in enumerate(cases):
             expected = list(sc.case.expected or [])
