@@ -6,7 +6,9 @@ Roles: ticker (PUB WorldState on ``ticks``), relay (``ticks`` -> ``relayed``),
 sink (counts ``relayed``, reports in heartbeat counters), echo (republishes
 ``in`` on ``out`` and serves ``sum``/``fail`` tool calls on ``tools``),
 decider (sends Commands on ``cmd`` every 20 ms), mute (beats ARG times, then
-hangs), crash (beats, then exits with status 3 after ARG beats), tcp_server
+hangs), crash (beats, then exits with status 3 after ARG beats), stuck (ticks,
+then hangs beating from a helper thread), loader (loads ARG s, then ticks),
+long_turn (ticks, its turn never ends), deaf (ignores SIGTERM), tcp_server
 (IP KEY_DIR), tcp_client and tcp_stranger (IP KEY_DIR TOOLS_PORT FRAMES_PORT:
 the Curve multi-host pair, and a client with random keys).
 Endpoints live in ``$RTAGENT_RUN_DIR`` (the supervisor or the test sets it).
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -185,6 +188,37 @@ def mute(node: Node, beats: int) -> None:
         node.wait(0.05)
 
 
+def stuck(node: Node) -> None:
+    """Ticks a while, then its loop hangs in a call that beats from a helper thread."""
+    for _ in range(5):
+        node.beat(force=True)
+        node.wait(0.02)
+    with node.beating(0.05):
+        while not node.stopping:
+            node.wait(0.05)
+
+
+def loader(node: Node, seconds: float) -> None:
+    """Loads (beating from a helper thread, still ``starting``) for ARG s, then ticks."""
+    with node.beating(0.05):
+        node.wait(seconds)
+    ticker(node)
+
+
+def long_turn(node: Node) -> None:
+    """Ticks fine, but its agent's turn (started now) never ends."""
+    started = time.monotonic_ns()
+    node.report_turns(lambda: (started, 0))
+    ticker(node)
+
+
+def deaf(node: Node) -> None:
+    """Beats on, but never looks at ``node.stopping``: SIGTERM does not stop it."""
+    while True:
+        time.sleep(0.02)
+        node.beat()
+
+
 def crash(node: Node, beats: int) -> None:
     for _ in range(beats):
         node.beat(force=True)
@@ -193,7 +227,8 @@ def crash(node: Node, beats: int) -> None:
     raise SystemExit(3)
 
 
-ROLES = {"ticker": ticker, "relay": relay, "sink": sink, "echo": echo, "decider": decider}
+ROLES = {"ticker": ticker, "relay": relay, "sink": sink, "echo": echo, "decider": decider,
+         "stuck": stuck, "long_turn": long_turn, "deaf": deaf}
 
 
 def main(argv: list[str]) -> int:
@@ -208,6 +243,8 @@ def main(argv: list[str]) -> int:
             mute(node, int(argv[1]))
         elif role == "crash":
             crash(node, int(argv[1]))
+        elif role == "loader":
+            loader(node, float(argv[1]))
         elif role == "tcp_server":
             tcp_server(node, argv[1], argv[2])
         elif role == "tcp_client":
