@@ -138,6 +138,7 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
     agent = Agent(decoder, registry, context, tools_fn=robot_tool_specs,
                   invoke=invoke, foresight=foresight, tracer=tracer)
     node.own(agent)
+    node.report_turns(agent.progress)  # heartbeats carry the turn's progress
     observer: Any = traced if traced is not None else spec
     turns: list[dict[str, Any]] = []
     hold = ArmCommand.hold_here()

@@ -155,6 +155,7 @@ def run_decision(cfg: VoiceDemoConfig, node: Node) -> None:
         return result
 
     agent = Agent(decoder, registry, context, tools_fn=lambda: specs, invoke=invoke, tracer=tracer)
+    node.report_turns(agent.progress)  # heartbeats carry the turn's progress
     clients["home"] = agent.run_on_loop(lambda: AsyncRequestClient(rd.endpoint("home"),
                                                                    source="decision"))
     spec = None
