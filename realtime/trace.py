@@ -96,11 +96,14 @@ class Tracer:
                                     track=track, args=values))
 
     def add(self, event: TraceEvent) -> None:
-        """Add an event recorded elsewhere (e.g. received from another process)."""
+        """Add an event recorded elsewhere (e.g. received from another process); the
+        sink gets it too."""
         if self.enabled:
             if len(self._events) == self._events.maxlen:
                 self.dropped += 1
             self._events.append(event)
+            if self._sink is not None:
+                self._sink(event)
 
     def events(self) -> list[TraceEvent]:
         return list(self._events)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from realtime.messages import TraceEvent
 from realtime.trace import Tracer, read_chrome, to_chrome, write_chrome
 from realtime.trace_file import ChromeStream, load_chrome
 
@@ -57,7 +58,8 @@ def test_disabled_tracer_records_nothing_and_sink_sees_events() -> None:
     assert off.events() == [] and seen == []
     on = Tracer("p", sink=seen.append)
     on.instant("z", "t")
-    assert [e.name for e in seen] == ["z"]
+    on.add(TraceEvent(name="elsewhere"))  # recorded elsewhere, added here: the sink sees it
+    assert [e.name for e in seen] == ["z", "elsewhere"]
     assert to_chrome([])["traceEvents"] == []
 
 

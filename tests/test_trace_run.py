@@ -20,6 +20,7 @@ from control.tools import Effect, SpeculationPolicy, ToolCall, ToolRegistry, Too
 from demos.bench_trace import add_arguments, figures, measure
 from demos.cli import main as cli_main
 from demos.report_figures import load_run
+from realtime.messages import TraceEvent
 from realtime.trace import read_chrome
 from realtime.trace_bus import TRACE_ENV, BusTracer
 from realtime.trace_run import TraceRun
@@ -46,13 +47,15 @@ def test_trace_run_collects_a_node_and_writes_even_when_the_run_fails(tmp_path: 
             assert bus.connected
             bus.tracer.instant("hello", "main")
         trace.tracer.instant("front", "session")
+        trace.tracer.add(TraceEvent(source="frontend", name="added", ts_ns=time.monotonic_ns(),
+                                    track="supervisor"))  # as supervisor_events does
         raise RuntimeError("the run broke")
     assert trace.written == path
     assert trace.describe() == (f"wrote the trace {path} ({trace.summary()['events_kept']:,} "
                                 f"events); `rtagent report {path}` makes a report of it")
     data = load_run([path])
-    assert {(e["process"], e["name"]) for e in data.events} >= {("node", "hello"),
-                                                               ("frontend", "front")}
+    assert {(e["process"], e["name"]) for e in data.events} >= {
+        ("node", "hello"), ("frontend", "front"), ("frontend", "added")}
     assert data.other["run"] == "t"
 
 
