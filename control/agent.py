@@ -30,6 +30,7 @@ runs on one worker thread because a llama.cpp context is not thread-safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -41,10 +42,14 @@ from typing import Any, Protocol
 from control.dag_executor import DagExecutor, DagRun, Invoke, loop_factory
 from control.dag_run import DagOptions
 from control.tools import ToolCall, ToolRegistry, ToolSpec, canonical_json
-from realtime.errors import ConfigError
+from realtime.errors import ConfigError, RtAgentError
 from realtime.trace import Tracer
 
-__all__ = ["Agent", "AgentOptions", "Foresight", "Turn"]
+__all__ = ["Agent", "AgentOptions", "DecodeTimeoutError", "Foresight", "Turn"]
+
+
+class DecodeTimeoutError(RtAgentError):
+    """A turn's decode ran past ``AgentOptions.decode_timeout_s``; the turn ended with it."""
 
 ContextFn = Callable[[str, Sequence[Mapping[str, str]]], Any]  # -> models.decoder.DecodeContext
 
@@ -64,14 +69,20 @@ class Foresight(Protocol):
 
 @dataclass(frozen=True)
 class AgentOptions:
-    """How the agent plans and runs a turn."""
+    """How the agent plans and runs a turn. ``decode_timeout_s``: the longest one decode
+    may take (waiting for the decoder thread included); past it the turn ends with a
+    :class:`DecodeTimeoutError` and the agent takes the next request (None: no limit)."""
 
     max_replans: int = 1  # extra decode+run rounds after a failed call
     dag: DagOptions = field(default_factory=DagOptions)
+    decode_timeout_s: float | None = 60.0
 
     def __post_init__(self) -> None:
         if self.max_replans < 0:
             raise ConfigError(f"max_replans: expected >= 0, got {self.max_replans!r}")
+        if self.decode_timeout_s is not None and not self.decode_timeout_s > 0:
+            raise ConfigError(
+                f"decode_timeout_s: expected > 0 or None, got {self.decode_timeout_s!r}")
 
 
 @dataclass
@@ -148,6 +159,8 @@ class Agent:
         self._thread.start()
         self._turn_lock = asyncio.Lock()
         self._closed = False
+        self._turn_started_ns = 0  # the running turn's start (0: none); read by progress()
+        self._turns_ended = 0
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -159,6 +172,11 @@ class Agent:
         async def wrap() -> Any:
             return fn()
         return asyncio.run_coroutine_threadsafe(wrap(), self._loop).result()
+
+    def progress(self) -> tuple[int, int]:
+        """``(turn_started_ns, turns_ended)``: when the running turn started (0: none
+        runs) and how many turns ended; any thread (``Node.report_turns`` takes it)."""
+        return self._turn_started_ns, self._turns_ended
 
     @property
     def busy(self) -> bool:
@@ -228,6 +246,7 @@ class Agent:
     async def _run_turn(self, turn: Turn) -> None:
         async with self._turn_lock:
             self._waiting.remove(turn)
+            self._turn_started_ns = self._now()
             try:
                 await self._plan_and_run(turn)
             except Exception as exc:  # a turn's failure is reported, never lost
@@ -235,6 +254,7 @@ class Agent:
             finally:
                 self._running_calls = []
                 turn.done_ns = self._now()
+                self._turn_started_ns, self._turns_ended = 0, self._turns_ended + 1
                 self.tracer.complete(f"turn {turn.id}", "agent", turn.submitted_ns, turn.done_ns,
                                      ok=turn.ok, text=turn.text[:60])
                 self._done.put(turn)
@@ -271,14 +291,26 @@ class Agent:
         start = self._now()
         tracer = self.tracer
         passes0 = _forward_passes(self.decoder) if tracer.enabled else None
+        limit_s = self.options.decode_timeout_s
+        deadline = None if limit_s is None else time.monotonic() + limit_s
 
         def next_call() -> ToolCall | None:
             return next(it, None)
 
         async def gen() -> Any:
+            timed_out = False
             try:
                 while True:
-                    call = await loop.run_in_executor(self._decode_thread, next_call)
+                    pending = loop.run_in_executor(self._decode_thread, next_call)
+                    try:
+                        call = await (pending if deadline is None else asyncio.wait_for(
+                            pending, max(0.0, deadline - time.monotonic())))
+                    except TimeoutError:
+                        timed_out = True
+                        raise DecodeTimeoutError(
+                            f"the decode took longer than decode_timeout_s={limit_s:g} s "
+                            f"({len(sink)} call(s) decoded), so the turn was abandoned: the "
+                            "decoder is overloaded or hung (slow here? raise it)") from None
                     if call is None:
                         break
                     yield self._take(turn, call, sink)
@@ -287,11 +319,17 @@ class Agent:
                 turn.decode_ms.append((end - start) / 1e6)
                 if tracer.enabled:
                     tracer.complete("decode", "decoder", start, end, "decode", calls=len(sink),
-                                    **_decode_costs(self.decoder, passes0))
+                                    **_decode_costs(self.decoder, passes0),
+                                    **({"timed_out": True} if timed_out else {}))
                 close = getattr(it, "close", None)
-                if close is not None:
-                    await loop.run_in_executor(self._decode_thread, close)
-                self._decoded(sink)
+                if timed_out:  # the decoder thread is still in that decode: queue the close
+                    with contextlib.suppress(RuntimeError):  # shut down: closing anyway
+                        if close is not None:
+                            self._decode_thread.submit(close)
+                else:
+                    if close is not None:
+                        await loop.run_in_executor(self._decode_thread, close)
+                    self._decoded(sink)
         return gen()
 
     # -- foresight: the next request decoded while this turn's calls run -------------------
@@ -328,8 +366,10 @@ class Agent:
         if entry is None or self.foresight is None:
             return None, None
         predicted, fut = entry
-        try:
-            ahead: tuple[list[ToolCall], float] = await fut  # one llama context: let it finish
+        try:  # one llama context: let it finish (within the decode timeout)
+            limit_s = self.options.decode_timeout_s
+            ahead: tuple[list[ToolCall], float] = await (
+                fut if limit_s is None else asyncio.wait_for(asyncio.shield(fut), limit_s))
             turn.foreseen = bool(self.foresight.matches(predicted))
         except Exception:  # a failed early decode or check: decode afresh
             turn.foreseen = False

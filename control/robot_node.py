@@ -62,6 +62,7 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
                            robot_tool_specs())
         decision = node.own(RobotDecision(cfg, MonotonicClock(), decoder, ports, tracer=tracer,
                                           counters=node.counters, beat=node.beat))
+    node.report_turns(decision.agent.progress)  # heartbeats carry the turn's progress
     # Only this (loop) thread gets SCHED_FIFO: the agent's threads exist already and keep
     # SCHED_OTHER, so the decoder can never starve the loop.
     hardening = Hardening(HardeningOptions(fifo_priority=80 if cfg.fifo else None))

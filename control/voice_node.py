@@ -208,6 +208,7 @@ def run_decision(cfg: VoiceDecisionConfig, node: Node) -> None:
     invoke = LoggedInvoke(calls)
     agent = Agent(decoder, registry, decode_context, tools_fn=lambda: specs, invoke=invoke,
                   tracer=tracer)
+    node.report_turns(agent.progress)  # heartbeats carry the turn's progress
     home.client = agent.run_on_loop(lambda: AsyncRequestClient(rd.endpoint("home"),
                                                                source="decision"))
     spec = None

@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calls": ("demos.calls", "decode tool calls for a file of queries (simpletool or baseline)"),
     "doctor": ("demos.doctor", "check this machine: dependencies, models, audio, RT permissions"),
     "bench": ("demos.bench", "run a benchmark and print figures against its baseline"),
-    "keys": ("demos.keys", "generate CurveZMQ key pairs for TCP links between machines"),
+    "keys": ("demos.keys", "CurveZMQ key pairs and the client allow-list for TCP between hosts"),
     "jitter": ("demos.jitter", "measure the deadline loop's jitter (vs cyclictest, under load)"),
     "report": ("demos.report", "HTML report of a run: lateness, episode timeline, decoder, figures"),
     "spec": ("demos.spec", "speculative tool execution: mine patterns, replay episodes vs bounds"),

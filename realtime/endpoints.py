@@ -9,7 +9,11 @@
   explicit way to go without encryption. ``tcp://*`` or ``0.0.0.0`` without keys
   is refused with :class:`InsecureEndpointError`.
 - :class:`Security` says how one socket is secured: ``server`` (binds, holds its
-  secret key) or ``client`` (holds its own pair and the server's public key).
+  secret key and the allow-list of client public keys) or ``client`` (holds its
+  own pair and the server's public key). A server without an allow-list would
+  encrypt without authenticating anyone, so it is refused unless the caller
+  says ``allow_any_client=True``. :func:`load_allowed_clients` reads the
+  allow-list file ``rtagent keys`` writes (:func:`add_allowed_client`).
 """
 
 from __future__ import annotations
@@ -27,19 +31,33 @@ from typing import Any
 
 import zmq
 
+from realtime.curve_keys import (
+    ALLOWED_CLIENTS_FILE,
+    CurveKeys,
+    add_allowed_client,
+    generate_keypair,
+    load_allowed_clients,
+    load_keypair,
+    load_public_key,
+    save_keypair,
+)
 from realtime.errors import ConfigError, RtAgentError
 
 __all__ = [
+    "ALLOWED_CLIENTS_FILE",
     "CurveKeys",
     "InsecureEndpointError",
     "RunDirectory",
     "Security",
     "check_endpoint",
     "generate_keypair",
+    "add_allowed_client",
     "ipc_endpoint",
     "is_loopback",
+    "load_allowed_clients",
     "load_keypair",
     "load_public_key",
+    "remove_stale_run_dirs",
     "save_keypair",
 ]
 
@@ -52,82 +70,20 @@ class InsecureEndpointError(RtAgentError):
 
 
 @dataclass(frozen=True)
-class CurveKeys:
-    """A CurveZMQ key pair, Z85 text (40 characters each)."""
-
-    public: bytes
-    secret: bytes
-
-    def __post_init__(self) -> None:
-        for name in ("public", "secret"):
-            value = getattr(self, name)
-            if not isinstance(value, bytes) or len(value) != 40:
-                raise ConfigError(f"CurveKeys.{name}: expected 40 bytes of Z85, got {value!r:.60}")
-
-    def __repr__(self) -> str:  # never print a secret key
-        return f"CurveKeys(public={self.public.decode()!r}, secret=<hidden>)"
-
-
-def generate_keypair() -> CurveKeys:
-    """A fresh CurveZMQ key pair (needs libzmq built with CURVE)."""
-    if not zmq.has("curve"):
-        raise RtAgentError("this libzmq has no CURVE support; install pyzmq wheels from PyPI")
-    public, secret = zmq.curve_keypair()
-    return CurveKeys(public=public, secret=secret)
-
-
-def save_keypair(keys: CurveKeys, directory: str | os.PathLike[str], name: str) -> Path:
-    """Write ``NAME.key`` (public, shareable) and ``NAME.key_secret`` (mode 0600).
-
-    Refuses to overwrite an existing secret. Returns the secret file's path.
-    """
-    if not name or not name.replace("-", "").replace("_", "").isalnum():
-        raise ConfigError(f"key name: expected letters, digits, '-' or '_', got {name!r}")
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    public_path, secret_path = folder / f"{name}.key", folder / f"{name}.key_secret"
-    if secret_path.exists():
-        raise RtAgentError(f"{secret_path} exists; remove it or choose another --name")
-    public_path.write_bytes(keys.public + b"\n")
-    fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(keys.public + b"\n" + keys.secret + b"\n")
-    return secret_path
-
-
-def load_public_key(path: str | os.PathLike[str]) -> bytes:
-    """The public key in ``NAME.key`` (or the first line of ``NAME.key_secret``)."""
-    try:
-        key = Path(path).read_bytes().split()[0]
-    except (OSError, IndexError) as exc:
-        raise RtAgentError(f"cannot read a public key from {path}: {exc}") from exc
-    return CurveKeys(public=key, secret=b"0" * 40).public
-
-
-def load_keypair(path: str | os.PathLike[str]) -> CurveKeys:
-    """The pair in ``NAME.key_secret`` written by :func:`save_keypair` / ``rtagent keys``."""
-    try:
-        lines = Path(path).read_bytes().split()
-        return CurveKeys(public=lines[0], secret=lines[1])
-    except (OSError, IndexError) as exc:
-        raise RtAgentError(
-            f"cannot read a key pair from {path}: {exc}; create one with `rtagent keys`"
-        ) from exc
-
-
-@dataclass(frozen=True)
 class Security:
     """CurveZMQ settings of one socket. ``Security()`` means none (IPC or loopback).
 
-    A server with ``allowed_clients`` (Z85 public keys) accepts only those
-    clients (ZAP, checked in a per-context authenticator thread); without it,
-    any client that knows the server's public key may connect (still encrypted).
+    A server accepts only the clients in ``allowed_clients`` (Z85 public keys;
+    ZAP, checked in a per-context authenticator thread). Without an allow-list
+    any client holding any key pair could connect (encrypted, but nobody is
+    authenticated): refused unless ``allow_any_client=True`` says so on purpose.
     """
 
     role: str = "none"  # "none" | "server" | "client"
     keys: CurveKeys | None = None
     server_public: bytes | None = None  # clients: the server's public key
     allowed_clients: frozenset[bytes] | None = None  # servers: client public keys
+    allow_any_client: bool = False  # servers: no allow-list, on purpose
 
     def __post_init__(self) -> None:
         if self.role not in ("none", "server", "client"):
@@ -136,16 +92,22 @@ class Security:
             raise ConfigError(f"Security.role={self.role!r} needs keys")
         if self.role == "client" and (not self.server_public or len(self.server_public) != 40):
             raise ConfigError("Security(role='client') needs the server's 40-byte public key")
-        if self.allowed_clients is not None and self.role != "server":
-            raise ConfigError("Security.allowed_clients applies to role='server' only")
+        wants_server = self.allowed_clients is not None or self.allow_any_client
+        if wants_server and self.role != "server":
+            raise ConfigError("Security.allowed_clients / allow_any_client apply to "
+                              "role='server' only")
+        if self.role == "server":
+            _check_allow_list(self.allowed_clients, self.allow_any_client)
         for key in self.allowed_clients or ():
             if not isinstance(key, bytes) or len(key) != 40:
                 raise ConfigError(f"allowed client key: expected 40 bytes of Z85, got {key!r:.60}")
 
     @classmethod
-    def server(cls, keys: CurveKeys, allowed_clients: Iterable[bytes] | None = None) -> Security:
+    def server(cls, keys: CurveKeys, allowed_clients: Iterable[bytes] | None = None, *,
+               allow_any_client: bool = False) -> Security:
         allowed = None if allowed_clients is None else frozenset(allowed_clients)
-        return cls(role="server", keys=keys, allowed_clients=allowed)
+        return cls(role="server", keys=keys, allowed_clients=allowed,
+                   allow_any_client=allow_any_client)
 
     @classmethod
     def client(cls, keys: CurveKeys, server_public: bytes) -> Security:
@@ -167,7 +129,7 @@ class Security:
             sock.curve_serverkey = self.server_public
             return _nothing
         sock.curve_server = True
-        if self.allowed_clients is None:
+        if self.allowed_clients is None:  # allow_any_client: no ZAP handler
             return _nothing
         domain = f"rtagent-{id(sock):x}"
         sock.zap_domain = domain.encode()
@@ -176,6 +138,22 @@ class Security:
 
 def _nothing() -> None:
     pass
+
+
+def _check_allow_list(allowed: frozenset[bytes] | None, allow_any: bool) -> None:
+    if allowed is None and not allow_any:
+        raise ConfigError(
+            "Security.server without allowed_clients would accept any client holding any "
+            "key pair (encrypted, not authenticated); pass allowed_clients="
+            f"load_allowed_clients(DIR/{ALLOWED_CLIENTS_FILE}) (`rtagent keys` writes it), "
+            "or allow_any_client=True to accept anyone on purpose"
+        )
+    if allowed is not None and allow_any:
+        raise ConfigError("Security.server: give allowed_clients or allow_any_client=True, "
+                          "not both")
+    if allowed is not None and not allowed:
+        raise ConfigError("Security.server: allowed_clients is empty, so no client could "
+                          "connect; add the clients' public keys with `rtagent keys --allow`")
 
 
 class _AllowList:
@@ -261,8 +239,10 @@ class RunDirectory:
     """A private directory for one run's IPC sockets, removed on :meth:`close`.
 
     ``RunDirectory()`` creates ``$XDG_RUNTIME_DIR/rtagent-run-XXXX`` (or under the
-    temp dir); ``RunDirectory(path)`` adopts an existing one (a child process
-    given ``$RTAGENT_RUN_DIR``) and does not remove it unless ``owner=True``.
+    temp dir) with an ``owner`` file naming this process, and first removes the
+    run directories there whose owner died without removing them (a kill -9);
+    ``RunDirectory(path)`` adopts an existing one (a child process given
+    ``$RTAGENT_RUN_DIR``) and does not remove it unless ``owner=True``.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, owner: bool | None = None):
@@ -270,7 +250,9 @@ class RunDirectory:
             base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
             if not os.path.isdir(base) or not os.access(base, os.W_OK):
                 base = tempfile.gettempdir()
-            self.path = Path(tempfile.mkdtemp(prefix="rtagent-run-", dir=base))
+            remove_stale_run_dirs(base)
+            self.path = Path(tempfile.mkdtemp(prefix=_RUN_PREFIX, dir=base))
+            (self.path / _OWNER_FILE).write_text(_owner_line(os.getpid()))
             self.owner = True if owner is None else owner
         else:
             self.path = Path(path)
@@ -299,6 +281,53 @@ class RunDirectory:
 
     def __repr__(self) -> str:
         return f"RunDirectory({str(self.path)!r}, owner={self.owner})"
+
+
+_RUN_PREFIX = "rtagent-run-"
+_OWNER_FILE = "owner"  # "PID PID_NAMESPACE": who removes this directory
+
+
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "?"
+
+
+def _owner_line(pid: int) -> str:
+    return f"{pid} {_pid_namespace()}\n"
+
+
+def _owner_died(owner_file: Path) -> bool:
+    try:
+        pid_text, namespace = owner_file.read_text().split()
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return False  # no owner file (yet, or an older rtagent's): leave it
+    if namespace != _pid_namespace() or namespace == "?":
+        return False  # another pid namespace's pids mean nothing here
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def remove_stale_run_dirs(base: str | os.PathLike[str]) -> list[Path]:
+    """Remove this user's run directories under ``base`` whose owner process is gone
+    (it was killed before it could remove its own); returns them."""
+    removed = []
+    for path in Path(base).glob(f"{_RUN_PREFIX}*"):
+        try:
+            mine = path.is_dir() and not path.is_symlink() and path.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        if mine and _owner_died(path / _OWNER_FILE):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def ipc_endpoint(directory: str | os.PathLike[str], name: str) -> str:

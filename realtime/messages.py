@@ -269,12 +269,22 @@ class Ack(Message):
 
 
 class Heartbeat(Message):
-    """Sent by every node a few times a second; the supervisor watches them."""
+    """Sent by every node a few times a second; the supervisor watches them.
+
+    Progress, not just life: ``ticks`` counts the node's loop iterations (None:
+    not counted); ``turn_started_ns`` is when the agent's running turn started
+    (the sender's clock, like ``t_ns``; 0: no turn running) and ``turns_ended``
+    how many turns ended. ``state`` other than ``starting``: the node is ready.
+    (Fields added at the end with defaults: older senders and receivers interoperate.)
+    """
 
     node: str = ""
     pid: int = 0
     state: Literal["starting", "running", "degraded", "stopping"] = "running"
     counters: dict[str, int] = {}
+    ticks: int | None = None
+    turn_started_ns: int = 0
+    turns_ended: int = 0
 
 
 class LogEvent(Message):

@@ -6,11 +6,18 @@ run directory and heartbeat endpoint in its environment (``RTAGENT_NODE_NAME``,
 reads them. A node:
 
 - publishes :class:`~realtime.messages.Heartbeat` on topic ``hb/NAME`` when its
-  loop calls :meth:`Node.beat` (rate-limited to ``heartbeat_period_ms``), so a
-  hung loop stops beating and the supervisor notices;
+  loop calls :meth:`Node.beat` (rate-limited to ``heartbeat_period_ms``). Each
+  call is one tick of the loop: the heartbeat carries the tick count, so the
+  supervisor tells a loop that makes progress from one that only beats (e.g.
+  :meth:`Node.beating` beats from a helper thread during slow start-up work but
+  advances no ticks). Heartbeats also carry the agent's turn progress
+  (:meth:`Node.report_turns`), and whether the node is ready (its state is no
+  longer ``starting``);
 - turns SIGTERM/SIGINT into :attr:`Node.stopping` (a clean exit from its loop);
-- asks the kernel to SIGTERM it when its supervisor dies (``PR_SET_PDEATHSIG``),
-  so a killed supervisor leaves no orphans;
+- asks the kernel to SIGTERM it when its supervisor dies (``PR_SET_PDEATHSIG``);
+  a node that does not exit on it is SIGKILLed a moment later by the
+  supervisor's watcher process (:mod:`realtime.reaper`), which also removes
+  the run directory;
 - owns its sockets: everything registered with :meth:`Node.own` is closed by
   :meth:`Node.close`, also on exceptions (use ``with Node(...) as node:``).
 """
@@ -33,7 +40,8 @@ from realtime.bus import Publisher
 from realtime.endpoints import RunDirectory
 from realtime.messages import Heartbeat
 
-__all__ = ["HEARTBEAT_ENV", "NAME_ENV", "SUPERVISOR_PID_ENV", "Node", "StopOnNode", "node_main"]
+__all__ = ["HEARTBEAT_ENV", "NAME_ENV", "SUPERVISOR_PID_ENV", "Node", "StopOnNode", "TurnProgress",
+           "node_main"]
 
 NAME_ENV = "RTAGENT_NODE_NAME"
 HEARTBEAT_ENV = "RTAGENT_HEARTBEAT_ENDPOINT"
@@ -41,6 +49,8 @@ SUPERVISOR_PID_ENV = "RTAGENT_SUPERVISOR_PID"
 _PR_SET_PDEATHSIG = 1
 
 NodeState = Literal["starting", "running", "degraded", "stopping"]
+#: ``(turn_started_ns, turns_ended)``: the running turn's start (0: none), turns ended.
+TurnProgress = tuple[int, int]
 
 
 class _Closable(Protocol):
@@ -79,6 +89,8 @@ class Node:
         self._stop = threading.Event()
         self._owned: list[_Closable] = []
         self._last_beat_ns: int | None = None
+        self.ticks = 0
+        self._turns: Callable[[], TurnProgress] | None = None
         self._old_handlers: dict[int, Any] = {}
         self._hb: Publisher | None = None
         if heartbeat_endpoint:
@@ -125,29 +137,48 @@ class Node:
     # ------------------------------------------------------------ heartbeats
 
     def beat(self, state: NodeState = "running", *, force: bool = False) -> bool:
-        """Publish a heartbeat if the period has passed (or ``force``); ``True`` if sent."""
+        """One tick of the node's loop: counts it, and publishes a heartbeat if the
+        period has passed (or ``force``); ``True`` if sent."""
         self.state = state
+        self.ticks += 1
         if self._hb is None:
             return False
         now = self.clock_ns()
         last = self._last_beat_ns
         if not force and last is not None and now - last < self.heartbeat_period_ns:
             return False
-        self._last_beat_ns = now
-        hb = Heartbeat(node=self.name, pid=self.pid, state=state, counters=dict(self.counters))
-        self._hb.publish(hb, topic=f"hb/{self.name}")
+        self._publish(now)
         return True
+
+    def report_turns(self, progress: Callable[[], TurnProgress]) -> None:
+        """Put the agent's progress in every heartbeat: ``progress()`` returns
+        ``(turn_started_ns, turns_ended)`` on this node's clock (e.g. ``Agent.progress``),
+        so the supervisor can restart a node whose turn runs past its timeout."""
+        self._turns = progress
+
+    def _publish(self, now: int) -> None:
+        assert self._hb is not None
+        self._last_beat_ns = now
+        started, ended = self._turns() if self._turns is not None else (0, 0)
+        hb = Heartbeat(node=self.name, pid=self.pid, state=self.state, t_ns=now,
+                       counters=dict(self.counters), ticks=self.ticks,
+                       turn_started_ns=started, turns_ended=ended)
+        self._hb.publish(hb, topic=f"hb/{self.name}")
 
     @contextlib.contextmanager
     def beating(self, period_s: float = 0.5) -> Iterator[None]:
         """Heartbeats from a helper thread while the caller does slow start-up work
-        (loading a model takes seconds under load). The caller must not beat
-        meanwhile: one socket, one thread at a time."""
+        (loading a model takes seconds under load). They say the process lives, not
+        that it progresses: they advance no ticks and keep the state (``starting``
+        until the caller's first ``beat("running")``), so the supervisor still holds
+        the node to its start-up grace. The caller must not beat meanwhile: one
+        socket, one thread at a time."""
         stop = threading.Event()
 
         def beat() -> None:
             while not stop.wait(period_s):
-                self.beat("starting", force=True)
+                if self._hb is not None:
+                    self._publish(self.clock_ns())
 
         thread = threading.Thread(target=beat, name="load-heartbeat", daemon=True)
         thread.start()

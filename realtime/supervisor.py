@@ -1,4 +1,4 @@
-"""Start a demo's processes, watch them, restart the ones that crash, stop them all.
+"""Start a demo's processes, watch them, restart the ones that crash or hang, stop them all.
 
 :class:`Supervisor` takes one :class:`ProcessSpec` per process and:
 
@@ -7,17 +7,25 @@
   ``RTAGENT_HEARTBEAT_ENDPOINT`` and ``RTAGENT_SUPERVISOR_PID`` in its environment
   (:class:`realtime.node.Node` reads them);
 - watches exits and heartbeats (``hb/NAME`` topics; a heartbeat from an earlier
-  incarnation of a process does not count). A process that exits with an
-  error, is killed, or stops beating for ``heartbeat_timeout_ms`` is killed
-  (whole group) and restarted after a back-off (``backoff_initial_ms`` doubling
-  up to ``backoff_max_ms``), at most ``max_restarts`` times; then it is marked
+  incarnation of a process does not count) for progress, not just life. A
+  process is killed (whole group) and restarted when it exits with an error or
+  is killed, stops beating for ``heartbeat_timeout_ms``, is not ready (still
+  ``starting``) ``startup_grace_ms`` after its start, beats while its loop's
+  tick count stands still for ``stall_timeout_ms``, or runs one agent turn for
+  longer than ``turn_timeout_ms``. Restarts come after a back-off
+  (``backoff_initial_ms`` doubling up to ``backoff_max_ms``), at most
+  ``max_restarts`` in a row: a process that ran ``stable_reset_ms`` since it
+  was ready gets its count (and back-off) reset. Past the limit it is marked
   failed and, if ``critical``, everything is stopped;
 - on :meth:`Supervisor.stop` (Ctrl-C / SIGTERM in :meth:`Supervisor.run`):
   SIGTERM to every group, SIGKILL after ``stop_grace_ms``, reaps every child,
   and removes the run directory with its IPC files — no orphans, no stale files;
+- if the supervisor itself dies (even by SIGKILL), a small watcher process
+  (:mod:`realtime.reaper`) SIGTERMs every group, SIGKILLs them after
+  ``orphan_grace_ms`` and removes the run directory;
 - records what happened in a :class:`SupervisorReport`.
 
-Time comes from an injected ``clock_ns``.
+Time comes from an injected ``clock_ns`` (heartbeats are timed on it when read).
 """
 
 from __future__ import annotations
@@ -27,19 +35,25 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from types import FrameType
-from typing import Any
 
 from realtime.bus import LatestValueSubscriber
 from realtime.endpoints import RUN_DIR_ENV, RunDirectory
 from realtime.errors import ConfigError, RtAgentError
 from realtime.messages import Heartbeat
 from realtime.node import HEARTBEAT_ENV, NAME_ENV, SUPERVISOR_PID_ENV
+from realtime.reaper import Reaper
+from realtime.supervisor_spec import (
+    ProcessSpec,
+    ProcState,
+    SupervisorOptions,
+    SupervisorReport,
+    describe_exit,
+    python_module,
+)
 
 __all__ = [
     "ProcState",
@@ -51,104 +65,22 @@ __all__ = [
 ]
 
 
-def python_module(module: str, *args: str) -> tuple[str, ...]:
-    """``argv`` running ``python -m module args…`` with this interpreter."""
-    return (sys.executable, "-m", module, *args)
-
-
-@dataclass(frozen=True)
-class ProcessSpec:
-    """One supervised process. ``heartbeat_timeout_ms=None``: watch exits only.
-    ``startup_grace_ms``: time allowed before the first heartbeat."""
-
-    name: str
-    argv: tuple[str, ...]
-    env: Mapping[str, str] = field(default_factory=dict)
-    cwd: str | None = None
-    restart: bool = True
-    max_restarts: int = 3
-    backoff_initial_ms: float = 200.0
-    backoff_max_ms: float = 5000.0
-    heartbeat_timeout_ms: float | None = 2000.0
-    startup_grace_ms: float = 15000.0
-    critical: bool = True
-
-    def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(f"ProcessSpec.name: expected letters, digits, -, _; got {self.name!r}")
-        if not self.argv:
-            raise ConfigError(f"ProcessSpec {self.name!r}: argv is empty")
-        if self.max_restarts < 0 or self.backoff_initial_ms < 0 or self.backoff_max_ms < 0:
-            raise ConfigError(f"ProcessSpec {self.name!r}: restarts and back-off must be >= 0")
-        if self.heartbeat_timeout_ms is not None and self.heartbeat_timeout_ms <= 0:
-            raise ConfigError(
-                f"ProcessSpec.heartbeat_timeout_ms: expected > 0 or None, "
-                f"got {self.heartbeat_timeout_ms!r}"
-            )
-
-
-@dataclass(frozen=True)
-class SupervisorOptions:
-    stop_grace_ms: float = 3000.0  # SIGTERM -> SIGKILL
-    poll_ms: float = 50.0  # how often run() checks its processes
-
-    def __post_init__(self) -> None:
-        if self.stop_grace_ms < 0 or self.poll_ms <= 0:
-            raise ConfigError(
-                f"SupervisorOptions: expected stop_grace_ms >= 0 and poll_ms > 0, "
-                f"got {self.stop_grace_ms!r}, {self.poll_ms!r}"
-            )
-
-
-class ProcState(StrEnum):
-    STARTING = "starting"  # started, no heartbeat yet
-    RUNNING = "running"
-    BACKOFF = "backoff"  # crashed, waiting to restart
-    EXITED = "exited"  # finished with status 0, not restarted
-    FAILED = "failed"  # gave up restarting
-    STOPPED = "stopped"  # stopped by the supervisor
-
-
 @dataclass
 class _Proc:
     spec: ProcessSpec
     popen: subprocess.Popen[bytes] | None = None
     state: ProcState = ProcState.STARTING
     starts: int = 0
-    restarts: int = 0
+    restarts: int = 0  # over its whole life
+    recent_restarts: int = 0  # since it last ran stable_reset_ms (the limit counts these)
     started_ns: int = 0
+    ready_ns: int | None = None
     last_beat_ns: int | None = None
+    ticks: int | None = None  # the tick count last seen, and since when (ns)
+    ticks_since_ns: int = 0
     restart_at_ns: int = 0
     exits: list[str] = field(default_factory=list)
     last_heartbeat: Heartbeat | None = None
-
-
-@dataclass
-class SupervisorReport:
-    """What happened: per-process starts, restarts, exits and final state, plus events."""
-
-    processes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    events: list[tuple[float, str, str]] = field(default_factory=list)  # (t_s, name, what)
-    stopped_because: str = ""
-
-    def format(self) -> str:
-        lines = [f"supervisor: stopped ({self.stopped_because or 'not stopped'})"]
-        for name, p in self.processes.items():
-            exits = ", ".join(p["exits"]) or "none"
-            lines.append(
-                f"  {name:<16} {p['state']:<9} starts={p['starts']} restarts={p['restarts']} "
-                f"exits: {exits}"
-            )
-        return "\n".join(lines)
-
-
-def _describe(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            return f"killed by {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
-    return f"exit {returncode}"
 
 
 class Supervisor:
@@ -175,6 +107,7 @@ class Supervisor:
         self.report = SupervisorReport()
         self._stopped = False
         self._stop_reason = ""
+        self._reaper: Reaper | None = None
 
     # ------------------------------------------------------------ queries
 
@@ -200,6 +133,8 @@ class Supervisor:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        if self._reaper is None:  # first: it must know every child from its start
+            self._reaper = Reaper(self.run_dir.path, grace_ms=self.options.orphan_grace_ms)
         for proc in self._procs.values():
             self._spawn(proc)
 
@@ -222,70 +157,111 @@ class Supervisor:
             )
         except OSError as exc:
             raise RtAgentError(f"cannot start {spec.name!r} ({spec.argv[0]}): {exc}") from exc
+        if self._reaper is not None:
+            self._reaper.watch(proc.popen.pid)
         proc.starts += 1
         proc.state = ProcState.STARTING
         proc.started_ns = self.clock_ns()
-        proc.last_beat_ns = None
+        proc.ready_ns = proc.last_beat_ns = proc.ticks = None
         proc.last_heartbeat = None
         self._event(spec.name, f"started pid {proc.popen.pid}")
 
     def step(self) -> None:
-        """One round: read heartbeats, notice exits and silences, restart what is due."""
-        self._read_heartbeats()
+        """One round: read heartbeats, notice exits, silences and stalls, restart what is due."""
         now = self.clock_ns()
+        self._read_heartbeats(now)
         for proc in self._procs.values():
             if proc.state in (ProcState.STARTING, ProcState.RUNNING):
+                self._forgive(proc, now)
                 self._watch(proc, now)
             elif proc.state is ProcState.BACKOFF and now >= proc.restart_at_ns:
                 proc.restarts += 1
+                proc.recent_restarts += 1
                 self._spawn(proc)
 
-    def _read_heartbeats(self) -> None:
+    def _read_heartbeats(self, now: int) -> None:
         self._hb.poll()
         for proc in self._procs.values():
             got = self._hb.read_latest(math.inf, topic=f"hb/{proc.spec.name}")
-            if got is None or proc.popen is None:
+            if got is None or proc.popen is None or not got.new:
                 continue
             hb = got.message
-            if isinstance(hb, Heartbeat) and hb.pid == proc.popen.pid:
-                proc.last_heartbeat = hb
-                if got.new:
-                    proc.last_beat_ns = got.received_ns
-                    if proc.state is ProcState.STARTING:
-                        proc.state = ProcState.RUNNING
-                        self._event(proc.spec.name, "first heartbeat")
+            if not isinstance(hb, Heartbeat) or hb.pid != proc.popen.pid:
+                continue
+            if proc.last_beat_ns is None:
+                self._event(proc.spec.name, "first heartbeat")
+            proc.last_heartbeat = hb
+            proc.last_beat_ns = now  # the supervisor's clock: the one its timeouts use
+            if hb.ticks != proc.ticks:
+                proc.ticks, proc.ticks_since_ns = hb.ticks, now
+            if proc.state is ProcState.STARTING and hb.state != "starting":
+                proc.state, proc.ready_ns, proc.ticks_since_ns = ProcState.RUNNING, now, now
+                self._event(proc.spec.name, "ready")
+
+    def _forgive(self, proc: _Proc, now: int) -> None:
+        """A process that has run stable for ``stable_reset_ms`` starts its restart count afresh."""
+        stable = proc.spec.stable_reset_ms
+        if (proc.recent_restarts and stable is not None and proc.ready_ns is not None
+                and now - proc.ready_ns >= stable * 1e6):
+            self._event(proc.spec.name, f"stable for {stable:.0f} ms: restart count reset "
+                                        f"(was {proc.recent_restarts})")
+            proc.recent_restarts = 0
+
+    def _unhealthy(self, proc: _Proc, now: int) -> str | None:
+        """Why a live process must be restarted (None: it is healthy)."""
+        spec = proc.spec
+        if spec.heartbeat_timeout_ms is None:
+            return None
+        if proc.last_beat_ns is None:
+            if now - proc.started_ns > spec.startup_grace_ms * 1e6:
+                return f"no heartbeat within {spec.startup_grace_ms:.0f} ms of start"
+            return None
+        if now - proc.last_beat_ns > spec.heartbeat_timeout_ms * 1e6:
+            return f"no heartbeat for {spec.heartbeat_timeout_ms:.0f} ms"
+        if proc.ready_ns is None:
+            if now - proc.started_ns > spec.startup_grace_ms * 1e6:
+                return (f"not ready within {spec.startup_grace_ms:.0f} ms of start "
+                        "(beating, still starting)")
+            return None
+        stall = spec.stall_ms
+        if stall is not None and proc.ticks is not None and now - proc.ticks_since_ns > stall * 1e6:
+            return f"loop stalled: beating, but ticks stuck at {proc.ticks} for {stall:.0f} ms"
+        hb = proc.last_heartbeat
+        if spec.turn_timeout_ms is not None and hb is not None and hb.turn_started_ns:
+            # the turn's age when it was sent (the sender's clock), plus the time since
+            age_ms = ((hb.t_ns - hb.turn_started_ns) + (now - proc.last_beat_ns)) / 1e6
+            if age_ms > spec.turn_timeout_ms:
+                return (f"turn running for {age_ms:.0f} ms (turn_timeout_ms="
+                        f"{spec.turn_timeout_ms:.0f}; turns ended: {hb.turns_ended})")
+        return None
 
     def _watch(self, proc: _Proc, now: int) -> None:
         assert proc.popen is not None
         spec = proc.spec
         code = proc.popen.poll()
         if code is not None:
-            why = _describe(code)
-        elif spec.heartbeat_timeout_ms is None:
-            return
-        elif proc.last_beat_ns is None:
-            if now - proc.started_ns <= spec.startup_grace_ms * 1e6:
-                return
-            why = f"no heartbeat within {spec.startup_grace_ms:.0f} ms of start"
-        elif now - proc.last_beat_ns > spec.heartbeat_timeout_ms * 1e6:
-            why = f"no heartbeat for {spec.heartbeat_timeout_ms:.0f} ms"
+            why = describe_exit(code)
         else:
-            return
-        if code is None:
+            unhealthy = self._unhealthy(proc, now)
+            if unhealthy is None:
+                return
+            why = unhealthy
             self._kill_group(proc, signal.SIGKILL)
             proc.popen.wait()
         self._kill_group(proc, signal.SIGKILL)  # grandchildren left in its group
+        if self._reaper is not None:
+            self._reaper.forget(proc.popen.pid)
         proc.exits.append(why)
         self._event(spec.name, why)
         if code == 0 and not spec.restart:
             proc.state = ProcState.EXITED
-        elif not spec.restart or proc.restarts >= spec.max_restarts:
+        elif not spec.restart or proc.recent_restarts >= spec.max_restarts:
             proc.state = ProcState.FAILED
-            self._event(spec.name, f"gave up after {proc.restarts} restart(s)")
+            self._event(spec.name, f"gave up after {proc.recent_restarts} restart(s) in a row")
             if spec.critical and not self._stop_reason:
                 self._stop_reason = f"{spec.name} failed ({why})"
         else:
-            backoff = min(spec.backoff_max_ms, spec.backoff_initial_ms * 2**proc.restarts)
+            backoff = min(spec.backoff_max_ms, spec.backoff_initial_ms * 2**proc.recent_restarts)
             proc.state = ProcState.BACKOFF
             proc.restart_at_ns = now + int(backoff * 1e6)
             self._event(spec.name, f"restart in {backoff:.0f} ms")
@@ -311,7 +287,7 @@ class Supervisor:
             left_s = max(0.0, (deadline - self.clock_ns()) / 1e9)
             try:
                 code = proc.popen.wait(timeout=left_s)
-                proc.exits.append(f"{_describe(code)} on stop")
+                proc.exits.append(f"{describe_exit(code)} on stop")
             except subprocess.TimeoutExpired:
                 self._kill_group(proc, signal.SIGKILL)
                 proc.popen.wait()
@@ -332,6 +308,8 @@ class Supervisor:
             }
         self._hb.close()
         self.run_dir.close()
+        if self._reaper is not None:
+            self._reaper.close()  # after the orderly stop: nothing left for it to do
         return self.report
 
     def run(

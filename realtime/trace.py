@@ -6,7 +6,8 @@ at once and allocates nothing, so tracing can stay in the code paths of the
 deadline loop. Events from several processes are merged by :func:`to_chrome`
 into one file: one row group per process (``source``), one row per ``track``
 (a concern: ``loop``, ``decoder``, ``tools``, ``speculation``, ``bus``), so any
-run opens in chrome://tracing or ui.perfetto.dev.
+run opens in chrome://tracing or ui.perfetto.dev. :mod:`realtime.trace_file`
+writes the same events to disk as they come (a killed run keeps its trace).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from realtime.messages import Scalar, TraceEvent
+from realtime.trace_file import chrome_item, load_chrome
 
-__all__ = ["Tracer", "read_chrome", "to_chrome", "write_chrome"]
+__all__ = ["Tracer", "named_events", "read_chrome", "to_chrome", "write_chrome"]
 
 _OFF: AbstractContextManager[None] = nullcontext()
 
@@ -94,11 +96,14 @@ class Tracer:
                                     track=track, args=values))
 
     def add(self, event: TraceEvent) -> None:
-        """Add an event recorded elsewhere (e.g. received from another process)."""
+        """Add an event recorded elsewhere (e.g. received from another process); the
+        sink gets it too."""
         if self.enabled:
             if len(self._events) == self._events.maxlen:
                 self.dropped += 1
             self._events.append(event)
+            if self._sink is not None:
+                self._sink(event)
 
     def events(self) -> list[TraceEvent]:
         return list(self._events)
@@ -127,15 +132,7 @@ def to_chrome(events: Iterable[TraceEvent], *, metadata: dict[str, Any] | None =
             tids[key] = len([k for k in tids if k[0] == proc]) + 1
             out.append({"ph": "M", "name": "thread_name", "pid": pids[proc], "tid": tids[key],
                         "args": {"name": key[1]}})
-        item: dict[str, Any] = {"name": e.name, "ph": e.ph, "ts": (e.ts_ns - t0) / 1e3,
-                                "pid": pids[proc], "tid": tids[key], "args": dict(e.args)}
-        if e.cat:
-            item["cat"] = e.cat
-        if e.ph == "X":
-            item["dur"] = e.dur_ns / 1e3
-        elif e.ph == "i":
-            item["s"] = "t"
-        out.append(item)
+        out.append(chrome_item(e, pids[proc], tids[key], t0))
     return {"traceEvents": out, "displayTimeUnit": "ms",
             "otherData": {"t0_monotonic_ns": t0, **(metadata or {})}}
 
@@ -150,9 +147,14 @@ def write_chrome(path: str | Path, events: Iterable[TraceEvent], **metadata: Any
 
 
 def read_chrome(path: str | Path) -> list[dict[str, Any]]:
-    """The non-metadata events of a Chrome trace file, with ``process``/``track`` names added."""
-    data = json.loads(Path(path).read_text())
-    events = data["traceEvents"] if isinstance(data, dict) else data
+    """The non-metadata events of a Chrome trace file, with ``process``/``track`` names
+    added: the final file, or one still being streamed or cut short by a kill
+    (:func:`realtime.trace_file.load_chrome`)."""
+    return named_events(load_chrome(path)[0])
+
+
+def named_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The non-metadata ones of Chrome trace ``events``, with ``process``/``track`` names."""
     procs = {e["pid"]: e["args"]["name"] for e in events
              if e.get("ph") == "M" and e["name"] == "process_name"}
     tracks = {(e["pid"], e["tid"]): e["args"]["name"] for e in events

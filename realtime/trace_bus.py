@@ -4,8 +4,10 @@ Each process records with its own :class:`~realtime.trace.Tracer`; a
 :class:`BusTracer` gives that tracer a :class:`TraceSink` that publishes every
 event as a :class:`~realtime.messages.TraceEvent` on a PUB-style socket. The
 front-end runs one :class:`TraceCollector` (SUB, bound), which drains the events
-into a bounded buffer and writes the merged Chrome trace / Perfetto JSON at the
-end (one row group per process, one row per track)::
+into a bounded buffer, streams them to disk as they come when given a
+:class:`~realtime.trace_file.ChromeStream` (so a killed front-end leaves its
+trace behind), and writes the merged Chrome trace / Perfetto JSON at the end
+(one row group per process, one row per track)::
 
     # front-end (owns the file)
     with TraceCollector(run_dir.endpoint("trace")) as collector:
@@ -55,6 +57,7 @@ from realtime.bus import BusOptions, Publisher, Subscriber
 from realtime.errors import ConfigError
 from realtime.messages import TraceEvent
 from realtime.trace import Tracer, write_chrome
+from realtime.trace_file import ChromeStream
 
 __all__ = [
     "SINK_STATS",
@@ -276,8 +279,11 @@ class TraceCollector:
     """
 
     def __init__(self, endpoint: str, *, options: TraceBusOptions | None = None,
-                 context: zmq.Context[Any] | None = None) -> None:
+                 context: zmq.Context[Any] | None = None,
+                 stream: ChromeStream | None = None) -> None:
         self.options = options or TraceBusOptions()
+        self._stream = stream  # written as events come, flushed at every poll
+        self.stream_dropped = 0  # events past capacity_events not streamed
         self._sub = Subscriber(endpoint, [TRACE_TOPIC], types=(TraceEvent,), bind=True,
                                options=self.options.bus(), context=context)
         self.endpoint = self._sub.bound_endpoint
@@ -302,6 +308,11 @@ class TraceCollector:
         if len(self._events) == self._events.maxlen:
             self.dropped += 1
         self._events.append(event)
+        if self._stream is not None:  # bounded on disk as in memory
+            if self._stream.written < self.options.capacity_events:
+                self._stream.add(event)
+            else:
+                self.stream_dropped += 1
 
     def poll(self, timeout_ms: float = 0.0) -> int:
         """Take what is waiting (waiting up to ``timeout_ms`` for the first); returns how many."""
@@ -314,6 +325,9 @@ class TraceCollector:
             if n >= self.options.bus().max_drain:
                 break
             got = self._sub.recv(0.0)
+        if self._stream is not None:
+            with self._lock:
+                self._stream.flush()
         return n
 
     def start(self) -> TraceCollector:
@@ -345,6 +359,11 @@ class TraceCollector:
             for e in events:
                 self._keep(e)
 
+    def add_event(self, event: TraceEvent) -> None:
+        """Add one event recorded in this process (a :class:`Tracer`'s ``sink``)."""
+        with self._lock:
+            self._keep(event)
+
     def events(self) -> list[TraceEvent]:
         with self._lock:
             return list(self._events)
@@ -354,18 +373,26 @@ class TraceCollector:
         """Counters: events kept, dropped here, per-process received and sender counters."""
         return {"events_kept": len(self._events), "collector_dropped": self.dropped,
                 "received": dict(self._received), "trace_senders": dict(self.senders),
-                "bus": self._sub.stats.as_dict()}
+                "bus": self._sub.stats.as_dict(), "stream_dropped": self.stream_dropped}
 
     def write(self, path: str | Path, **metadata: Any) -> Path:
-        """Stop draining (if started), then write the merged Chrome trace atomically."""
+        """Stop draining (if started), end the stream, then write the merged Chrome
+        trace atomically (over the streamed file, if it is the same path)."""
         self.stop()
+        self._close_stream()
         return write_chrome(path, self.events(), **self.summary(), **metadata)
+
+    def _close_stream(self) -> None:
+        with self._lock:
+            if self._stream is not None:
+                self._stream.close()
 
     def close(self) -> None:
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
             self._thread = None
+        self._close_stream()
         self._sub.close()
 
     def __enter__(self) -> TraceCollector:

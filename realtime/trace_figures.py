@@ -25,7 +25,8 @@ from typing import Any
 
 from realtime.errors import RtAgentError
 from realtime.jitter import Distribution, JitterReport, load_json
-from realtime.trace import read_chrome
+from realtime.trace import named_events
+from realtime.trace_file import parse_chrome
 
 __all__ = ["COLOURS", "RunData", "key_figures", "load_run", "loop_reports", "plot_decoder",
            "plot_lateness", "plot_timeline", "speculative_outcomes"]
@@ -62,16 +63,24 @@ def load_run(paths: Sequence[str | Path]) -> RunData:
     data = RunData([Path(p) for p in paths])
     for path in data.paths:
         try:
-            doc = json.loads(path.read_text())
+            text = path.read_text()
         except FileNotFoundError:
             raise RtAgentError(f"{path}: no such file; write one with --trace PATH "
                                "or `rtagent jitter --json PATH`") from None
-        except (OSError, ValueError) as exc:
-            raise RtAgentError(f"{path}: not readable JSON ({exc})") from exc
+        except OSError as exc:
+            raise RtAgentError(f"{path}: not readable ({exc})") from exc
+        try:
+            doc: Any = json.loads(text)
+        except ValueError as exc:
+            if not text.lstrip().startswith("["):
+                raise RtAgentError(f"{path}: not readable JSON ({exc})") from exc
+            doc = []  # a trace cut short (its writer was killed): read what is whole
         if isinstance(doc, list) or (isinstance(doc, dict) and "traceEvents" in doc):
-            data.events += read_chrome(path)
-            if isinstance(doc, dict):
-                data.other.update(doc.get("otherData", {}))
+            events, other, complete = parse_chrome(text)
+            data.events += named_events(events)
+            data.other.update(other)
+            if not complete:
+                data.other["cut_short"] = f"{path.name} ends early (its writer was killed)"
         elif isinstance(doc, dict) and "reports" in doc:
             data.jitter += load_json(path)
         else:
@@ -153,6 +162,8 @@ def _pct(xs: Sequence[float], q: float) -> float:
 def key_figures(data: RunData, loops: Sequence[JitterReport]) -> list[tuple[str, str]]:
     """(name, value) rows for the summary table."""
     rows: list[tuple[str, str]] = []
+    if data.other.get("cut_short"):
+        rows.append(("trace", str(data.other["cut_short"])))
     for r in loops:
         rows += [(f"{r.source}: ticks", f"{r.ticks:,}"),
                  (f"{r.source}: deadline misses", "-" if r.deadline_misses is None

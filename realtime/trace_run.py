@@ -5,9 +5,11 @@ a :class:`~realtime.trace_bus.TraceCollector` in a private run directory and
 drains it on a thread; :meth:`TraceRun.env` gives the environment entries that
 switch tracing on in the child processes (each records through
 :meth:`BusTracer.from_env <realtime.trace_bus.BusTracer.from_env>`), and
-:attr:`TraceRun.tracer` records the front-end's own events. At the end the
-merged Chrome trace / Perfetto JSON is written to the path (also when the run
-failed: that trace is the one most worth reading)::
+:attr:`TraceRun.tracer` records the front-end's own events. Every event goes to
+the path as it comes (:class:`~realtime.trace_file.ChromeStream`: a kill -9 of
+the front-end leaves all but the last moment of the run there, readable by
+``rtagent report``); at the end the merged Chrome trace / Perfetto JSON
+replaces it (also when the run failed: that trace is the one most worth reading)::
 
     with TraceRun(args.trace) as trace:       # args.trace None: off, opens nothing
         spec = ProcessSpec(..., env={**other_env, **trace.env()})
@@ -26,6 +28,7 @@ from typing import Any
 from realtime.endpoints import RunDirectory
 from realtime.trace import Tracer
 from realtime.trace_bus import TraceBusOptions, TraceCollector
+from realtime.trace_file import ChromeStream
 
 __all__ = ["TraceRun"]
 
@@ -40,16 +43,21 @@ class TraceRun:
         self.written: Path | None = None
         self._run_dir: RunDirectory | None = None
         self.collector: TraceCollector | None = None
+        sink = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._run_dir = RunDirectory()
             try:
+                stream = ChromeStream(self.path, **metadata)
                 self.collector = TraceCollector(self._run_dir.endpoint("trace"),
-                                                options=options).start()
+                                                options=options, stream=stream).start()
             except BaseException:
                 self._run_dir.close()
                 raise
-        self.tracer = Tracer(process, enabled=self.collector is not None)
+            sink = self.collector.add_event  # the front-end's events stream as they are made
+        capacity = (options or TraceBusOptions()).local_capacity_events
+        self.tracer = Tracer(process, enabled=self.collector is not None, capacity=capacity,
+                             sink=sink)
 
     @property
     def enabled(self) -> bool:
@@ -68,7 +76,7 @@ class TraceRun:
         path; call it after the processes stopped. Returns the path (None when off)."""
         if self.collector is None or self.path is None:
             return None
-        self.collector.add(self.tracer.drain())
+        self.tracer.drain()  # the collector has these already (the tracer's sink)
         self.written = self.collector.write(self.path, **{**self.metadata, **metadata})
         return self.written
 

@@ -17,6 +17,7 @@ not) in SQLite in WAL mode, and imports and exports the JSONL form.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -141,12 +142,23 @@ def load_jsonl(path: str | Path) -> list[Episode]:
 
 
 def save_jsonl(episodes: Iterable[Episode], path: str | Path) -> int:
-    """Write episodes as JSONL; returns how many were written."""
+    """Write episodes as JSONL; returns how many were written. Written to a temporary
+    file beside ``path``, then renamed over it: a crash or an error while writing
+    leaves the old file as it was (and ``episodes`` may be read from ``path`` itself)."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     n = 0
-    with Path(path).open("w", encoding="utf-8") as f:
-        for ep in episodes:
-            f.write(json.dumps(ep.to_json(), separators=(",", ":")) + "\n")
-            n += 1
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            for ep in episodes:
+                f.write(json.dumps(ep.to_json(), separators=(",", ":")) + "\n")
+                n += 1
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return n
 
 

@@ -6,8 +6,11 @@ Roles: ticker (PUB WorldState on ``ticks``), relay (``ticks`` -> ``relayed``),
 sink (counts ``relayed``, reports in heartbeat counters), echo (republishes
 ``in`` on ``out`` and serves ``sum``/``fail`` tool calls on ``tools``),
 decider (sends Commands on ``cmd`` every 20 ms), mute (beats ARG times, then
-hangs), crash (beats, then exits with status 3 after ARG beats), tcp_server and
-tcp_client (IP KEY_DIR: the Curve multi-host pair).
+hangs), crash (beats, then exits with status 3 after ARG beats), stuck (ticks,
+then hangs beating from a helper thread), loader (loads ARG s, then ticks),
+long_turn (ticks, its turn never ends), deaf (ignores SIGTERM), tcp_server
+(IP KEY_DIR), tcp_client and tcp_stranger (IP KEY_DIR TOOLS_PORT FRAMES_PORT:
+the Curve multi-host pair, and a client with random keys).
 Endpoints live in ``$RTAGENT_RUN_DIR`` (the supervisor or the test sets it).
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -27,11 +31,15 @@ from realtime.bus import (  # noqa: E402
     Publisher,
     ReplyServer,
     RequestClient,
+    RequestTimeoutError,
     Subscriber,
 )
 from realtime.endpoints import (  # noqa: E402
+    ALLOWED_CLIENTS_FILE,
     InsecureEndpointError,
     Security,
+    generate_keypair,
+    load_allowed_clients,
     load_keypair,
     load_public_key,
 )
@@ -106,14 +114,17 @@ def decider(node: Node) -> None:
 
 
 def tcp_server(node: Node, ip: str, key_dir: str) -> None:
-    """Curve-secured tool server and frame publisher on ``ip`` (the multi-host test)."""
+    """Curve-secured tool server and frame publisher on ``ip`` (the multi-host tests):
+    accepts the clients in KEY_DIR/allowed_clients (written by ``rtagent keys``);
+    prints ``ready TOOLS_PORT FRAMES_PORT``."""
     keys = load_keypair(os.path.join(key_dir, "server.key_secret"))
-    allowed = [load_public_key(os.path.join(key_dir, "client.key"))]
+    allowed = load_allowed_clients(os.path.join(key_dir, ALLOWED_CLIENTS_FILE))
     security = Security.server(keys, allowed_clients=allowed)
-    tools = node.own(ReplyServer(f"tcp://{ip}:7001", source=node.name, security=security))
-    pub = node.own(Publisher(f"tcp://{ip}:7002", source=node.name, security=security))
+    tools = node.own(ReplyServer(f"tcp://{ip}:*", source=node.name, security=security))
+    pub = node.own(Publisher(f"tcp://{ip}:*", source=node.name, security=security))
     rgb = np.arange(480 * 640 * 3, dtype=np.uint32).astype(np.uint8).reshape(480, 640, 3)
-    print("ready", flush=True)
+    ports = [e.rsplit(":", 1)[1] for e in (tools.bound_endpoint, pub.bound_endpoint)]
+    print("ready", *ports, flush=True)
     n = 0
     while not node.stopping:
         n += 1
@@ -122,21 +133,21 @@ def tcp_server(node: Node, ip: str, key_dir: str) -> None:
             sum(json.loads(r.arguments_json)["values"]))), timeout_ms=20)
 
 
-def tcp_client(node: Node, ip: str, key_dir: str) -> None:
+def tcp_client(node: Node, ip: str, key_dir: str, tools_port: str, frames_port: str) -> None:
     """Calls a tool and reads frames from ``tcp_server`` on another host; prints JSON."""
     keys = load_keypair(os.path.join(key_dir, "client.key_secret"))
     server = load_public_key(os.path.join(key_dir, "server.key"))
     out: dict[str, object] = {}
     try:  # without keys, an off-loopback endpoint is refused before any socket exists
-        Subscriber(f"tcp://{ip}:7002", ["CameraFrame"]).close()
+        Subscriber(f"tcp://{ip}:{frames_port}", ["CameraFrame"]).close()
     except InsecureEndpointError as exc:
         out["insecure_refused"] = type(exc).__name__
     security = Security.client(keys, server)
-    with RequestClient(f"tcp://{ip}:7001", source=node.name, security=security) as cli:
+    with RequestClient(f"tcp://{ip}:{tools_port}", source=node.name, security=security) as cli:
         reply = cli.call(ToolRequest(name="sum", arguments_json='{"values": [1, 2, 39]}'),
                          timeout_ms=30_000)
         out["sum"] = json.loads(reply.value_json)
-    with Subscriber(f"tcp://{ip}:7002", ["CameraFrame"], security=security,
+    with Subscriber(f"tcp://{ip}:{frames_port}", ["CameraFrame"], security=security,
                     age_from="receive") as sub:
         expected = np.arange(480 * 640 * 3, dtype=np.uint32).astype(np.uint8).reshape(480, 640, 3)
         frames = 0
@@ -151,12 +162,61 @@ def tcp_client(node: Node, ip: str, key_dir: str) -> None:
     print(json.dumps(out), flush=True)
 
 
+def tcp_stranger(node: Node, ip: str, key_dir: str, tools_port: str, frames_port: str) -> None:
+    """A client holding fresh random keys (it knows the server's public key, but is
+    not in the allow-list): prints what it got, JSON."""
+    security = Security.client(generate_keypair(), load_public_key(
+        os.path.join(key_dir, "server.key")))
+    out: dict[str, object] = {}
+    with RequestClient(f"tcp://{ip}:{tools_port}", source=node.name, security=security) as cli:
+        try:
+            reply = cli.call(ToolRequest(name="sum", arguments_json='{"values": [1]}'),
+                             timeout_ms=2000)
+            out["sum"] = json.loads(reply.value_json)
+        except RequestTimeoutError:
+            out["sum"] = "no reply"
+    with Subscriber(f"tcp://{ip}:{frames_port}", ["CameraFrame"], security=security) as sub:
+        out["frames"] = int(sub.recv(timeout_ms=1000) is not None)
+    print(json.dumps(out), flush=True)
+
+
 def mute(node: Node, beats: int) -> None:
     for _ in range(beats):
         node.beat(force=True)
         node.wait(0.02)
     while not node.stopping:  # hung: no more heartbeats
         node.wait(0.05)
+
+
+def stuck(node: Node) -> None:
+    """Ticks a while, then its loop hangs in a call that beats from a helper thread."""
+    for _ in range(5):
+        node.beat(force=True)
+        node.wait(0.02)
+    with node.beating(0.05):
+        while not node.stopping:
+            node.wait(0.05)
+
+
+def loader(node: Node, seconds: float) -> None:
+    """Loads (beating from a helper thread, still ``starting``) for ARG s, then ticks."""
+    with node.beating(0.05):
+        node.wait(seconds)
+    ticker(node)
+
+
+def long_turn(node: Node) -> None:
+    """Ticks fine, but its agent's turn (started now) never ends."""
+    started = time.monotonic_ns()
+    node.report_turns(lambda: (started, 0))
+    ticker(node)
+
+
+def deaf(node: Node) -> None:
+    """Beats on, but never looks at ``node.stopping``: SIGTERM does not stop it."""
+    while True:
+        time.sleep(0.02)
+        node.beat()
 
 
 def crash(node: Node, beats: int) -> None:
@@ -167,7 +227,8 @@ def crash(node: Node, beats: int) -> None:
     raise SystemExit(3)
 
 
-ROLES = {"ticker": ticker, "relay": relay, "sink": sink, "echo": echo, "decider": decider}
+ROLES = {"ticker": ticker, "relay": relay, "sink": sink, "echo": echo, "decider": decider,
+         "stuck": stuck, "long_turn": long_turn, "deaf": deaf}
 
 
 def main(argv: list[str]) -> int:
@@ -182,10 +243,14 @@ def main(argv: list[str]) -> int:
             mute(node, int(argv[1]))
         elif role == "crash":
             crash(node, int(argv[1]))
+        elif role == "loader":
+            loader(node, float(argv[1]))
         elif role == "tcp_server":
             tcp_server(node, argv[1], argv[2])
         elif role == "tcp_client":
-            tcp_client(node, argv[1], argv[2])
+            tcp_client(node, *argv[1:5])
+        elif role == "tcp_stranger":
+            tcp_stranger(node, *argv[1:5])
         else:
             raise SystemExit(f"unknown role {role!r}")
     return 0

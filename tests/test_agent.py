@@ -12,6 +12,7 @@ import pytest
 
 from control.agent import Agent, AgentOptions
 from control.tools import Effect, SpeculationPolicy, ToolCall, ToolRegistry, ToolSpec, load_tool_specs
+from realtime.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM = {"type": "object", "properties": {"x": {"type": "number"}}, "required": ["x"]}
@@ -220,3 +221,51 @@ def test_real_decoder_drives_real_tools() -> None:
     # Greedy decoding is deterministic: the real model picks the weather tool for Oslo.
     assert [(c.name, dict(c.arguments)) for c in calls] == [("get_weather", {"city": "Oslo"})]
     assert turn.results[0]["value"] == {"done": "get_weather"}
+
+
+class HangingDecoder:
+    """A fake decoder (unit test only) whose first decode hangs until released."""
+
+    name = "hanging"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.decodes = 0
+        self.closed = 0
+
+    def decode_stream(self, context, tools):
+        self.decodes += 1
+        first = self.decodes == 1
+        try:
+            if first:
+                self.release.wait(60)
+            yield ToolCall("look", {"x": 7 if first else 8})
+        finally:
+            self.closed += 1
+
+
+def test_a_decode_past_its_timeout_ends_the_turn_and_the_next_request_runs() -> None:
+    dec = HangingDecoder()
+    agent = Agent(dec, _registry([]), _context, options=AgentOptions(decode_timeout_s=0.3))
+    assert agent.progress() == (0, 0)
+    try:
+        agent.submit("hangs")
+        deadline = time.monotonic() + 10
+        while agent.progress()[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started, ended = agent.progress()
+        assert started > 0 and ended == 0  # what a node's heartbeat reports meanwhile
+        (hung,) = agent.wait(10)
+        assert not hung.ok and hung.calls == []
+        assert hung.error is not None and hung.error.startswith("DecodeTimeoutError: ")
+        assert "decode_timeout_s=0.3" in hung.error
+        assert agent.progress() == (0, 1)
+        dec.release.set()  # the decoder comes back: the next request is decoded and run
+        agent.submit("next")
+        (nxt,) = agent.wait(10)
+    finally:
+        agent.close()
+    assert nxt.ok and [r["value"] for r in nxt.results] == [80]
+    assert dec.closed == 2  # the abandoned decode was closed once the decoder was free
+    with pytest.raises(ConfigError, match="decode_timeout_s"):
+        AgentOptions(decode_timeout_s=0)

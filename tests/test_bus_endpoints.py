@@ -14,13 +14,16 @@ import pytest
 from demos.cli import main as cli_main
 from realtime.bus import ReplyServer, RequestClient, RequestTimeoutError
 from realtime.endpoints import (
+    ALLOWED_CLIENTS_FILE,
     RUN_DIR_ENV,
     CurveKeys,
     InsecureEndpointError,
     RunDirectory,
     Security,
+    add_allowed_client,
     check_endpoint,
     generate_keypair,
+    load_allowed_clients,
     load_keypair,
     load_public_key,
     save_keypair,
@@ -37,7 +40,7 @@ def test_tcp_off_loopback_without_keys_is_refused(endpoint: str) -> None:
     with pytest.raises(InsecureEndpointError, match="rtagent keys"):
         check_endpoint(endpoint, NONE)
     keys = generate_keypair()
-    assert check_endpoint(endpoint, Security.server(keys)) == endpoint
+    assert check_endpoint(endpoint, Security.server(keys, [keys.public])) == endpoint
 
 
 @pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:*", "tcp://localhost:5555",
@@ -62,6 +65,14 @@ def test_security_is_validated() -> None:
     with pytest.raises(ConfigError, match="server' only"):
         Security(role="client", keys=keys, server_public=keys.public,
                  allowed_clients=frozenset())
+    with pytest.raises(ConfigError, match="allow_any_client=True"):  # encryption without auth
+        Security.server(keys)
+    with pytest.raises(ConfigError, match="allow_any_client=True"):
+        Security(role="server", keys=keys)
+    with pytest.raises(ConfigError, match="empty"):
+        Security.server(keys, [])
+    with pytest.raises(ConfigError, match="not both"):
+        Security.server(keys, [keys.public], allow_any_client=True)
     assert "secret=<hidden>" in repr(keys) and keys.secret.decode() not in repr(keys)
 
 
@@ -104,6 +115,41 @@ def test_curve_over_tcp_serves_the_allowed_client_only(served: tuple[str, bytes,
     assert call(endpoint, allowed, 30_000).ok  # the server is unharmed
 
 
+def test_a_server_open_to_any_client_on_purpose() -> None:
+    server_keys = generate_keypair()
+    security = Security.server(server_keys, allow_any_client=True)
+    with ReplyServer("tcp://127.0.0.1:*", source="open", security=security) as srv:
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=srv.serve, args=(lambda r: ToolReply(value_json='"open"'), stop.is_set, 10))
+        thread.start()
+        try:
+            anyone = Security.client(generate_keypair(), server_keys.public)
+            assert call(srv.bound_endpoint, anyone, 30_000).value_json == '"open"'
+        finally:
+            stop.set()
+            thread.join()
+
+
+def test_allow_list_file(tmp_path: Path) -> None:
+    path = tmp_path / "allowed_clients"
+    with pytest.raises(RtAgentError, match="rtagent keys"):
+        load_allowed_clients(path)
+    a, b = generate_keypair(), generate_keypair()
+    hashed = CurveKeys(public=b"#" + a.public[1:], secret=a.secret)  # '#' is a Z85 digit
+    assert add_allowed_client(path, a.public, "robot") is True
+    assert add_allowed_client(path, a.public, "robot") is False
+    assert add_allowed_client(path, hashed.public) is True
+    path.write_text(path.read_text() + "# a comment\n\n" + b.public.decode() + " laptop\n")
+    assert load_allowed_clients(path) == {a.public, hashed.public, b.public}
+    path.write_text("tooshort\n")
+    with pytest.raises(ConfigError, match=":1: expected a 40-character"):
+        load_allowed_clients(path)
+    path.write_text("# only comments\n")
+    with pytest.raises(ConfigError, match="lists no client keys"):
+        load_allowed_clients(path)
+
+
 def test_key_files(tmp_path: Path) -> None:
     keys = generate_keypair()
     secret_path = save_keypair(keys, tmp_path, "robot")
@@ -123,6 +169,14 @@ def test_rtagent_keys_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     keys = load_keypair(tmp_path / "perception.key_secret")
     assert keys.public.decode() in capsys.readouterr().out
     assert cli_main(["keys", "--name", "perception", "--dir", str(tmp_path)]) == 1
+    # the allow-list a server loads: this pair's key, then a peer's made elsewhere
+    peer = generate_keypair()
+    save_keypair(peer, tmp_path / "elsewhere", "laptop")
+    assert cli_main(["keys", "--allow", str(tmp_path / "elsewhere" / "laptop.key"),
+                     "--dir", str(tmp_path)]) == 0
+    assert load_allowed_clients(tmp_path / ALLOWED_CLIENTS_FILE) == {keys.public, peer.public}
+    assert cli_main(["keys", "--dir", str(tmp_path)]) == 1  # neither --name nor --allow
+    assert "--allow" in capsys.readouterr().err
 
 
 def test_run_directory_lifetime(monkeypatch: pytest.MonkeyPatch) -> None:

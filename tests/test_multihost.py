@@ -1,8 +1,10 @@
 """Two "hosts" (network namespaces joined by a veth pair) talk over TCP + CurveZMQ.
 
-Needs root (CAP_NET_ADMIN) and iproute2; skipped with the reason otherwise. The
-addresses (10.200.N.1/30 and .2/30) exist only on the veth pair inside the two
-namespaces, so no traffic leaves them. Namespaces are always deleted.
+The netns tests need root (CAP_NET_ADMIN) and iproute2; skipped with the reason
+otherwise. The addresses (10.200.N.1/30 and .2/30) exist only on the veth pair
+inside the two namespaces, so no traffic leaves them. Namespaces are always
+deleted. The same server and clients also run as plain processes on loopback
+(no root). Keys and the server's allow-list come from `rtagent keys`.
 """
 
 from __future__ import annotations
@@ -17,11 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from realtime.endpoints import generate_keypair, save_keypair
+from demos.cli import main as cli_main
 
 NODES = str(Path(__file__).with_name("bus_nodes.py"))
-
-pytestmark = pytest.mark.netns
 
 
 def ip(*args: str) -> subprocess.CompletedProcess[str]:
@@ -69,27 +69,49 @@ def two_hosts() -> Iterator[tuple[str, str, str, str]]:
         assert ns_a not in left and ns_b not in left, f"namespaces left behind: {left}"
 
 
+def serve_and_call(server_at: list[str], client_at: list[str], ip: str, key_dir: Path,
+                   roles: list[str]) -> list[dict[str, object]]:
+    """Start ``tcp_server`` (command prefix ``server_at``), run each client role
+    (prefix ``client_at``) against it; their JSON outputs."""
+    assert cli_main(["keys", "--name", "server", "--name", "client", "--dir", str(key_dir)]) == 0
+    env = {**os.environ, "RTAGENT_RUN_DIR": str(key_dir / "run")}
+    server_cmd = [*server_at, sys.executable, NODES, "tcp_server", ip, str(key_dir)]
+    results = []
+    with subprocess.Popen(server_cmd, env=env, stdout=subprocess.PIPE, text=True) as server:
+        try:
+            assert server.stdout is not None
+            ready, tools_port, frames_port = server.stdout.readline().split()
+            assert ready == "ready"
+            for role in roles:
+                client = subprocess.run(
+                    [*client_at, sys.executable, NODES, role, ip, str(key_dir), tools_port,
+                     frames_port], env=env, capture_output=True, text=True, timeout=120)
+                assert client.returncode == 0, client.stderr
+                results.append(json.loads(client.stdout.strip().splitlines()[-1]))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return results
+
+
+GOOD = {"insecure_refused": "InsecureEndpointError", "sum": 42, "frames": 3, "frames_equal": True}
+STRANGER = {"sum": "no reply", "frames": 0}
+
+
+@pytest.mark.netns
 def test_tcp_with_curve_between_two_network_namespaces(
     two_hosts: tuple[str, str, str, str], tmp_path: Path
 ) -> None:
     ns_a, addr_a, ns_b, _ = two_hosts
-    save_keypair(generate_keypair(), tmp_path, "server")
-    save_keypair(generate_keypair(), tmp_path, "client")
-    env = {**os.environ, "RTAGENT_RUN_DIR": str(tmp_path / "run")}
-    server_cmd = ["ip", "netns", "exec", ns_a, sys.executable, NODES, "tcp_server", addr_a,
-                  str(tmp_path)]
-    with subprocess.Popen(server_cmd, env=env, stdout=subprocess.PIPE, text=True) as server:
-        try:
-            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-            client = subprocess.run(
-                ["ip", "netns", "exec", ns_b, sys.executable, NODES, "tcp_client", addr_a,
-                 str(tmp_path)],
-                env=env, capture_output=True, text=True, timeout=120,
-            )
-            assert client.returncode == 0, client.stderr
-            result = json.loads(client.stdout.strip().splitlines()[-1])
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    assert result == {"insecure_refused": "InsecureEndpointError", "sum": 42,
-                      "frames": 3, "frames_equal": True}
+    good, stranger, again = serve_and_call(
+        ["ip", "netns", "exec", ns_a], ["ip", "netns", "exec", ns_b], addr_a, tmp_path,
+        ["tcp_client", "tcp_stranger", "tcp_client"])
+    assert good == GOOD and again == GOOD
+    assert stranger == STRANGER  # random keys: no reply, no frames
+
+
+def test_a_client_with_random_keys_gets_nothing_over_loopback(tmp_path: Path) -> None:
+    good, stranger = serve_and_call([], [], "127.0.0.1", tmp_path, ["tcp_client",
+                                                                    "tcp_stranger"])
+    assert good == {k: v for k, v in GOOD.items() if k != "insecure_refused"}  # loopback: allowed
+    assert stranger == STRANGER

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,24 @@ def test_candidates_cover_each_derivation_kind() -> None:
     off = [d for d in candidates(5.5, ctx) if d.offset]
     assert any(d.apply(ctx) == (True, 5.5) for d in off)
     assert Derivation("result", "missing", ("x",)).apply(ctx) == (False, None)
+
+
+def test_save_jsonl_replaces_the_file_whole_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "eps.jsonl"
+    eps = [research(i) for i in range(3)]
+    assert save_jsonl(eps, path) == 3
+    before = path.read_bytes()
+
+    def broken() -> Iterator[Episode]:
+        yield research(7)
+        raise RuntimeError("the recorder died")
+
+    with pytest.raises(RuntimeError, match="recorder died"):
+        save_jsonl(broken(), path)
+    assert path.read_bytes() == before  # not truncated, not half-written
+    assert [p.name for p in tmp_path.iterdir()] == ["eps.jsonl"]  # no temporary left
+    assert save_jsonl(load_jsonl(path)[:2], path) == 2  # from the very file it replaces
+    assert [e.to_json() for e in load_jsonl(path)] == [e.to_json() for e in eps[:2]]
 
 
 def test_trace_store_is_wal_and_round_trips_jsonl(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """The supervisor with real processes: restarts after kill -9, heartbeat silence,
-give-up limits, and a clean stop (no orphans, no IPC files) on SIGTERM."""
+give-up limits, a clean stop (no orphans, no IPC files) on SIGTERM, and no
+orphans or run directory left when the supervisor itself is killed."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from realtime.endpoints import RunDirectory
 from realtime.errors import ConfigError
 from realtime.supervisor import ProcessSpec, ProcState, Supervisor, SupervisorOptions
 
@@ -191,6 +193,67 @@ def _kill_supervisor_and_wait_for_child(proc: subprocess.Popen[str]) -> None:
             proc.kill()
 
 
+def test_supervisor_killed_with_sigkill_takes_a_hung_child_and_its_run_dir_along() -> None:
+    # the child ignores the SIGTERM that PDEATHSIG sends: the supervisor's watcher
+    # SIGKILLs it after orphan_grace_ms, then removes the run directory
+    script = textwrap.dedent(f"""
+        import sys, json
+        sys.path.insert(0, {ROOT!r})
+        from realtime.supervisor import ProcessSpec, Supervisor, SupervisorOptions
+        sup = Supervisor([ProcessSpec(name="deaf", argv=(sys.executable, {NODES!r}, "deaf"))],
+                         SupervisorOptions(orphan_grace_ms=300))
+        def ready():
+            if sup.last_heartbeat("deaf") and not ready.done:
+                print(json.dumps([str(sup.run_dir.path), sup.pid("deaf")]), flush=True)
+                ready.done = True
+            return False
+        ready.done = False
+        sup.run(until=ready)
+    """)
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        try:
+            run_dir, child = json.loads(proc.stdout.readline())
+            assert Path(run_dir).is_dir() and alive(child)
+            proc.kill()
+            proc.wait(timeout=30)
+            killed = time.monotonic()
+            end = killed + 30
+            while (alive(child) or Path(run_dir).exists()) and time.monotonic() < end:
+                time.sleep(0.02)
+            took_s = time.monotonic() - killed
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert not alive(child), "the hung child outlived its supervisor"
+    assert not Path(run_dir).exists(), "the run directory was left behind"
+    print(f"hung child and run dir gone {took_s:.2f} s after the supervisor's kill -9")
+
+
+def test_a_run_directory_whose_owner_was_killed_is_removed_by_the_next(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {ROOT!r})
+        from realtime.endpoints import RunDirectory
+        print(RunDirectory().path, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == -signal.SIGKILL
+    stale = Path(done.stdout.strip())
+    assert stale.is_dir() and stale.parent == tmp_path
+    with RunDirectory() as live:
+        assert not stale.exists()
+        with RunDirectory() as second:  # a live owner's directory stays
+            assert live.path.exists() and second.path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_specs_are_refused() -> None:
     with pytest.raises(ConfigError, match="argv is empty"):
         ProcessSpec(name="x", argv=())
@@ -200,3 +263,6 @@ def test_bad_specs_are_refused() -> None:
         Supervisor([ProcessSpec(name="x", argv=("true",))] * 2)
     with pytest.raises(ConfigError, match="poll_ms"):
         SupervisorOptions(poll_ms=0)
+    for name in ("stall_timeout_ms", "turn_timeout_ms", "stable_reset_ms", "startup_grace_ms"):
+        with pytest.raises(ConfigError, match=name):
+            ProcessSpec(name="x", argv=("true",), **{name: 0.0})  # type: ignore[arg-type]

@@ -6,6 +6,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +19,14 @@ import pytest
 from control.tools import Effect, SpeculationPolicy, ToolCall, ToolRegistry, ToolSpec
 from demos.bench.trace import add_arguments, figures, measure
 from demos.cli import main as cli_main
+from realtime.messages import TraceEvent
+from realtime.trace import read_chrome
 from realtime.trace_bus import TRACE_ENV, BusTracer
 from realtime.trace_figures import load_run
 from realtime.trace_run import TraceRun
 from speculation.trace_hooks import TracedInvoke, TracedRegistry
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_trace_run_off_opens_nothing(tmp_path: Path) -> None:
@@ -38,14 +47,58 @@ def test_trace_run_collects_a_node_and_writes_even_when_the_run_fails(tmp_path: 
             assert bus.connected
             bus.tracer.instant("hello", "main")
         trace.tracer.instant("front", "session")
+        trace.tracer.add(TraceEvent(source="frontend", name="added", ts_ns=time.monotonic_ns(),
+                                    track="supervisor"))  # as supervisor_events does
         raise RuntimeError("the run broke")
     assert trace.written == path
     assert trace.describe() == (f"wrote the trace {path} ({trace.summary()['events_kept']:,} "
                                 f"events); `rtagent report {path}` makes a report of it")
     data = load_run([path])
-    assert {(e["process"], e["name"]) for e in data.events} >= {("node", "hello"),
-                                                               ("frontend", "front")}
+    assert {(e["process"], e["name"]) for e in data.events} >= {
+        ("node", "hello"), ("frontend", "front"), ("frontend", "added")}
     assert data.other["run"] == "t"
+
+
+def test_a_front_end_killed_mid_trace_leaves_all_but_the_last_second(tmp_path: Path) -> None:
+    path = tmp_path / "killed.trace.json"
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from realtime.trace_bus import BusTracer
+        from realtime.trace_run import TraceRun
+        with TraceRun({str(path)!r}, run="killed") as trace:
+            bus = BusTracer.from_env("node", env=trace.env())  # a node's events, over the bus
+            print(bus.connected, flush=True)
+            i = 0
+            while True:
+                i += 1
+                bus.tracer.instant(f"n{{i}}", "main")
+                trace.tracer.instant(f"f{{i}}", "session")  # the front-end's own
+                time.sleep(0.01)
+                if i % 10 == 0:
+                    print(i, time.monotonic(), flush=True)
+    """)
+    made: list[tuple[int, float]] = []  # (events made so far, when)
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                          text=True) as proc:
+        assert proc.stdout is not None
+        try:
+            assert proc.stdout.readline().strip() == "True"
+            while not made or made[-1][1] - made[0][1] < 2.0:
+                i, t = proc.stdout.readline().split()
+                made.append((int(i), float(t)))
+        finally:
+            proc.kill()
+            killed_at = time.monotonic()
+            proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    before = max(i for i, t in made if t <= killed_at - 1.0)
+    names = {e["name"] for e in read_chrome(path)}
+    expected = {f"{side}{k}" for side in "nf" for k in range(1, before + 1)}
+    assert expected <= names, f"lost: {sorted(expected - names)[:10]}"
+    html = tmp_path / "killed.html"
+    assert cli_main(["report", str(path), "-o", str(html)]) == 0
+    assert "ends early (its writer was killed)" in html.read_text()
 
 
 def _registry() -> ToolRegistry:
