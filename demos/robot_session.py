@@ -99,7 +99,9 @@ class RobotSession:
 
     def run(self, timeout_s: float | None = None) -> SessionResult:
         specs = [ProcessSpec(name, python_module(module, name, self.cfg.to_json()),
-                             env=self.env, startup_grace_ms=120_000, heartbeat_timeout_ms=5000)
+                             env=self.env, startup_grace_ms=120_000, heartbeat_timeout_ms=5000,
+                             # a turn (decode + its calls) past this is a hung agent
+                             turn_timeout_ms=180_000 if name == "decision" else None)
                  for name, module in NODE_MODULES.items()]
         t0_ns = time.monotonic_ns()  # the supervisor's report times count from about here
         self.supervisor = Supervisor(specs)
