@@ -220,8 +220,8 @@ class VoiceSession:
             parts = cfg.parts()
             specs = [ProcessSpec(name, python_module(module, name, parts[name].to_json()),
                                  env=env, startup_grace_ms=180_000, heartbeat_timeout_ms=10_000,
-                             # a turn (decode + its calls) past this is a hung agent
-                             turn_timeout_ms=120_000 if name == "decision" else None)
+                                 # a turn (decode + its calls) past this is a hung agent
+                                 turn_timeout_ms=120_000 if name == "decision" else None)
                      for name, module in NODE_MODULES.items()]
             t0_ns = time.monotonic_ns()  # the supervisor's report times count from about here
             self.supervisor = Supervisor(specs)

@@ -77,6 +77,8 @@ def test_voice_strings_booleans_and_stream(decoders) -> None:
     _valid(res.calls, VOICE)
     streamed = list(dec.decode_stream(ctx, VOICE))
     assert streamed == res.calls  # greedy decoding is deterministic
+    # A stream's costs are the decoder's stats once it ends (the agent's trace spans read them).
+    assert dec.stats.prompt_tokens == res.prompt_tokens and dec.stats.calls == streamed
     again = dec.decode(ctx, VOICE)
     assert again.prompt_tokens_evaluated < again.prompt_tokens / 4  # prefix KV reused
 

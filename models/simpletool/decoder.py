@@ -74,6 +74,9 @@ class SimpleToolDecoder:
             raise ConfigError(f"name_scoring: expected first or whole, got {name_scoring!r}")
         self.name_scoring = name_scoring
         self._answers: OrderedDict[str, list[int]] = OrderedDict()
+        self.stats = DecodeStats()
+        """The costs of the latest decode (streamed or not), filled in as it runs: what the
+        agent's trace span reports once the stream ends."""
         self.step_ms: dict[int, float] = {}
         self.schedule: Literal["parallel", "sequential"] = (
             self._measure_schedule() if schedule == "auto" else schedule)
@@ -118,7 +121,7 @@ class SimpleToolDecoder:
                tools: Sequence[ToolSpec]) -> DecodeResult:
         t0 = time.perf_counter()
         passes0 = self.ctx.forward_passes
-        stats = DecodeStats()
+        stats = self.stats = DecodeStats()
         calls = list(self._run(DecodeContext.coerce(context), tools, stats, t0))
         latency = (time.perf_counter() - t0) * 1e3
         as_json = render_answer(calls, tools, "json")
@@ -131,8 +134,8 @@ class SimpleToolDecoder:
     def decode_stream(self, context: DecodeContext | Sequence[Mapping[str, str]],
                       tools: Sequence[ToolSpec]) -> Iterator[ToolCall]:
         """Yield each call as soon as its closing ``)`` is decided."""
-        yield from self._run(DecodeContext.coerce(context), tools, DecodeStats(),
-                             time.perf_counter())
+        self.stats = DecodeStats()
+        yield from self._run(DecodeContext.coerce(context), tools, self.stats, time.perf_counter())
 
     def close(self) -> None:
         if getattr(self, "ctx", None) is not None:
