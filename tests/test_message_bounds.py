@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from realtime.bounds import INT64_MAX, REACH_LIMIT_M
 from realtime.bus import Subscriber
 from realtime.bus_base import decode_or_drop
-from realtime.codec import MAGIC, Codec, MalformedMessageError, OutOfRangeError
+from realtime.codec import MAGIC, Codec, CodecError, MalformedMessageError, OutOfRangeError
 from realtime.endpoints import RunDirectory
 from realtime.messages import SCHEMA_VERSION, Command, Message
 
@@ -140,3 +140,18 @@ def test_whatever_decodes_carries_only_finite_numbers(tag: str, vec: list[float]
     values = _numbers(msg)
     assert all(math.isfinite(v) for v in values)
     assert 0 <= msg.seq <= INT64_MAX and 0 <= msg.t_ns <= INT64_MAX
+
+
+frame_like = st.one_of(st.binary(max_size=40), st.binary(max_size=40).map(lambda b: PREFIX + b),
+                       st.text(max_size=10), st.integers(), st.none(), st.floats(),
+                       st.binary(max_size=40).map(bytearray), st.binary(max_size=40).map(memoryview))
+
+
+@settings(max_examples=300, deadline=None)
+@given(frames=st.one_of(st.lists(frame_like, max_size=4), frame_like))
+def test_decode_of_anything_raises_only_codec_errors(frames: Any) -> None:
+    try:
+        Codec().decode(frames)
+    except CodecError as exc:
+        assert exc.reason in {"malformed", "truncated", "oversized", "wrong_version",
+                              "unknown_type", "out_of_range"}
