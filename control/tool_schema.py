@@ -40,7 +40,7 @@ _SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["name"],
     "properties": {
-        "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.]+$"},
+        "name": {"type": "string", "pattern": r"^[\w.]+$"},  # as ToolSpec checks it
         "description": {"type": "string"},
         "parameters": {"type": ["object", "null"]},
         "x-effect": {"enum": ["read", "write"]},
