@@ -213,7 +213,7 @@ class SpeculativeExecutor:
             entry.used = True  # not evicted as stale while the agent waits on it
             await asyncio.wait({entry.task})
         res = entry.done_ok()
-        if res is None or not self._cache.valid(entry):
+        if res is None or not self._cache.valid(entry, asked_s):
             entry.used = False
             self._drop(entry, invalidated=res is not None)
             return None
