@@ -28,14 +28,18 @@ __all__ = [
     "SCENE_LIMIT_M",
     "Angle",
     "AudioRate",
+    "Channels",
     "Count",
     "Finite",
+    "FocalLength",
     "GripperWidth",
     "Int64",
+    "LogProb",
     "NonNegative",
     "Position",
     "QuatPart",
     "Reach",
+    "WordsPerMinute",
 ]
 
 INT64_MAX = 2**63 - 1
@@ -72,3 +76,11 @@ QuatPart: TypeAlias = Annotated[float, msgspec.Meta(ge=-1.000001, le=1.000001)]
 GripperWidth: TypeAlias = Annotated[float, msgspec.Meta(ge=-0.01, le=GRIPPER_LIMIT_M)]
 #: A supported audio sample rate.
 AudioRate: TypeAlias = Literal[8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000]
+#: Audio channels in one stream.
+Channels: TypeAlias = Annotated[int, msgspec.Meta(ge=1, le=64)]
+#: A speaking rate.
+WordsPerMinute: TypeAlias = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+#: A log probability: finite and <= 0.
+LogProb: TypeAlias = Annotated[float, msgspec.Meta(ge=-_BIG, le=0.0)]
+#: A focal length in pixels: finite and > 0.
+FocalLength: TypeAlias = Annotated[float, msgspec.Meta(gt=0.0, le=_BIG)]

@@ -27,8 +27,7 @@ target or a negative timestamp never reaches a handler.
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated, Any, ClassVar, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias
 
 import msgspec
 import numpy.typing as npt
@@ -36,14 +35,18 @@ import numpy.typing as npt
 from realtime.bounds import (
     Angle,
     AudioRate,
+    Channels,
     Count,
     Finite,
+    FocalLength,
     GripperWidth,
     Int64,
+    LogProb,
     NonNegative,
     Position,
     QuatPart,
     Reach,
+    WordsPerMinute,
 )
 
 __all__ = [
@@ -84,10 +87,6 @@ Target3: TypeAlias = tuple[Reach, Reach, Reach]  # something commanded
 Size3: TypeAlias = tuple[NonNegative, NonNegative, NonNegative]
 Quat: TypeAlias = tuple[QuatPart, QuatPart, QuatPart, QuatPart]
 Scalar: TypeAlias = str | Int64 | Finite | bool | None
-Channels: TypeAlias = Annotated[int, msgspec.Meta(ge=1, le=64)]
-WordsPerMinute: TypeAlias = Annotated[int, msgspec.Meta(ge=1, le=1000)]
-LogProb: TypeAlias = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=0.0)]
-Focal: TypeAlias = Annotated[float, msgspec.Meta(gt=0.0, le=sys.float_info.max)]
 
 
 class Message(msgspec.Struct, tag_field="type", tag=True, kw_only=True):
@@ -117,8 +116,8 @@ class JointState(Message):
 class CameraIntrinsics(msgspec.Struct, kw_only=True):
     """Pinhole intrinsics in pixels."""
 
-    fx_px: Focal
-    fy_px: Focal
+    fx_px: FocalLength
+    fy_px: FocalLength
     cx_px: Finite
     cy_px: Finite
 

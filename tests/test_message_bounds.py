@@ -155,3 +155,13 @@ def test_decode_of_anything_raises_only_codec_errors(frames: Any) -> None:
     except CodecError as exc:
         assert exc.reason in {"malformed", "truncated", "oversized", "wrong_version",
                               "unknown_type", "out_of_range"}
+
+
+def test_the_audio_rate_type_lists_the_supported_rates() -> None:
+    from typing import get_args
+
+    from realtime.bounds import AUDIO_RATES_HZ, AudioRate
+
+    assert get_args(AudioRate) == AUDIO_RATES_HZ
+    for rate in AUDIO_RATES_HZ:
+        assert Codec().decode(frames("AudioChunk", sample_rate_hz=rate)).sample_rate_hz == rate  # type: ignore[attr-defined]
