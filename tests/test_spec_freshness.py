@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from audio.home_store import HomeStore
-from audio.services import ServiceOptions, Services
-from audio.voice_tools import build_voice_tools, voice_tool_specs
 
 from control.tools import ToolCall, ToolRegistry, ToolResult, ToolSpec, canonical_json
 from realtime.errors import ConfigError
+from sim_envs.home.services import ServiceOptions, Services
+from sim_envs.home.store import HomeStore
+from sim_envs.home.tools import build_voice_tools, voice_tool_specs
 from speculation.executor import SpeculationOptions, SpeculativeExecutor
 from speculation.metadata import max_age_s
 
