@@ -69,11 +69,12 @@ def _timer(v: Mapping[str, Any]) -> str:
 
 
 def _calendar(v: Mapping[str, Any]) -> str:
-    events = v.get("events", [])
+    events, when = v.get("events", []), v.get("when", "today")
     if not events:
-        return "Your calendar is free today."
+        return f"Your calendar is free {when}."
     parts = [f"{e['title']} at {e['time']}" for e in events]
-    return f"You have {len(events)} events today: {_join(parts)}."
+    count = "one event" if len(events) == 1 else f"{len(events)} events"
+    return f"You have {count} {when}: {_join(parts)}."
 
 
 def _search(v: Mapping[str, Any]) -> str:
@@ -97,6 +98,7 @@ _SAY: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "add_to_shopping_list": lambda v: (f"Added {v['item']} to the shopping list." if v.get("added")
                                        else f"{v['item'].capitalize()} is already on the list."),
     "send_message": lambda v: f"Message sent to {v['contact']}.",
+    "call_contact": lambda v: f"Calling {v['contact']}.",
 }
 
 

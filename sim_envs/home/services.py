@@ -123,8 +123,8 @@ class _Remote:
 
 
 class WeatherService(_Remote):
-    def get_weather(self, city: str) -> dict[str, Any]:
-        self._wait(f"weather:{city.lower()}")
+    def get_weather(self, city: str, date: str | None = None) -> dict[str, Any]:
+        self._wait(f"weather:{city.lower()}:{date or ''}")
         key, (_, temp, cond, hi, lo) = _city(city)
         return {"city": key.title(), "celsius": temp, "condition": cond, "high_celsius": hi,
                 "low_celsius": lo}
