@@ -94,6 +94,8 @@ class VoiceDemoConfig:
     stt_prompt: str | None = STT_PROMPT
     service_min_ms: float = VoiceDecisionConfig.service_min_ms
     service_max_ms: float = VoiceDecisionConfig.service_max_ms
+    weather: str = VoiceDecisionConfig.weather
+    weather_url: str = VoiceDecisionConfig.weather_url
     voice: str = ActuationConfig.voice
     words_per_min: int = ActuationConfig.words_per_min
     trace_label: str = ""  # with tracing on: process names become "LABEL/perception", ...
