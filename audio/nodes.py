@@ -6,7 +6,10 @@ It publishes on ``perception``: ``transcript`` (partial and final
 being spoken stops) and ``event`` (VAD decisions, start and end of the audio,
 input errors). It waits for a ``start`` request on ``perception_ctl`` (sent by
 the session once every process is up), so no transcript is published before
-its subscribers are connected.
+its subscribers are connected. With ``live_vocabulary`` it follows the
+``vocabulary`` events of actuation (the home's rooms, devices, contacts,
+shopping items) and decision (cities asked about lately) and biases Whisper
+with them (:mod:`audio.vocabulary`).
 
 ``python -m audio.nodes perception CONFIG_JSON`` runs it (a
 :class:`PerceptionConfig` as JSON) under :class:`realtime.supervisor.Supervisor`.
@@ -24,11 +27,12 @@ from audio.sources import AudioSource, PacedSource, open_source
 from audio.streaming import StreamingOptions, StreamingTranscriber
 from audio.stt import SttOptions, Transcript, WhisperStt
 from audio.vad import SpeechEnd, SpeechStart, StreamingVad, VadOptions
+from audio.vocabulary import Vocabulary
 from realtime import messages as m
-from realtime.bus import Publisher
+from realtime.bus import Publisher, Subscriber
 from realtime.bus_rpc import ReplyServer, error_reply, ok_reply
 from realtime.errors import ConfigError
-from realtime.events import EVENT_OPTIONS, publish_event
+from realtime.events import EVENT_OPTIONS, EVENT_TOPIC, publish_event
 from realtime.node import Node, node_main
 from realtime.node_trace import node_tracer
 from realtime.trace import Tracer
@@ -47,7 +51,8 @@ class PerceptionConfig:
         ends a request whose partial transcript sounds finished (0: off).
     partial_interval_ms: audio between partial transcripts.
     stt_threads: Whisper's CPU threads; ``stt_prompt``: its "previous text", which biases
-        it toward the domain's vocabulary (None: no prompt).
+        it toward the domain's vocabulary (None: no prompt); ``live_vocabulary``: replace
+        it with the tools' vocabulary as the other processes announce it.
     trace_label: with tracing on, the process is named "LABEL/perception".
     """
 
@@ -60,6 +65,7 @@ class PerceptionConfig:
     partial_interval_ms: float = 250.0
     stt_threads: int = 1
     stt_prompt: str | None = None
+    live_vocabulary: bool = False
     trace_label: str = ""
 
     def __post_init__(self) -> None:
@@ -133,9 +139,14 @@ def run_perception(cfg: PerceptionConfig, node: Node) -> None:
             node.beat()
         return
     out = _TranscriptPublisher(pub, tracer)
+    live = LiveVocabulary([node.own(Subscriber(rd.endpoint(name), (EVENT_TOPIC,), types=(m.LogEvent,)))
+                           for name in ("actuation", "decision")], stt, tracer) \
+        if cfg.live_vocabulary else None
     first = True
     try:
         for chunk in source:
+            if live is not None:
+                live.poll()
             if first:
                 publish_event(pub, "source", kind="start", t_ns=chunk.t_ns)
                 first = False
@@ -153,6 +164,30 @@ def run_perception(cfg: PerceptionConfig, node: Node) -> None:
     while not node.stopping:
         ctl.serve_once(handle, timeout_ms=100)
         node.beat()
+
+
+class LiveVocabulary:
+    """Whisper's prompt from the ``vocabulary`` events on ``subscribers`` (each event: a
+    ``source`` and its words), updated between chunks when the words change."""
+
+    def __init__(self, subscribers: list[Any], stt: Any, tracer: Tracer) -> None:
+        self.subscribers, self.stt, self.tracer = subscribers, stt, tracer
+        self.vocabulary = Vocabulary()
+        self.updates = 0
+
+    def poll(self) -> None:
+        for sub in self.subscribers:
+            while (got := sub.recv(0)) is not None:
+                if got.message.logger != "vocabulary":
+                    continue
+                try:
+                    words = json.loads(got.message.text)
+                except ValueError:
+                    continue
+                if self.vocabulary.update(str(words.get("source", "?")), words):
+                    self.stt.set_prompt(self.vocabulary.prompt())
+                    self.updates += 1
+                    self.tracer.instant("vocabulary", "stt", prompt=self.vocabulary.prompt()[:120])
 
 
 class _TranscriptPublisher:

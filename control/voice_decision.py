@@ -57,6 +57,7 @@ STATUS_EVERY_TICKS = 4
 WAIT_MARGIN_NS = 3_000_000  # between ticks, stop waiting this long before the next release
 WAIT_SLICE_MS = 5.0  # while waiting for a transcript, look for finished turns this often
 ANSWER_WINDOW_NS = 30_000_000_000  # a question asked longer ago than this is no longer open
+RECENT_CITIES = 8  # the cities last asked about, announced for Whisper's prompt
 
 
 def decode_context(text: str, history: Sequence[Any]) -> DecodeContext:
@@ -184,6 +185,7 @@ class VoiceDecision:
         self.tracer = tracer or Tracer("decision", enabled=False)
         self.read_only = {s.name for s in self.specs if s.effect is Effect.READ} - confirm
         self.waiting: Waiting | None = None  # calls the last reply asked the user about
+        self.cities: deque[str] = deque(maxlen=RECENT_CITIES)  # asked about lately (Whisper)
         self.partial = ""  # the latest partial transcript of the utterance being heard
         self.hearing = False  # speech started (barge-in) or partials came, no final yet
         self.preflights = 0  # partials handed to the preflight decoder
@@ -294,6 +296,7 @@ class VoiceDecision:
             if served is not None:
                 r.update(asdict(served))
         self.waiting = waiting_calls(tj, self.clock.now_ns())
+        self._note_cities(tj)
         held = [r for r in tj["results"] if isinstance(r.get("value"), dict) and r["value"].get("held")]
         # A call held for a yes is no action: a turn of held calls only has none.
         acted = turn.first_result_ns if len(held) < len(tj["results"]) else 0
@@ -301,6 +304,20 @@ class VoiceDecision:
                       "reply_id": turn.id, "error": turn.error, "held": len(held),
                       "first_call_ns": turn.first_call_ns, "first_result_ns": acted,
                       "done_ns": turn.done_ns, "submitted_ns": turn.submitted_ns})
+
+    def _note_cities(self, tj: dict[str, Any]) -> None:
+        """Announce the cities a turn found (``vocabulary`` event), if any is new."""
+        new = False
+        for r in tj["results"]:
+            v = r.get("value")
+            if r.get("ok") and isinstance(v, dict) and v.get("city") and not v.get("question"):
+                city = str(v["city"])
+                new |= city not in self.cities
+                if city in self.cities:
+                    self.cities.remove(city)
+                self.cities.append(city)
+        if new:
+            publish_event(self.ports.events, "vocabulary", source="recent", cities=list(self.cities))
 
     def _answer(self, turn_event: dict[str, Any]) -> None:
         """Speak the reply, then report the turn."""

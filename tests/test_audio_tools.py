@@ -213,3 +213,37 @@ def test_heldout_stt_requests_are_other_words_in_the_same_voices():
     assert len(held) == 50 and not {r.text for r in held} & {r.text for r in main}
     assert not {r.id for r in held} & {r.id for r in main}  # they share a WAV folder
     assert {(r.voice, r.words_per_min) for r in held} == {(r.voice, r.words_per_min) for r in main}
+
+
+def test_the_open_request_set_names_places_and_items_no_list_in_the_code_has():
+    """audio/voice_open_requests.jsonl: other voices, speeds and words than every list here
+    (the tuning pools, the eval-set builders, the other request sets, the prompts)."""
+    from importlib import resources
+
+    from models.evalsets import build
+    from models.tune.values import POOLS
+    from sim_envs.home.places import Place, gazetteer
+
+    open_set = load_requests(str(resources.files("audio").joinpath("voice_open_requests.jsonl")))
+    others = load_requests() + load_requests(
+        str(resources.files("audio").joinpath("stt_heldout_requests.jsonl")))
+    assert len(open_set) >= 40 and len({r.id for r in open_set}) == len(open_set)
+    assert not {r.voice for r in open_set} & {r.voice for r in others}
+    assert not {r.words_per_min for r in open_set} & {r.words_per_min for r in others}
+    listed = {w.lower() for pool in ("city", "item") for part in POOLS[pool] for w in part}
+    listed |= {w.lower() for w in build.CITIES + build.ITEMS}
+    seen_text = " ".join(r.text.lower() for r in others)
+    reg = build_voice_tools(HomeStore(), _services())
+    names = set()
+    for r in open_set:
+        for call in r.expected:
+            reg.validate(ToolCall(call["name"], call["arguments"]))
+            names.add(call["name"])
+            for key in ("city", "item"):
+                value = call["arguments"].get(key)
+                if value is not None:
+                    assert value.lower() not in listed and value.lower() not in seen_text, value
+                if key == "city" and value is not None:
+                    assert isinstance(gazetteer().resolve(value), Place), value
+    assert {"call_contact", "send_message", "get_calendar"} <= names
+    assert sum(not r.expected for r in open_set) >= 4  # turns that need no tool

@@ -168,6 +168,17 @@ def test_irreversible_calls_are_never_run_ahead(home):
     assert a.decision.speculation.ahead == [[ToolCall("get_weather", {"city": "Oslo"})]]
 
 
+def test_the_cities_asked_about_are_announced_for_speech_recognition(home):
+    a = home({"weather in Reykjavik": [ToolCall("get_weather", {"city": "Reykjavik"})],
+              "time in Lima": [ToolCall("get_time", {"city": "Lima"})]})
+    a.say("weather in Reykjavik")
+    a.say("time in Lima")
+    a.say("weather in Reykjavik")  # not new: not announced again
+    said = a.outbox.events("vocabulary")
+    assert [e["cities"] for e in said] == [["Reykjavík"], ["Reykjavík", "Lima"]]
+    assert said[0]["source"] == "recent"
+
+
 def test_an_unsure_city_is_asked_back_and_yes_means_it(home):
     a = home({"weather in Edinborough": [ToolCall("get_weather", {"city": "Edinborough"})],
               "time in Springfield": [ToolCall("get_time", {"city": "Springfield"})]})
@@ -233,3 +244,21 @@ def test_dates_are_settled_from_the_request():
                                                                      "date": "2026-01-16"}
     light = ToolCall("set_light", {"room": "kitchen", "on": True})
     assert date_calls([light], "kitchen lights on tomorrow", specs, now) == [light]  # no date
+
+
+def test_calls_that_do_the_same_score_the_same():
+    from sim_envs.home.tools import canonical_call
+
+    now = lambda: THURSDAY  # noqa: E731
+    a = canonical_call({"name": "get_weather", "arguments": {"city": "Cracow", "date": "tomorrow"}},
+                       now)
+    b = canonical_call({"name": "get_weather", "arguments": {"city": "Kraków",
+                                                             "date": "2026-01-16"}}, now)
+    assert a == b == {"name": "get_weather", "arguments": {"city": "Kraków, Poland",
+                                                           "date": "2026-01-16"}}
+    assert canonical_call({"name": "get_calendar", "arguments": {"date": "today"}}, now) == {
+        "name": "get_calendar", "arguments": {}}
+    assert canonical_call({"name": "call_contact", "arguments": {"contact": "mum"}}, now)[
+        "arguments"] == {"contact": "Mom"}
+    assert canonical_call({"name": "get_time", "arguments": {"city": "Springfield"}}, now)[
+        "arguments"] == {"city": "Springfield"}  # unresolved: as said

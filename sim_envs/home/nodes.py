@@ -5,7 +5,9 @@ It serves the home tools (:data:`~sim_envs.home.tools.HOME_TOOLS`, and
 speaks each ``speech`` reply (:class:`~realtime.messages.SpeechOut`) from the
 decision process with espeak-ng, stopping the one being spoken when a newer
 reply comes or perception hears the user talk over it (``barge_in``); and
-publishes on ``actuation`` an ``event`` per reply played (and per barge-in).
+publishes on ``actuation`` an ``event`` per reply played (and per barge-in), and
+a ``vocabulary`` event with the home's words (rooms, devices, contacts, shopping
+items) when they change and every few seconds (for Whisper's prompt).
 
 ``python -m sim_envs.home.nodes actuation CONFIG_JSON`` runs it (an
 :class:`ActuationConfig` as JSON) under :class:`realtime.supervisor.Supervisor`.
@@ -28,7 +30,9 @@ from realtime.trace import Tracer
 from sim_envs.home.store import HomeStore
 from sim_envs.home.tools import HOME_TOOLS
 
-__all__ = ["ActuationConfig", "run_actuation"]
+__all__ = ["ActuationConfig", "HomeVocabulary", "run_actuation"]
+
+VOCABULARY_EVERY_S = 5.0  # re-sent this often: a subscriber that joined late gets it too
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,25 @@ class HomeServer:
             return error_reply(str(exc))
 
 
+class HomeVocabulary:
+    """Announces the home's words: at once, when a request changed them, and every
+    :data:`VOCABULARY_EVERY_S` seconds."""
+
+    def __init__(self, store: HomeStore, pub: Publisher) -> None:
+        self.store, self.pub = store, pub
+        self.words: dict[str, list[str]] | None = None
+        self.sent_s = 0.0
+
+    def poll(self, handled: bool) -> None:
+        now = time.monotonic()
+        if not handled and now - self.sent_s < VOCABULARY_EVERY_S:
+            return
+        words = self.store.vocabulary()
+        if words != self.words or now - self.sent_s >= VOCABULARY_EVERY_S:
+            publish_event(self.pub, "vocabulary", source="home", **words)
+            self.words, self.sent_s = words, now
+
+
 class Speaker:
     """Speaks one reply at a time: a newer reply or a barge-in stops the current one;
     each reply played (whole or cut short) becomes a ``playback`` event."""
@@ -159,10 +182,11 @@ def run_actuation(cfg: ActuationConfig, node: Node) -> None:
     server = HomeServer(node.own(HomeStore(cfg.home_db or ":memory:")), tracer)
     tts = EspeakTts(cfg.tts_options())
     speaker = Speaker(node.own(SpeechPlayer(tts, open_output(cfg, tts.rate_hz))), pub, tracer)
+    vocabulary = HomeVocabulary(server.store, pub)
 
     node.beat("running", force=True)
     while not node.stopping:
-        home.serve_once(server.handle, timeout_ms=2)
+        vocabulary.poll(home.serve_once(server.handle, timeout_ms=2))
         while (got := speech.recv(0)) is not None:
             speaker.speak(got.message)
         while barge.recv(0) is not None:

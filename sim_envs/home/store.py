@@ -28,6 +28,7 @@ from sim_envs.home.names import best_name
 __all__ = ["CALENDAR", "CONTACTS", "ROOMS", "HomeStore", "HomeStoreError"]
 
 ROOMS = ("kitchen", "living_room", "bedroom", "bathroom", "office", "hallway")
+DEVICES = ("thermostat", "timer")  # besides each room's lights
 CONTACTS = {"Anna": "+47 400 00 001", "Ben": "+47 400 00 002", "Carla": "+47 400 00 003",
             "David": "+47 400 00 004", "Mom": "+47 400 00 005", "Dad": "+47 400 00 006"}
 # (time, title, weekdays it recurs on: 0 = Monday .. 6 = Sunday)
@@ -234,6 +235,12 @@ class HomeStore:
                                     "ORDER BY time", (str(day.weekday()),)).fetchall()
         return {"date": day.isoformat(), "when": day_phrase(day, now.date()),
                 "events": [{"time": t, "title": title} for t, title in rows]}
+
+    def vocabulary(self) -> dict[str, list[str]]:
+        """The words requests to this home use now: rooms, devices, contacts, shopping items
+        (for biasing speech recognition, :mod:`audio.vocabulary`)."""
+        return {"rooms": [r.replace("_", " ") for r in ROOMS], "devices": list(DEVICES),
+                "contacts": self.contacts(), "items": self.get_shopping_list()["items"]}
 
     def snapshot(self) -> dict[str, Any]:
         """Everything in the home, for checks that a request changed what it should."""

@@ -13,16 +13,19 @@ yes (:func:`confirm_tools`; the decision asks).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any
 
 from control.tools import ToolRegistry, ToolSpec, load_tool_specs
+from sim_envs.home.dates import Now, local_now, parse_date
 from sim_envs.home.errors import HomeError
+from sim_envs.home.names import best_name
 from sim_envs.home.services import Services
-from sim_envs.home.store import HomeStore
+from sim_envs.home.store import CONTACTS, HomeStore
 
-__all__ = ["HOME_TOOLS", "STT_PROMPT", "build_voice_tools", "confirm_tools", "voice_tool_specs"]
+__all__ = ["HOME_TOOLS", "STT_PROMPT", "build_voice_tools", "canonical_call", "confirm_tools",
+           "voice_tool_specs"]
 
 #: The tools the home store serves (the rest are remote services).
 HOME_TOOLS = ("get_light_state", "list_timers", "get_shopping_list", "get_calendar", "set_light",
@@ -87,3 +90,34 @@ def build_voice_tools(store: HomeStore | None = None, services: Services | None 
     for spec in specs:
         registry.register(spec, backends[spec.name])
     return registry
+
+
+def canonical_call(call: Mapping[str, Any], now: Now = local_now) -> dict[str, Any]:
+    """A call as what it does (for scoring): a city as the gazetteer city it resolves to,
+    a date as an ISO date (none for today), a contact as the home's contact, an item or
+    a room in lower case. Two calls that do the same are equal after this."""
+    from sim_envs.home.places import Place, gazetteer
+
+    args = dict(call.get("arguments") or {})
+    at = now()
+    if isinstance(args.get("city"), str):
+        try:
+            place = gazetteer().resolve(args["city"])
+            if isinstance(place, Place):
+                args["city"] = place.qualified()
+        except HomeError:
+            pass
+    if "date" in args:
+        try:
+            day = parse_date(str(args["date"]), at)
+            args.pop("date")
+            if day != at.date():
+                args["date"] = day.isoformat()
+        except HomeError:
+            pass
+    if isinstance(args.get("contact"), str):
+        args["contact"] = best_name(args["contact"], CONTACTS) or args["contact"]
+    for key in ("item", "room", "label"):
+        if isinstance(args.get(key), str):
+            args[key] = " ".join(args[key].lower().replace("_", " ").split())
+    return {"name": call.get("name"), "arguments": args}
