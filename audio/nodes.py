@@ -9,7 +9,9 @@ the session once every process is up), so no transcript is published before
 its subscribers are connected. With ``live_vocabulary`` it follows the
 ``vocabulary`` events of actuation (the home's rooms, devices, contacts,
 shopping items) and decision (cities asked about lately) and biases Whisper
-with them (:mod:`audio.vocabulary`).
+with them (:mod:`audio.vocabulary`). With ``echo_cancel`` it takes the reply
+actuation plays (``playback_audio``) out of the microphone before the VAD
+(:mod:`audio.echo`): the assistant's own voice does not barge in on itself.
 
 ``python -m audio.nodes perception CONFIG_JSON`` runs it (a
 :class:`PerceptionConfig` as JSON) under :class:`realtime.supervisor.Supervisor`.
@@ -22,8 +24,13 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
+from audio.chunks import AudioChunk
+from audio.echo import EchoCanceller
 from audio.errors import AudioError
-from audio.sources import AudioSource, PacedSource, open_source
+from audio.resample import Resampler
+from audio.sources import SAMPLE_RATE_HZ, AudioSource, PacedSource, open_source
 from audio.streaming import StreamingOptions, StreamingTranscriber
 from audio.stt import SttOptions, Transcript, WhisperStt
 from audio.vad import SpeechEnd, SpeechStart, StreamingVad, VadOptions
@@ -53,6 +60,7 @@ class PerceptionConfig:
     stt_threads: Whisper's CPU threads; ``stt_prompt``: its "previous text", which biases
         it toward the domain's vocabulary (None: no prompt); ``live_vocabulary``: replace
         it with the tools' vocabulary as the other processes announce it.
+    echo_cancel: take the replies actuation plays out of the microphone signal.
     trace_label: with tracing on, the process is named "LABEL/perception".
     """
 
@@ -66,6 +74,7 @@ class PerceptionConfig:
     stt_threads: int = 1
     stt_prompt: str | None = None
     live_vocabulary: bool = False
+    echo_cancel: bool = False
     trace_label: str = ""
 
     def __post_init__(self) -> None:
@@ -142,11 +151,15 @@ def run_perception(cfg: PerceptionConfig, node: Node) -> None:
     live = LiveVocabulary([node.own(Subscriber(rd.endpoint(name), (EVENT_TOPIC,), types=(m.LogEvent,)))
                            for name in ("actuation", "decision")], stt, tracer) \
         if cfg.live_vocabulary else None
+    echo = PlaybackEcho(node.own(Subscriber(rd.endpoint("actuation"), ("playback_audio",),
+                                            types=(m.AudioChunk,)))) if cfg.echo_cancel else None
     first = True
     try:
         for chunk in source:
             if live is not None:
                 live.poll()
+            if echo is not None:
+                chunk = echo.process(chunk)
             if first:
                 publish_event(pub, "source", kind="start", t_ns=chunk.t_ns)
                 first = False
@@ -164,6 +177,36 @@ def run_perception(cfg: PerceptionConfig, node: Node) -> None:
     while not node.stopping:
         ctl.serve_once(handle, timeout_ms=100)
         node.beat()
+
+
+class PlaybackEcho:
+    """The microphone's chunks with what actuation played (``playback_audio``) taken out.
+
+    A reply's blocks are laid end to end from the time its first block was played (a
+    block's own stamp jitters by the player's pacing; the speaker plays on its sample
+    clock); a gap in ``start_sample`` starts a new reply."""
+
+    def __init__(self, reference: Any) -> None:
+        self.reference = reference
+        self.canceller = EchoCanceller()
+        self._resampler: Resampler | None = None
+        self._next: tuple[int, int] | None = None  # (start_sample, t_ns) a contiguous block has
+
+    def process(self, chunk: AudioChunk) -> AudioChunk:
+        while (got := self.reference.recv(0)) is not None:
+            self._add(got.message)
+        return AudioChunk(self.canceller.process(chunk.samples, chunk.t_ns), chunk.t_ns, chunk.seq)
+
+    def _add(self, played: Any) -> None:
+        pcm = np.asarray(played.pcm)
+        x = pcm.astype(np.float32) / 32768.0 if pcm.dtype.kind == "i" else pcm.astype(np.float32)
+        rate = int(played.sample_rate_hz)
+        if self._next is None or self._next[0] != played.start_sample or self._resampler is None:
+            self._resampler = Resampler(rate, SAMPLE_RATE_HZ)
+            self._next = (played.start_sample, played.t_ns)
+        start_ns = self._next[1]
+        self._next = (played.start_sample + len(x), start_ns + len(x) * 1_000_000_000 // rate)
+        self.canceller.add_reference(self._resampler(x), start_ns)
 
 
 class LiveVocabulary:

@@ -94,6 +94,7 @@ class VoiceDemoConfig:
     stt_threads: int = PerceptionConfig.stt_threads
     stt_prompt: str | None = STT_PROMPT
     live_vocabulary: bool = True
+    echo_cancel: bool = True
     service_min_ms: float = VoiceDecisionConfig.service_min_ms
     service_max_ms: float = VoiceDecisionConfig.service_max_ms
     weather: str = VoiceDecisionConfig.weather
