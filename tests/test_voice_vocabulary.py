@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from audio.nodes import LiveVocabulary
 from audio.vocabulary import MAX_WORDS_PER_KIND, Vocabulary, stt_prompt
 from realtime import messages as m
@@ -76,3 +78,21 @@ def test_the_home_announces_its_words_and_perception_follows_them():
     live = LiveVocabulary([_Sub(pub.sent), _Sub([other, cities])], stt, Tracer("t", enabled=False))
     live.poll()
     assert live.updates == 3 and "oat milk" in stt.prompts[-1] and "Reykjavík" in stt.prompts[-1]
+
+
+@pytest.mark.slow
+def test_whisper_takes_a_new_prompt_between_transcriptions():
+    from audio.stt import SttOptions, WhisperStt
+    from audio.utterances import speak
+
+    stt = WhisperStt(SttOptions(cpu_threads=1))
+    x = speak("turn off the kitchen lights")
+    plain = stt.transcribe(x).text
+    stt.set_prompt(stt_prompt(**HomeStore().vocabulary()))
+    assert stt.prompt_text.startswith("Turn the kitchen")
+    biased = stt.transcribe(x).text
+    assert "kitchen" in plain.lower() and "kitchen" in biased.lower()
+    stt.set_prompt(None)
+    assert stt.prompt_text == "" and stt.transcribe(x).text == plain
+    stt.set_prompt("word " * 400)  # longer than Whisper's previous-text budget: cut, not an error
+    assert stt.transcribe(x).text
