@@ -2,11 +2,12 @@
 
 :class:`DatedDecoder` wraps the decoder (the agent's decodes and the
 preflights of partial transcripts alike): a call of a tool with a ``date``
-argument gets the day its request names when the decoder left it out ("what's
-on my calendar tomorrow" -> ``get_calendar(date="2026-01-16")``), a date the
-decoder wrote in words becomes an ISO date, and today's date is dropped (no
-date means today), so the same request always makes the same call and a
-speculative run of it can be matched. Everything else passes through.
+argument gets the day its request names ("what's on my calendar tomorrow" ->
+``get_calendar(date="2026-01-16")``): the decoder's own date if the request
+names that day (or names none), else the request's first day (what was said
+wins over what was guessed); a date in words becomes an ISO date, and today's
+is dropped (no date means today), so the same request always makes the same
+call and a speculative run of it can be matched. Everything else passes through.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from control.tools import ToolCall, ToolSpec
-from sim_envs.home.dates import DateError, Now, date_in_text, local_now, parse_date
+from sim_envs.home.dates import DateError, Now, dates_in_text, local_now, parse_date
 
 __all__ = ["DatedDecoder", "date_calls"]
 
@@ -37,7 +38,7 @@ def date_calls(calls: Sequence[ToolCall], text: str, tools: Sequence[ToolSpec],
     if not any(c.name in dated for c in calls):
         return list(calls)
     at = now()
-    said = date_in_text(text, at)
+    said = dates_in_text(text, at)
     out = []
     for call in calls:
         if call.name in dated:
@@ -47,14 +48,18 @@ def date_calls(calls: Sequence[ToolCall], text: str, tools: Sequence[ToolSpec],
     return out
 
 
-def _settled(call: ToolCall, said: Any, at: Any) -> ToolCall:
+def _settled(call: ToolCall, said: list[Any], at: Any) -> ToolCall:
     args = dict(call.arguments)
-    day = said
+    day = said[0] if said else None
     if args.get(DATE_ARGUMENT):
         try:
-            day = parse_date(str(args[DATE_ARGUMENT]), at)
+            written = parse_date(str(args[DATE_ARGUMENT]), at)
         except DateError:
-            return call  # the service says what is wrong with it
+            written = None
+        if written is not None and (not said or written in said):
+            day = written
+        elif not said:
+            return call  # neither said nor readable: the service says what is wrong
     args.pop(DATE_ARGUMENT, None)
     if day is not None and day != at.date():
         args[DATE_ARGUMENT] = day.isoformat()

@@ -242,6 +242,12 @@ def test_dates_are_settled_from_the_request():
     assert date_calls([ToolCall("get_weather", {"city": "Oslo", "date": "Friday"})],
                       "weather in Oslo", specs, now)[0].arguments == {"city": "Oslo",
                                                                      "date": "2026-01-16"}
+    guessed = ToolCall("get_calendar", {"date": "Monday"})  # not what was said
+    assert date_calls([guessed], "what's on my calendar today", specs, now)[0].arguments == {}
+    two = [ToolCall("get_weather", {"city": "Oslo"}),
+           ToolCall("get_weather", {"city": "Rome", "date": "Friday"})]
+    assert [c.arguments.get("date") for c in date_calls(
+        two, "weather in Oslo today and in Rome on Friday", specs, now)] == [None, "2026-01-16"]
     light = ToolCall("set_light", {"room": "kitchen", "on": True})
     assert date_calls([light], "kitchen lights on tomorrow", specs, now) == [light]  # no date
 

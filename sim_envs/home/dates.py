@@ -19,7 +19,8 @@ from typing import Any
 
 from sim_envs.home.errors import HomeError
 
-__all__ = ["Now", "DateError", "date_in_text", "day_phrase", "local_now", "parse_date", "warm_up"]
+__all__ = ["DateError", "Now", "date_in_text", "dates_in_text", "day_phrase", "local_now",
+           "parse_date", "warm_up"]
 
 Now = Callable[[], dt.datetime]
 """The wall clock: an aware local datetime (injected, so tests fix "today")."""
@@ -66,14 +67,19 @@ def parse_date(value: str | None, now: dt.datetime) -> dt.date:
     return got.date()
 
 
-def date_in_text(text: str, now: dt.datetime) -> dt.date | None:
-    """The day a request speaks of, if it names one ("... tomorrow", "on Friday")."""
+def dates_in_text(text: str, now: dt.datetime) -> list[dt.date]:
+    """The days a request speaks of, in order ("... today and on Friday")."""
     if not _DATE_WORDS.search(text):
-        return None
+        return []
     from dateparser.search import search_dates
 
     found = search_dates(text, languages=["en"], settings=_settings(now)) or []
-    days = [when.date() for phrase, when in found if _DATE_WORDS.search(phrase)]
+    return [when.date() for phrase, when in found if _DATE_WORDS.search(phrase)]
+
+
+def date_in_text(text: str, now: dt.datetime) -> dt.date | None:
+    """The day a request speaks of, if it names one ("... tomorrow", "on Friday")."""
+    days = dates_in_text(text, now)
     return days[0] if days else None
 
 
