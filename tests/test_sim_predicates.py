@@ -16,7 +16,7 @@ from sim_envs.tabletop.truth import WorldTruth
 
 
 @pytest.mark.parametrize(("text", "column", "message"), [
-    ("on(blue_cube, red_cub)", 15, "unknown 'red_cub'; did you mean 'red_cube'?"),
+    ("on(blue_cube, red_cub)", 15, "unknown 'red_cub' (did you mean 'red_cube'?); expected a cube"),
     ("ontop(blue_cube, red_cube)", 1, "unknown function 'ontop'"),
     ("on(blue_cube red_cube)", 14, "expected ',' in on(), got 'red_cube'"),
     ("on(blue_cube, red_cube", 23, "expected ')' after on()'s arguments, got the end"),

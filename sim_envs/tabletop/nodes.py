@@ -6,7 +6,7 @@
   perception ── PUB world (per camera frame) ──► decision
   decision ── PUB commands (every tick of the deadline loop) ──► actuation
   actuation ── PUB targets (actuation_hz) ──► sim
-  decision / sim ── ReplyServer *_ctl: instructions, stats, task checks, resets
+  decision / sim ── ReplyServer *_ctl: instructions, stats, outcome checks, resets
 
 Each of these three is ``python -m sim_envs.tabletop.nodes NAME CONFIG_JSON``
 (the decision is :mod:`control.robot_node`), started and watched by
@@ -36,6 +36,7 @@ from realtime import messages as m
 from realtime.bus import LatestValueSubscriber, Publisher
 from realtime.bus_rpc import ReplyServer, error_reply, ok_reply
 from realtime.clock import MonotonicClock
+from realtime.errors import RtAgentError
 from realtime.loop import DeadlineLoop, LoopOptions, TickInfo
 from realtime.node import Node, node_main
 from realtime.node_trace import hop, node_tracer, run_traced
@@ -51,7 +52,7 @@ def run_sim(cfg: RobotDemoConfig, node: Node) -> None:
     """Physics in real time (240 Hz of simulated time, stepped at each wake by the
     :class:`SimDriver`); publishes joints and camera; applies joint targets."""
     from sim_envs.tabletop.driver import SimDriver, SimDriverOptions
-    from sim_envs.tabletop.scene import BIN_ID, CUBE_IDS, SceneOptions, TabletopScene
+    from sim_envs.tabletop.scene import SceneOptions, TabletopScene
     from sim_envs.tabletop.tasks import get_task
     from sim_envs.tabletop.wire import frame_to_msg, joints_to_msg, targets_from_msg
 
@@ -70,27 +71,47 @@ def run_sim(cfg: RobotDemoConfig, node: Node) -> None:
 
     driver = SimDriver(scene, SimDriverOptions(camera_hz=cfg.camera_hz), render=render)
 
-    def ground_truth() -> dict[str, Any]:
-        """The simulator's own state, for checks and tests (decision never sees it)."""
-        return {"grasp_point": [round(float(v), 4) for v in scene.grasp_point()],
-                "objects": {n: [round(float(v), 4) for v in scene.object_position(n)]
-                            for n in (*CUBE_IDS, BIN_ID)}}
+    from sim_envs.tabletop.predicates import parse
+    from sim_envs.tabletop.truth import WorldTruth
+
+    # The world when the current step started: moved()/unmoved() compare with it.
+    step_start = WorldTruth.of(scene)
+
+    def check(predicate: str, begin_step: bool) -> m.ToolReply:
+        """Evaluate ``predicate`` on the simulator's own state (the decision never sees
+        it); with ``begin_step`` the same instant also starts the next step."""
+        nonlocal step_start
+        now = WorldTruth.of(scene)
+        verdict = parse(predicate).evaluate(now, step_start)
+        if begin_step:
+            step_start = now
+        return ok_reply({"success": verdict.success, "verdict": verdict.to_json(),
+                         "world": now.to_json()})
 
     def handle(req: m.ToolRequest) -> m.ToolReply:
+        nonlocal step_start
         args = json.loads(req.arguments_json or "{}")
         if req.name == "reset":
             seed = int(args.get("seed", cfg.seed))
             with tracer.span("reset", "sim", seed=seed):
                 scene.reset(seed)
             driver.restart()  # the reset stepped the scene: re-anchor to the clock
+            step_start = WorldTruth.of(scene)
             return ok_reply({"seed": args.get("seed", cfg.seed)})
-        if req.name == "check_task":
-            return ok_reply({"success": bool(get_task(args["task_id"]).success(scene)),
-                             **ground_truth()})
+        if req.name == "begin_step":
+            step_start = WorldTruth.of(scene)
+            return ok_reply({"sim_time_s": round(scene.sim_time_s, 3)})
+        try:
+            if req.name == "check":
+                return check(str(args["predicate"]), bool(args.get("begin_step")))
+            if req.name == "check_task":
+                return check(get_task(args["task_id"]).check, bool(args.get("begin_step")))
+        except RtAgentError as exc:  # a bad predicate or task id: the caller is told why
+            return error_reply(str(exc))
         if req.name == "ground_truth":
-            return ok_reply(ground_truth())
-        return error_reply(f"unknown sim request {req.name!r}; expected reset, check_task "
-                           "or ground_truth")
+            return ok_reply(WorldTruth.of(scene).to_json())
+        return error_reply(f"unknown sim request {req.name!r}; expected reset, begin_step, "
+                           "check, check_task or ground_truth")
 
     def tick(info: TickInfo) -> None:
         got = targets.read_latest(max_age_ms=cfg.watchdog_ms, topic="targets")

@@ -431,7 +431,7 @@ class _Parser:
         what, names = KINDS[kind]
         if tok.kind != "name" or tok.text not in names:
             close = difflib.get_close_matches(tok.text, names, n=1) if tok.kind == "name" else []
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             problem = "unknown" if tok.kind == "name" else "expected"
             raise self.fail(tok, f"{where}: {problem} {_described(tok)}{hint}; expected {what}: "
                                  + ", ".join(names))
