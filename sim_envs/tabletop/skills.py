@@ -155,12 +155,18 @@ class Skill:
                 return self._fail(problem)
             self.done, self.reason = True, "ok"
             return ArmCommand.hold_here(self._width)
-        wp = self.retarget(world, self._waypoints[self._i])
+        try:  # re-planning on a changed world can find it impossible: fail, never raise
+            wp = self.retarget(world, self._waypoints[self._i])
+        except PlanningError as exc:
+            return self._fail(str(exc))
         self._waypoints[self._i] = wp
         self._phase_ticks += 1
         self._width = _width_cmd(wp.gripper, world, self._width)
         if self._reached(world, wp):
-            problem = self.phase_ok(world, wp)
+            try:
+                problem = self.phase_ok(world, wp)
+            except PlanningError as exc:
+                problem = str(exc)
             if problem:
                 return self._fail(problem)
             self._i += 1
@@ -305,7 +311,9 @@ class PlaceOn(Skill):
     def retarget(self, world: WorldState, wp: Waypoint) -> Waypoint:
         tgt = world.objects.get(self.target)
         if wp.name == "carry" and tgt is not None and tgt.visible:
-            return place_waypoints(world, self.target, self.options.motion)[0]
+            # The cube it lifted (perception may lose the hold for a frame; the carry's
+            # end checks that it is still held).
+            return place_waypoints(world, self.target, self.options.motion, held=self.held)[0]
         return wp
 
     def phase_ok(self, world: WorldState, wp: Waypoint) -> str | None:
