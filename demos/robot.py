@@ -1,9 +1,10 @@
 """The robot demo: a simulated Franka Panda arm that follows instructions.
 
-Four processes linked by ZeroMQ — sim (PyBullet, 240 Hz physics), perception
-(objects from camera images), decision (a deadline loop at --hz running the
-agent: SimpleTool-style decoder, speculative executor, parallel tool calls)
-and actuation (IK, limits, watchdog) — started and watched by a supervisor.
+Five processes linked by ZeroMQ — sim (PyBullet, 240 Hz physics), camera
+(draws the sim's poses), perception (objects from camera images), decision (a
+deadline loop at --hz running the agent: SimpleTool-style decoder, speculative
+executor, parallel tool calls) and actuation (IK, limits, watchdog) — started
+and watched by a supervisor.
 
   rtagent robot                                   three tasks from the suite
   rtagent robot "put the red cube in the bin"     your own instruction(s)
@@ -65,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora", metavar="PATH", help="a llama.cpp LoRA adapter (default: the shipped one)")
     parser.add_argument("--no-lora", action="store_true", help="decode with the base model only")
     parser.add_argument("--gui", action="store_true", help="show the PyBullet window (needs a display)")
-    parser.add_argument("--fifo", action="store_true", help="run the decision loop SCHED_FIFO if permitted")
+    parser.add_argument("--fifo", action="store_true",
+                        help="run the decision and physics loops SCHED_FIFO if permitted")
     parser.add_argument("--json", metavar="PATH", help="write the run's figures as JSON")
     parser.add_argument("--record", metavar="PATH.gif", help="write an animated GIF from the sim camera")
     parser.add_argument("--trace", metavar="PATH", help="write a Chrome trace / Perfetto JSON of every "
@@ -130,7 +132,16 @@ def summarize(result: Any) -> dict[str, Any]:
                  "deadline_misses": loop.get("deadline_misses")},
         "error": result.error,
         "world": result.world,
+        "sim": _counters(result, "sim", ("ticks", "deadline_misses", "dropped_ms")),
+        "camera": _counters(result, "camera", ("frames", "frames_reused", "render_ms_max")),
     }
+
+
+def _counters(result: Any, process: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """A process's last heartbeat counters (the sim's loop misses, the camera's frames)."""
+    report = result.supervisor.processes.get(process, {}) if result.supervisor else {}
+    last = report.get("last_counters", {})
+    return {n: last.get(n) for n in names}
 
 
 def _round(x: float | None) -> float | None:
@@ -159,6 +170,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     console = Console()
     console.print(table)
     loop, spec = summary["loop"], summary["speculation"]
+    sim, cam = summary["sim"], summary["camera"]
     console.print(
         f"tasks: {summary['success']}/{summary['checked']} succeeded (checked by the simulator), "
         f"{summary['ok']}/{summary['total']} carried out; mean task time {summary['task_s_mean']} s\n"
@@ -169,7 +181,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"{spec.get('launched', 0)} launched ({spec.get('dry_runs', 0)} dry runs), "
         f"{spec.get('latency_saved_s', 0):.3f} s saved, speculative writes {spec.get('writes_executed', 0)}\n"
         f"loop: {loop['ticks']} ticks at {loop['hz']} Hz, lateness p99 {loop['lateness_p99_us']} µs, "
-        f"max {loop['lateness_max_us']} µs, deadline misses {loop['deadline_misses']}")
+        f"max {loop['lateness_max_us']} µs, deadline misses {loop['deadline_misses']}\n"
+        f"sim: {sim['ticks']} ticks, deadline misses {sim['deadline_misses']}, "
+        f"{sim['dropped_ms']} ms of physics dropped; camera: {cam['frames']} frames "
+        f"({cam['frames_reused']} unchanged, not redrawn), render max {cam['render_ms_max']} ms")
     if summary["error"]:
         console.print(f"[red]error:[/] {summary['error']}")
 
@@ -195,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         speculation=not args.no_speculation, foresight=not args.no_foresight, fifo=args.fifo)
     steps = _steps(args)  # refuses a bad --expect before anything starts
     console = Console(stderr=True)
-    status = console.status("starting the sim, perception, actuation and decision processes…")
+    status = console.status("starting the sim, camera, perception, actuation and decision processes…")
     status.start()
 
     def on_status(s: dict[str, Any]) -> None:

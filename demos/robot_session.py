@@ -1,6 +1,6 @@
 """Drive the robot demo's processes: start them, give instructions, collect figures.
 
-:class:`RobotSession` starts the four processes under a supervisor (in the
+:class:`RobotSession` starts the five processes under a supervisor (in the
 calling thread, which must be the main thread for Ctrl-C handling) and runs a
 script of instructions on a worker thread: for each, it asks the decision
 process to act, follows its status, waits for the turn to finish and, for a
@@ -33,7 +33,8 @@ from realtime.trace import Tracer
 from sim_envs.tabletop.config import RobotDemoConfig
 
 # Each process is ``python -m MODULE NAME CONFIG_JSON``.
-NODE_MODULES = {"sim": "sim_envs.tabletop.nodes", "perception": "sim_envs.tabletop.nodes",
+NODE_MODULES = {"sim": "sim_envs.tabletop.nodes", "camera": "sim_envs.tabletop.nodes",
+                "perception": "sim_envs.tabletop.nodes",
                 "actuation": "sim_envs.tabletop.nodes", "decision": "control.robot_node"}
 
 
@@ -129,7 +130,7 @@ class RobotSession:
         decision = RequestClient(rd.endpoint("decision_ctl"), source="cli")
         sim = RequestClient(rd.endpoint("sim_ctl"), source="cli")
         events = Subscriber(rd.endpoint("events"), ("turn", "status"), options=BusOptions(rcvhwm=1024))
-        camera = LatestValueSubscriber(rd.endpoint("sensors"), ("camera",))
+        camera = LatestValueSubscriber(rd.endpoint("camera"), ("camera",))
         try:
             self._ask(decision, "stats", {}, wait_s=180)  # up (the model is loaded)
             for i, step in enumerate(self.steps):
