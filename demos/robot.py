@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="PATH", help="a GGUF model (default: embedded SmolLM2-135M)")
     parser.add_argument("--lora", metavar="PATH", help="a llama.cpp LoRA adapter (default: the shipped one)")
     parser.add_argument("--no-lora", action="store_true", help="decode with the base model only")
+    parser.add_argument("--camera-noise", action="store_true",
+                        help="a camera with sensor noise (colour, depth, dropouts) and a light "
+                             "that changes every frame")
     parser.add_argument("--gui", action="store_true", help="show the PyBullet window (needs a display)")
     parser.add_argument("--fifo", action="store_true",
                         help="run the decision and physics loops SCHED_FIFO if permitted")
@@ -207,7 +210,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = RobotDemoConfig(
         seed=args.seed, hz=args.hz, gui=args.gui, decoder=args.decoder, model=args.model,
         lora=None if args.no_lora else (args.lora or "default"),
-        speculation=not args.no_speculation, foresight=not args.no_foresight, fifo=args.fifo)
+        speculation=not args.no_speculation, foresight=not args.no_foresight, fifo=args.fifo,
+        camera_noise=args.camera_noise)
     steps = _steps(args)  # refuses a bad --expect before anything starts
     console = Console(stderr=True)
     status = console.status("starting the sim, camera, perception, actuation and decision processes…")

@@ -51,6 +51,7 @@ class RobotDemoConfig:
     speculation: bool = True
     foresight: bool = True  # decode the next queued instruction while a motion runs
     fifo: bool = False
+    camera_noise: bool = False  # the camera process adds sensor noise and varies the light
     trace_label: str = ""  # with tracing on: process names become "LABEL/sim", ...
 
     def __post_init__(self) -> None:

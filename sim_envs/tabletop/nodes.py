@@ -152,8 +152,8 @@ def run_sim(cfg: RobotDemoConfig, node: Node) -> None:
 def run_camera(cfg: RobotDemoConfig, node: Node) -> None:
     """Draws each pose snapshot the sim sends in its own scene; publishes the frames
     (a snapshot where nothing moved gets the last image again, without drawing)."""
-    from sim_envs.tabletop.camera import CameraFrame
-    from sim_envs.tabletop.scene import ScenePoses, TabletopScene
+    from sim_envs.tabletop.camera import CameraFrame, CameraNoise, CameraOptions
+    from sim_envs.tabletop.scene import SceneOptions, ScenePoses, TabletopScene
     from sim_envs.tabletop.wire import frame_to_msg, joints_to_msg, poses_from_msg
 
     tracer = node_tracer(node, "camera", cfg.trace_label)
@@ -161,7 +161,9 @@ def run_camera(cfg: RobotDemoConfig, node: Node) -> None:
     poses = node.own(LatestValueSubscriber(rd.endpoint("sensors"), ("poses",),
                                            types=(m.WorldState,)))
     out = node.own(Publisher(rd.endpoint("camera"), source="camera"))
-    scene = node.own(TabletopScene())  # headless, never stepped: a mirror to draw
+    noise = CameraNoise.realistic(seed=cfg.seed) if cfg.camera_noise else CameraNoise()
+    # Headless, never stepped: a mirror to draw.
+    scene = node.own(TabletopScene(SceneOptions(camera=CameraOptions(noise=noise))))
     frames = reused = 0
     frame: CameraFrame | None = None
     drawn: ScenePoses | None = None  # the poses ``frame`` was drawn from
@@ -176,8 +178,9 @@ def run_camera(cfg: RobotDemoConfig, node: Node) -> None:
             log.warning("camera: dropped poses: %s", exc)
             continue
         scene.set_poses(snapshot)
-        if frame is not None and snapshot.same_picture(drawn):
-            # Nothing moved (the arm waits while the decoder runs): the same image, now.
+        if frame is not None and snapshot.same_picture(drawn) and not cfg.camera_noise:
+            # Nothing moved (the arm waits while the decoder runs): the same image, now
+            # (a noisy camera draws every frame: its noise and light change each time).
             frame = replace(frame, sim_time_s=snapshot.sim_time_s)
             reused += 1
         else:

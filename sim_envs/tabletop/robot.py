@@ -10,10 +10,12 @@ updates in between. Time is the simulator's, so it runs as fast as the CPU allow
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from realtime.errors import ConfigError, RtAgentError
 from sim_envs.tabletop.actuation import Actuator, ActuatorOptions, ArmCommand, JointTargets
+from sim_envs.tabletop.camera import CameraFrame
 from sim_envs.tabletop.kinematics import PandaKinematics
 from sim_envs.tabletop.perception import Perception, PerceptionOptions, WorldState
 from sim_envs.tabletop.scene import SceneOptions, TabletopScene
@@ -62,8 +64,12 @@ class LocalRobot:
         self.perception = Perception(self.options.perception, PandaKinematics())
         self.runner = SkillRunner()
         self.world: WorldState | None = None
+        self.frame: CameraFrame | None = None  # the last frame perceived
         self.last_targets: JointTargets | None = None
         self.ticks = 0
+        self.tick_hooks: list[Callable[[LocalRobot], None]] = []
+        """Called each tick between perceiving and acting: the world state, the frame and the
+        simulator are at the same instant (e.g. to score perception against ground truth)."""
 
     @property
     def skill_options(self) -> SkillOptions:
@@ -82,6 +88,7 @@ class LocalRobot:
     def perceive(self) -> WorldState:
         look = self.ticks % self.options.frame_every_ticks == 0
         frame = self.scene.render() if look else None
+        self.frame = frame or self.frame
         self.world = self.perception.update(frame, self.scene.joint_state())
         return self.world
 
@@ -102,6 +109,8 @@ class LocalRobot:
     def tick(self) -> WorldState:
         """Perceive, let the running skill decide, act. Returns the world it decided on."""
         world = self.perceive()
+        for hook in self.tick_hooks:
+            hook(self)
         self.apply(self.runner.step(world))
         self.ticks += 1
         return world
