@@ -2,7 +2,7 @@
 
 :class:`LocalRobot` wires the same plain parts the demo runs as separate
 processes — the scene (sim), :class:`~sim_envs.tabletop.perception.Perception`,
-:class:`~sim_envs.tabletop.actuation.Actuator` and a :class:`~sim_envs.tabletop.skills.SkillRunner`
+:class:`~sim_envs.tabletop.actuation.Actuator` and a :class:`~sim_envs.tabletop.skill_machine.SkillRunner`
 — and advances them in lock-step: each control tick renders one frame,
 perceives, asks the runner for a command, then runs physics with actuation
 updates in between. Time is the simulator's, so it runs as fast as the CPU allows.
@@ -19,7 +19,7 @@ from sim_envs.tabletop.camera import CameraFrame
 from sim_envs.tabletop.kinematics import PandaKinematics
 from sim_envs.tabletop.perception import Perception, PerceptionOptions, WorldState
 from sim_envs.tabletop.scene import SceneOptions, TabletopScene
-from sim_envs.tabletop.skills import Skill, SkillOptions, SkillOutcome, SkillRunner
+from sim_envs.tabletop.skill_machine import Skill, SkillOptions, SkillOutcome, SkillRunner
 
 __all__ = ["LocalRobot", "RobotOptions"]
 
