@@ -59,8 +59,10 @@ def run_sim(cfg: RobotDemoConfig, node: Node) -> None:
     """Physics in real time (240 Hz of simulated time, stepped at each wake by the
     :class:`SimDriver`); publishes joints, and poses for the camera; applies joint targets."""
     from sim_envs.tabletop.driver import SimDriver, SimDriverOptions
+    from sim_envs.tabletop.predicates import parse
     from sim_envs.tabletop.scene import SceneOptions, TabletopScene
     from sim_envs.tabletop.tasks import get_task
+    from sim_envs.tabletop.truth import WorldTruth
     from sim_envs.tabletop.wire import joints_to_msg, poses_to_msg, targets_from_msg
 
     tracer = node_tracer(node, "sim", cfg.trace_label)
@@ -74,9 +76,6 @@ def run_sim(cfg: RobotDemoConfig, node: Node) -> None:
 
     # At the camera rate the sim only snapshots the poses; the camera process draws them.
     driver = SimDriver(scene, SimDriverOptions(camera_hz=cfg.camera_hz), render=scene.poses)
-
-    from sim_envs.tabletop.predicates import parse
-    from sim_envs.tabletop.truth import WorldTruth
 
     # The world when the current step started: moved()/unmoved() compare with it.
     step_start = WorldTruth.of(scene)
