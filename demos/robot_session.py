@@ -1,11 +1,12 @@
 """Drive the robot demo's processes: start them, give instructions, collect figures.
 
-:class:`RobotSession` starts the four processes under a supervisor (in the
+:class:`RobotSession` starts the five processes under a supervisor (in the
 calling thread, which must be the main thread for Ctrl-C handling) and runs a
 script of instructions on a worker thread: for each, it asks the decision
 process to act, follows its status, waits for the turn to finish and, for a
-task from the suite, asks the simulator whether it succeeded. The demo command
-and ``rtagent bench robot`` both use it.
+task from the suite or a step with an expected outcome (``--expect``), asks
+the simulator whether it succeeded. The demo command and ``rtagent bench
+robot`` both use it.
 
 Tracing: pass ``env=trace.env()`` and ``tracer=trace.tracer`` of a
 :class:`realtime.trace_run.TraceRun`; the processes then trace over the bus and
@@ -32,17 +33,22 @@ from realtime.trace import Tracer
 from sim_envs.tabletop.config import RobotDemoConfig
 
 # Each process is ``python -m MODULE NAME CONFIG_JSON``.
-NODE_MODULES = {"sim": "sim_envs.tabletop.nodes", "perception": "sim_envs.tabletop.nodes",
+NODE_MODULES = {"sim": "sim_envs.tabletop.nodes", "camera": "sim_envs.tabletop.nodes",
+                "perception": "sim_envs.tabletop.nodes",
                 "actuation": "sim_envs.tabletop.nodes", "decision": "control.robot_node"}
 
 
 @dataclass
 class Step:
-    """One instruction of a session, and, for a suite task, its id and seed."""
+    """One instruction of a session, and, for a suite task, its id and seed.
+
+    ``expect``: an outcome predicate (:mod:`sim_envs.tabletop.predicates`) the simulator
+    checks when the instruction is done (a task is checked by its own predicate)."""
 
     instruction: str
     task_id: str | None = None
     seed: int | None = None
+    expect: str | None = None
 
 
 @dataclass
@@ -54,12 +60,13 @@ class StepResult:
     turn: dict[str, Any] | None
     error: str | None = None
     ground_truth: dict[str, Any] | None = None  # the simulator's state when checked
+    verdict: dict[str, Any] | None = None  # the predicate and each term's value
 
     def to_json(self) -> dict[str, Any]:
         return {"instruction": self.step.instruction, "task": self.step.task_id,
                 "seed": self.step.seed, "ok": self.ok, "success": self.success,
-                "task_s": round(self.task_s, 3), "turn": self.turn, "error": self.error,
-                "ground_truth": self.ground_truth}
+                "expect": self.verdict, "task_s": round(self.task_s, 3), "turn": self.turn,
+                "error": self.error, "ground_truth": self.ground_truth}
 
 
 @dataclass
@@ -69,6 +76,7 @@ class SessionResult:
     supervisor: SupervisorReport | None = None
     frames: list[Any] = field(default_factory=list)
     error: str | None = None
+    world: dict[str, Any] | None = None  # the simulator's state at the end (WorldTruth)
 
 
 class RobotSession:
@@ -124,7 +132,7 @@ class RobotSession:
         decision = RequestClient(rd.endpoint("decision_ctl"), source="cli")
         sim = RequestClient(rd.endpoint("sim_ctl"), source="cli")
         events = Subscriber(rd.endpoint("events"), ("turn", "status"), options=BusOptions(rcvhwm=1024))
-        camera = LatestValueSubscriber(rd.endpoint("sensors"), ("camera",))
+        camera = LatestValueSubscriber(rd.endpoint("camera"), ("camera",))
         try:
             self._ask(decision, "stats", {}, wait_s=180)  # up (the model is loaded)
             for i, step in enumerate(self.steps):
@@ -138,6 +146,7 @@ class RobotSession:
                 self.result.steps.append(result)
                 self.on_step(result)
             self.result.stats = self._ask(decision, "stats", {}, wait_s=10)
+            self.result.world = self._ask(sim, "ground_truth", {}, wait_s=10)
         except RtAgentError as exc:
             self.result.error = str(exc)
         finally:
@@ -175,15 +184,17 @@ class RobotSession:
                   events: Subscriber, camera: LatestValueSubscriber,
                   queue_next: Step | None = None) -> StepResult:
         if step.seed is not None:
-            self._ask(sim, "reset", {"seed": step.seed}, wait_s=10)
+            self._ask(sim, "reset", {"seed": step.seed}, wait_s=10)  # (starts the step)
             time.sleep(self.settle_s)  # perception sees the new scene
         assert self.supervisor is not None
         t0 = time.monotonic()
         restarts = self.supervisor.restarts("decision")
         queued, self._queued = self._queued, None
         if queued is not None and queued[1] == restarts:  # submitted during the last step
-            turn_id = queued[0]
+            turn_id = queued[0]  # (its step started when the last one was checked)
         else:
+            if step.seed is None:
+                self._ask(sim, "begin_step", {}, wait_s=10)  # moved() counts from here
             turn_id = self._ask(decision, "instruct", {"text": step.instruction}, wait_s=30)["turn"]
         if queue_next is not None:
             nxt = self._ask(decision, "instruct", {"text": queue_next.instruction}, wait_s=30)
@@ -217,14 +228,30 @@ class RobotSession:
         task_s = time.monotonic() - t0
         if turn is None:
             self._ask(decision, "cancel", {"reason": "timed out"}, wait_s=5)
+            if self._queued is not None:  # the next one runs now
+                self._ask(sim, "begin_step", {}, wait_s=10)
             return StepResult(step, False, None, task_s, None,
                               f"no result within {self.turn_timeout_s:.0f} s")
-        success, truth = None, None
-        if step.task_id is not None:
-            time.sleep(self.settle_s)  # let the cube come to rest
-            truth = self._ask(sim, "check_task", {"task_id": step.task_id}, wait_s=10)
-            success = bool(truth.pop("success"))
-        return StepResult(step, bool(turn["ok"]), success, task_s, turn, turn.get("error"), truth)
+        return self._check(step, sim, StepResult(step, bool(turn["ok"]), None, task_s, turn,
+                                                 turn.get("error")))
+
+    def _check(self, step: Step, sim: RequestClient, result: StepResult) -> StepResult:
+        """The simulator's verdict on the step. With the next instruction queued (it may
+        start moving the moment this turn ends) the check is now, and the same instant
+        starts the next step; otherwise after ``settle_s`` (the cube comes to rest)."""
+        overlapped = self._queued is not None
+        if step.task_id is None and step.expect is None:
+            if overlapped:
+                self._ask(sim, "begin_step", {}, wait_s=10)
+            return result
+        if not overlapped:
+            time.sleep(self.settle_s)
+        request, args = (("check_task", {"task_id": step.task_id}) if step.task_id is not None
+                         else ("check", {"predicate": step.expect}))
+        reply = self._ask(sim, request, {**args, "begin_step": overlapped}, wait_s=10)
+        result.success = bool(reply["success"])
+        result.verdict, result.ground_truth = reply["verdict"], reply["world"]
+        return result
 
 
 def save_gif(frames: Sequence[Any], path: str | Path, fps: float = 5.0) -> Path:

@@ -113,3 +113,36 @@ def test_runner_runs_one_skill_at_a_time(robot: LocalRobot) -> None:
     assert handle.finished and not handle.wait(0).ok
     idle = runner.step(robot.perceive())
     assert idle.hold
+
+
+def test_a_hold_lost_for_a_frame_mid_carry_neither_crashes_nor_replans_blindly(
+        robot: LocalRobot) -> None:
+    """Perception may miss the hold in one frame while the arm carries a cube: the
+    carry keeps aiming for the target with the cube it lifted (no PlanningError out of
+    step(), which would take the decision process down)."""
+    from dataclasses import replace
+
+    robot.reset(seed=0)
+    assert robot.run_skill(Grasp("red_cube", robot.skill_options)).ok
+    world = robot.perceive()
+    assert world.gripper.holding == "red_cube"
+    place = PlaceOn("bin", robot.skill_options)
+    first = place.step(world)
+    flicker = replace(world, gripper=replace(world.gripper, holding=None))
+    again = place.step(flicker)
+    assert not place.finished and place.phase == "carry"
+    assert again.ee_position_m == pytest.approx(first.ee_position_m, abs=0.01)
+
+
+def test_a_planning_error_while_retargeting_fails_the_skill_with_its_reason(
+        robot: LocalRobot) -> None:
+    from sim_envs.tabletop.planning import PlanningError
+
+    class Unreachable(PointAt):
+        def retarget(self, world, wp):  # type: ignore[no-untyped-def]
+            raise PlanningError("the cube rolled off the table")
+
+    robot.reset(seed=0)
+    skill = Unreachable("red_cube", robot.skill_options)
+    skill.step(robot.perceive())
+    assert skill.failed and skill.reason == "the cube rolled off the table"

@@ -68,6 +68,7 @@ def _run(tasks: list[Any], speculation: bool, args: argparse.Namespace,
         "lateness_p99_us": (loop.get("lateness_us") or {}).get("p99"),
         "lateness_max_us": (loop.get("lateness_us") or {}).get("max"),
         "deadline_misses": loop.get("deadline_misses"),
+        "sim": result.supervisor.processes["sim"]["last_counters"] if result.supervisor else {},
         "speculation": result.stats.get("speculation"),
         "steps": [s.to_json() for s in result.steps],
     }

@@ -1,6 +1,8 @@
 """Measure the simulator side: physics steps/s, camera render and perception time
 per frame (with perception error against ground truth) at several image sizes,
-IK time, and a scripted pick-and-place episode's speed against real time.
+perception's detection rate and position error over scripted tasks with a clean
+and a noisy camera, IK time, and a scripted pick-and-place episode's speed
+against real time.
 
 Baselines measured in the same run: real time (240 physics steps per second,
 one sim second per wall second) and the stock high-poly Panda visuals for the
@@ -173,6 +175,10 @@ def run(args: argparse.Namespace) -> int:
     low = next(r for r in camera if r["size"] == "320x240" and r is not stock)
     console.print(f"low-poly arm visuals render {stock['render_ms_p50'] / low['render_ms_p50']:.1f}x"
                   " faster than the stock meshes at 320x240")
+    from sim_envs.tabletop.perception_check import perception_figures, perception_table
+
+    console.print(perception_table(measured("perception", "perception from pixels, clean and noisy "
+                                            "camera...", lambda: perception_figures(seeds))))
     k = measured("ik", "IK...", lambda: _ik(seeds))
     console.print(f"IK (own model): p50 {k['ik_ms_p50']:.2f} ms, p95 {k['ik_ms_p95']:.2f} ms; "
                   f"error p50 {k['ik_error_mm_p50']:.2f} mm, p95 {k['ik_error_mm_p95']:.2f} mm")

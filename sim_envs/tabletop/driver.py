@@ -5,7 +5,9 @@ now (from a ``realtime`` clock) and it steps physics until simulated time has
 caught up (never more than ``max_catch_up_steps`` at once: when the CPU cannot
 keep up, the sim slows down instead of spiralling, and the lost time is
 counted), returning the joint state and, at the camera rate, a camera frame to
-publish. Joint targets from actuation are applied with :meth:`SimDriver.apply`.
+publish (or whatever the ``render`` it was given returns: the sim process takes
+a pose snapshot there, and its camera process draws it). Joint targets from
+actuation are applied with :meth:`SimDriver.apply`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from realtime.errors import ConfigError
 from sim_envs.tabletop.camera import CameraFrame
@@ -40,18 +43,18 @@ class SimDriverOptions:
 class SimTick:
     steps: int
     joint_state: JointState
-    frame: CameraFrame | None
-    """A new camera frame when one was due, else None."""
+    frame: Any
+    """When a frame was due, what ``render`` returned (a camera frame by default), else None."""
     lag_s: float
     """How far simulated time is behind the clock after this call."""
 
 
 class SimDriver:
-    """``render``: how a due frame is taken (default ``scene.render``; the sim process
-    passes one that traces it)."""
+    """``render``: what is done when a frame is due (default ``scene.render``; the sim
+    process passes one that snapshots the poses for its camera process)."""
 
     def __init__(self, scene: TabletopScene, options: SimDriverOptions | None = None, *,
-                 render: Callable[[], CameraFrame] | None = None) -> None:
+                 render: Callable[[], CameraFrame | Any] | None = None) -> None:
         self.scene = scene
         self.options = options or SimDriverOptions()
         self._render = render or scene.render

@@ -2,8 +2,10 @@
 
 Objects are found in the *images*: each pixel is classified by hue and
 saturation (red, green, blue, yellow cubes; the magenta bin), pixels of one
-colour are grouped by the instance mask, and their 3-D points come from the
-metric depth, the pinhole intrinsics and the camera pose
+colour are grouped into connected components of the colour and depth images
+(:mod:`sim_envs.tabletop.segmentation`; ``grouping="instance_mask"`` groups them
+by the renderer's instance mask instead, for comparison), and their 3-D points
+come from the metric depth, the pinhole intrinsics and the camera pose
 (:func:`sim_envs.tabletop.camera.deproject`). A cube's centre is its visible top face's
 minimum-area rectangle, lowered by half the (known) cube size; its yaw is that
 rectangle's angle. The gripper comes from the joint encoders and the
@@ -18,21 +20,18 @@ from typing import Any
 
 import numpy as np
 
+from realtime.errors import ConfigError
 from sim_envs.tabletop.camera import CameraFrame, deproject
 from sim_envs.tabletop.kinematics import PandaKinematics
 from sim_envs.tabletop.scene import BIN_ID, CUBE_SIZE_M, JointState
+from sim_envs.tabletop.segmentation import (
+    COLOUR_CLASSES,
+    SegmentationOptions,
+    colour_pixels,
+    object_pixels,
+)
 
 __all__ = ["GripperState", "ObjectState", "Perception", "PerceptionOptions", "WorldState"]
-
-# name -> (colour word, hue ranges in degrees)
-COLOUR_CLASSES: dict[str, tuple[str, tuple[tuple[float, float], ...]]] = {
-    "red_cube": ("red", ((0.0, 20.0), (340.0, 360.0))),
-    "yellow_cube": ("yellow", ((35.0, 75.0),)),
-    "green_cube": ("green", ((90.0, 160.0),)),
-    "blue_cube": ("blue", ((200.0, 260.0),)),
-    BIN_ID: ("magenta", ((270.0, 330.0),)),
-}
-
 
 @dataclass(frozen=True)
 class ObjectState:
@@ -99,8 +98,10 @@ class WorldState:
 class PerceptionOptions:
     min_pixels: int = 12
     """Fewer pixels of a colour than this: the object is not seen in this frame."""
-    min_saturation: float = 0.45
-    min_value: float = 0.12
+    grouping: str = "pixels"
+    """``pixels``: connected components of the colour and depth images (what a real
+    camera allows); ``instance_mask``: the renderer's ground-truth instance mask."""
+    segmentation: SegmentationOptions = field(default_factory=SegmentationOptions)
     cube_size_m: float = CUBE_SIZE_M
     hold_distance_m: float = 0.045
     """A cube this close to the grasp point, with the fingers stopped on it, is held."""
@@ -110,18 +111,10 @@ class PerceptionOptions:
     gripper_version_m: float = 0.005
     """The world's ``version`` changes when the grasp point moved more than this."""
 
-
-def _hue_sat_val(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hue (degrees), saturation and value of (N, 3) uint8 pixels."""
-    x = rgb.astype(np.float32) * (1.0 / 255.0)
-    r, g, b = x[:, 0], x[:, 1], x[:, 2]
-    mx, mn = x.max(axis=-1), x.min(axis=-1)
-    c = mx - mn
-    safe = np.where(c > 0, c, 1.0)
-    h = np.where(mx == r, ((g - b) / safe) % 6.0,
-                 np.where(mx == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0)) * 60.0
-    s = c / np.where(mx > 0, mx, 1.0)
-    return h, s, mx
+    def __post_init__(self) -> None:
+        if self.grouping not in ("pixels", "instance_mask"):
+            raise ConfigError(f"grouping: expected 'pixels' or 'instance_mask', "
+                              f"got {self.grouping!r}")
 
 
 _ANGLES = np.radians(np.arange(-45.0, 45.0, 1.5))
@@ -136,6 +129,15 @@ def _min_area_rect(xy: np.ndarray) -> tuple[np.ndarray, float]:
     k = int(np.argmin(ext[:, 0] * ext[:, 1]))
     mid = (p[k].min(axis=0) + p[k].max(axis=0)) / 2
     return _ROTS[k].T @ mid, float(_ANGLES[k])
+
+
+def _fits_cube(pts: np.ndarray, centre: np.ndarray, yaw: float, half: float,
+               tol_m: float = 0.005) -> bool:
+    """Whether every point lies on or in the cube at ``centre``, turned by ``yaw``."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    d = pts - centre
+    local = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], d[:, 2]], axis=1)
+    return bool(np.all(np.abs(local) <= half + tol_m))
 
 
 @dataclass
@@ -188,17 +190,10 @@ class Perception:
 
     def _see(self, frame: CameraFrame) -> None:
         o = self.options
-        # Cheap pre-filter (a grey pixel has max - min channel near 0), then HSV on the rest.
-        r, g, b = (frame.rgb[..., i] for i in range(3))
-        spread = (np.maximum(np.maximum(r, g), b).astype(np.int16)
-                  - np.minimum(np.minimum(r, g), b))
-        cand_r, cand_c = np.nonzero(spread >= int(255 * o.min_saturation * o.min_value))
-        h, s, v = _hue_sat_val(frame.rgb[cand_r, cand_c])
-        ok = (s >= o.min_saturation) & (v >= o.min_value)
-        cand_r, cand_c, h = cand_r[ok], cand_c[ok], h[ok]
-        for name, (colour, ranges) in COLOUR_CLASSES.items():
-            sel = np.logical_or.reduce([(h >= lo) & (h < hi) for lo, hi in ranges])
-            rows, cols = self._largest_instance(cand_r[sel], cand_c[sel], frame.segmentation)
+        groups = (object_pixels(frame, o.segmentation) if o.grouping == "pixels"
+                  else _by_instance_mask(frame, o.segmentation))
+        for name, (colour, _) in COLOUR_CLASSES.items():
+            rows, cols = groups.get(name, (np.zeros(0, int), np.zeros(0, int)))
             if rows.size < o.min_pixels:
                 if name in self._memory:
                     self._memory[name] = replace(self._memory[name], visible=False,
@@ -217,30 +212,20 @@ class Perception:
             self._memory[name] = ObjectState(name, colour, pos, yaw, True, int(rows.size),
                                              frame.sim_time_s)
 
-    @staticmethod
-    def _largest_instance(rows: np.ndarray, cols: np.ndarray,
-                          seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if rows.size == 0:
-            return rows, cols
-        ids, counts = np.unique(seg[rows, cols], return_counts=True)
-        keep = seg[rows, cols] == ids[np.argmax(counts)]
-        return rows[keep], cols[keep]
-
     def _cube_pose(self, pts: np.ndarray,
                    last: ObjectState | None) -> tuple[tuple[float, float, float], float]:
         half = self.options.cube_size_m / 2
         z_top = float(np.percentile(pts[:, 2], 97))
         top = pts[pts[:, 2] > z_top - 0.006]
-        if len(top) >= 8:
+        if len(top) >= 8 and np.ptp(top[:, 0]) >= half and np.ptp(top[:, 1]) >= half:
             xy, yaw = _min_area_rect(top[:, :2])
-            # A partly hidden top face: fall back to the footprint of every point.
-            if np.ptp(top[:, 0]) < half or np.ptp(top[:, 1]) < half:
-                xy = (pts[:, :2].min(axis=0) + pts[:, :2].max(axis=0)) / 2
-                yaw = last.yaw_rad if last else yaw
-        else:
-            xy = (pts[:, :2].min(axis=0) + pts[:, :2].max(axis=0)) / 2
-            yaw = last.yaw_rad if last else 0.0
-        return (float(xy[0]), float(xy[1]), z_top - half), float(yaw)
+            return (float(xy[0]), float(xy[1]), z_top - half), float(yaw)
+        # A partial view (the arm hides most of the cube): if what is seen still fits
+        # inside the cube where it was last seen, it has not moved; else the footprint.
+        if last is not None and _fits_cube(pts, np.asarray(last.position_m), last.yaw_rad, half):
+            return last.position_m, last.yaw_rad
+        xy = (pts[:, :2].min(axis=0) + pts[:, :2].max(axis=0)) / 2
+        return (float(xy[0]), float(xy[1]), z_top - half), float(last.yaw_rad if last else 0.0)
 
     @staticmethod
     def _bin_pose(pts: np.ndarray) -> tuple[tuple[float, float, float], float]:
@@ -261,3 +246,19 @@ class Perception:
             if d < best_d:
                 best, best_d = name, d
         return best
+
+
+def _by_instance_mask(frame: CameraFrame, o: SegmentationOptions,
+                      ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each colour's pixels on its most common body of the renderer's instance mask."""
+    rows, cols, h = colour_pixels(frame.rgb, o)
+    found = {}
+    for name, (_, ranges) in COLOUR_CLASSES.items():
+        sel = np.logical_or.reduce([(h >= lo) & (h < hi) for lo, hi in ranges])
+        r, c = rows[sel], cols[sel]
+        r, c = r[frame.depth_m[r, c] > 0], c[frame.depth_m[r, c] > 0]  # no depth: no point
+        if r.size:
+            ids, counts = np.unique(frame.segmentation[r, c], return_counts=True)
+            keep = frame.segmentation[r, c] == ids[np.argmax(counts)]
+            found[name] = (r[keep], c[keep])
+    return found

@@ -2,7 +2,7 @@
 
 :class:`LocalRobot` wires the same plain parts the demo runs as separate
 processes — the scene (sim), :class:`~sim_envs.tabletop.perception.Perception`,
-:class:`~sim_envs.tabletop.actuation.Actuator` and a :class:`~sim_envs.tabletop.skills.SkillRunner`
+:class:`~sim_envs.tabletop.actuation.Actuator` and a :class:`~sim_envs.tabletop.skill_machine.SkillRunner`
 — and advances them in lock-step: each control tick renders one frame,
 perceives, asks the runner for a command, then runs physics with actuation
 updates in between. Time is the simulator's, so it runs as fast as the CPU allows.
@@ -10,14 +10,16 @@ updates in between. Time is the simulator's, so it runs as fast as the CPU allow
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from realtime.errors import ConfigError, RtAgentError
 from sim_envs.tabletop.actuation import Actuator, ActuatorOptions, ArmCommand, JointTargets
+from sim_envs.tabletop.camera import CameraFrame
 from sim_envs.tabletop.kinematics import PandaKinematics
 from sim_envs.tabletop.perception import Perception, PerceptionOptions, WorldState
 from sim_envs.tabletop.scene import SceneOptions, TabletopScene
-from sim_envs.tabletop.skills import Skill, SkillOptions, SkillOutcome, SkillRunner
+from sim_envs.tabletop.skill_machine import Skill, SkillOptions, SkillOutcome, SkillRunner
 
 __all__ = ["LocalRobot", "RobotOptions"]
 
@@ -62,8 +64,12 @@ class LocalRobot:
         self.perception = Perception(self.options.perception, PandaKinematics())
         self.runner = SkillRunner()
         self.world: WorldState | None = None
+        self.frame: CameraFrame | None = None  # the last frame perceived
         self.last_targets: JointTargets | None = None
         self.ticks = 0
+        self.tick_hooks: list[Callable[[LocalRobot], None]] = []
+        """Called each tick between perceiving and acting: the world state, the frame and the
+        simulator are at the same instant (e.g. to score perception against ground truth)."""
 
     @property
     def skill_options(self) -> SkillOptions:
@@ -82,6 +88,7 @@ class LocalRobot:
     def perceive(self) -> WorldState:
         look = self.ticks % self.options.frame_every_ticks == 0
         frame = self.scene.render() if look else None
+        self.frame = frame or self.frame
         self.world = self.perception.update(frame, self.scene.joint_state())
         return self.world
 
@@ -102,6 +109,8 @@ class LocalRobot:
     def tick(self) -> WorldState:
         """Perceive, let the running skill decide, act. Returns the world it decided on."""
         world = self.perceive()
+        for hook in self.tick_hooks:
+            hook(self)
         self.apply(self.runner.step(world))
         self.ticks += 1
         return world

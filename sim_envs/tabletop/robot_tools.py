@@ -2,7 +2,7 @@
 
 Every function reads the *latest* perceived world state (``world()``), never
 the simulator. Read-only tools compute an answer (no motion). Write tools
-start a skill on the :class:`~sim_envs.tabletop.skills.SkillRunner` and wait for it
+start a skill on the :class:`~sim_envs.tabletop.skill_machine.SkillRunner` and wait for it
 (they run in a worker thread while the control loop keeps ticking); each has a
 dry run that returns the plan the real call would follow and never moves.
 

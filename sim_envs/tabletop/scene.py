@@ -38,6 +38,7 @@ __all__ = [
     "HOME_Q",
     "JointState",
     "SceneOptions",
+    "ScenePoses",
     "TabletopScene",
     "panda_urdf_path",
 ]
@@ -125,6 +126,36 @@ class JointState:
     @property
     def finger_width_m(self) -> float:
         return float(self.positions[7] + self.positions[8])
+
+
+@dataclass(frozen=True)
+class ScenePoses:
+    """Where every movable body is: all a camera needs to draw the scene.
+
+    The sim process sends these to the camera process, which draws them in its own
+    (never stepped) scene, so rendering never stalls the physics loop."""
+
+    objects: dict[str, tuple[tuple[float, float, float], tuple[float, float, float, float]]]
+    """Cubes and bin: position (m) and orientation quaternion (x, y, z, w)."""
+    joint_positions: tuple[float, ...]
+    """The 7 arm joints, then the 2 finger joints."""
+    sim_time_s: float = 0.0
+
+    def same_picture(self, other: ScenePoses | None, tol_m: float = 2e-4,
+                     tol_rad: float = 1e-3) -> bool:
+        """Whether ``other`` draws the same image: nothing moved by more than a small
+        fraction of a pixel (a pixel is ~3 mm on the table)."""
+        if other is None or other.objects.keys() != self.objects.keys():
+            return False
+        for name, (pos, quat) in self.objects.items():
+            opos, oquat = other.objects[name]
+            if max(abs(a - b) for a, b in zip(pos, opos, strict=True)) > tol_m:
+                return False
+            # q and -q are the same rotation; |<q, q'>| near 1 means (almost) no turn.
+            if 1.0 - abs(sum(a * b for a, b in zip(quat, oquat, strict=True))) > tol_rad ** 2 / 8:
+                return False
+        return max(abs(a - b) for a, b in zip(self.joint_positions, other.joint_positions,
+                                              strict=True)) <= tol_rad
 
 
 class TabletopScene:
@@ -259,6 +290,28 @@ class TabletopScene:
     def render(self) -> CameraFrame:
         """One camera frame (RGB, depth in metres, segmentation) at the current sim time."""
         return self.camera.capture(self.client, self.sim_time_s)
+
+    def poses(self) -> ScenePoses:
+        """Every movable body's pose now (ground truth: for drawing it elsewhere)."""
+        c = self.client
+        objects = {}
+        for name, body in (*self.cubes.items(), (BIN_ID, self.bin)):
+            pos, quat = pb.getBasePositionAndOrientation(body, physicsClientId=c)
+            objects[name] = (tuple(pos), tuple(quat))
+        joints = pb.getJointStates(self.robot, list(ARM_JOINTS) + list(FINGER_JOINTS),
+                                   physicsClientId=c)
+        return ScenePoses(objects, tuple(float(j[0]) for j in joints),  # type: ignore[arg-type]
+                          self.sim_time_s)
+
+    def set_poses(self, poses: ScenePoses) -> None:
+        """Put every body where ``poses`` says, without stepping physics (a camera's mirror)."""
+        c = self.client
+        bodies = {**self.cubes, BIN_ID: self.bin}
+        for name, (pos, quat) in poses.objects.items():
+            pb.resetBasePositionAndOrientation(bodies[name], pos, quat, physicsClientId=c)
+        for j, q in zip(list(ARM_JOINTS) + list(FINGER_JOINTS), poses.joint_positions, strict=True):
+            pb.resetJointState(self.robot, j, q, 0.0, physicsClientId=c)
+        self.sim_time_s = poses.sim_time_s
 
     # -- ground truth (tests, success checks, never the agent) ----------------
 

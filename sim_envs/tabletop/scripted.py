@@ -12,7 +12,7 @@ from typing import Any
 from control.tools import Effect
 from sim_envs.tabletop.robot import LocalRobot, require_world
 from sim_envs.tabletop.robot_tools import RobotToolBackend, robot_tool_specs, skill_for
-from sim_envs.tabletop.skills import SkillOutcome
+from sim_envs.tabletop.skill_machine import SkillOutcome
 from sim_envs.tabletop.tasks import Task
 
 __all__ = ["ScriptedResult", "run_scripted"]

@@ -1,25 +1,23 @@
 """The task suite: instructions, the tool calls that solve them, success checks.
 
 Each :class:`Task` has the instruction a user would type, the scene seed, the
-expected tool calls (what a perfect agent calls, in order) and a success check
-that reads the *simulator's* ground truth after the run — never perception.
-:func:`task_suite` gives the standard suite (24 tasks over 6 seeds).
+expected tool calls (what a perfect agent calls, in order) and a success check:
+an outcome predicate (:mod:`sim_envs.tabletop.predicates`) evaluated on the
+*simulator's* ground truth after the run — never perception.
+:func:`task_suite` gives the standard suite (31 tasks over 6 seeds).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
 
 from control.tools import ToolCall
 from realtime.errors import RtAgentError
-from sim_envs.tabletop.scene import CUBE_IDS, CUBE_SIZE_M, HOME_Q, TabletopScene
+from sim_envs.tabletop.predicates import Verdict, parse
+from sim_envs.tabletop.scene import CUBE_IDS, TabletopScene
+from sim_envs.tabletop.truth import WorldTruth
 
 __all__ = ["Task", "get_task", "task_suite"]
-
-Check = Callable[[TabletopScene], bool]
 
 # Arm postures away from home (grasp point over the table, gripper down).
 AWAY_POSES = ((0.145, -0.0, 0.235, -2.139, 0.0, 2.139, 0.866),
@@ -33,18 +31,25 @@ class Task:
     instruction: str
     seed: int
     expected: tuple[ToolCall, ...]
-    check: Check
+    check: str
+    """An outcome predicate, e.g. ``on(blue_cube, red_cube)``."""
     max_time_s: float = 30.0
     """Sim-time budget for the whole task."""
     start_arm_q: tuple[float, ...] | None = None
     """Where the arm starts (home if None): "go home" tasks start away from home."""
 
+    def __post_init__(self) -> None:
+        parse(self.check)  # a bad check fails when the suite is built
+
+    def verdict(self, scene: TabletopScene) -> Verdict:
+        return parse(self.check).evaluate(WorldTruth.of(scene))
+
     def success(self, scene: TabletopScene) -> bool:
-        return bool(self.check(scene))
+        return self.verdict(scene).success
 
     def to_json(self) -> dict[str, object]:
         return {"id": self.id, "instruction": self.instruction, "seed": self.seed,
-                "expected": [c.to_json() for c in self.expected]}
+                "expected": [c.to_json() for c in self.expected], "check": self.check}
 
 
 def _word(obj: str) -> str:
@@ -55,40 +60,16 @@ def _call(name: str, **arguments: object) -> ToolCall:
     return ToolCall(name, arguments)
 
 
-def _in_bin(*objs: str) -> Check:
-    return lambda s: all(s.in_bin(o) for o in objs)
+def _in_bin(*objs: str) -> str:
+    return " and ".join(f"inside({o}, bin)" for o in objs)
 
 
-def _stacked(top: str, bottom: str) -> Check:
-    return lambda s: s.on_top_of(top, bottom)
+def _lifted(obj: str) -> str:
+    return f"height({obj}) > 0.08 and held({obj})"
 
 
-def _lifted(obj: str) -> Check:
-    return lambda s: bool(s.object_position(obj)[2] > 0.08 and s.touching_gripper(obj))
-
-
-def _pointing(obj: str) -> Check:
-    def check(s: TabletopScene) -> bool:
-        g, c = s.grasp_point(), s.object_position(obj)
-        return bool(np.linalg.norm(g[:2] - c[:2]) < 0.03 and 0.08 < g[2] - c[2] < 0.25)
-    return check
-
-
-def _at(x: float, y: float, z: float) -> Check:
-    return lambda s: bool(np.linalg.norm(s.grasp_point() - np.array([x, y, z])) < 0.02)
-
-
-def _home(s: TabletopScene) -> bool:
-    return bool(np.max(np.abs(s.joint_state().arm_q - np.asarray(HOME_Q))) < 0.05)
-
-
-def _undisturbed(s: TabletopScene) -> bool:
-    """Read-only tasks: no cube was moved off the table or lifted."""
-    return all(abs(s.object_position(c)[2] - CUBE_SIZE_M / 2) < 0.01 for c in CUBE_IDS)
-
-
-def _both(a: Check, b: Check) -> Check:
-    return lambda s: a(s) and b(s)
+# Read-only tasks: no cube was moved off the table or lifted.
+_UNDISTURBED = " and ".join(f"on({c}, table)" for c in CUBE_IDS)
 
 
 def _bin_task(seed: int, obj: str, text: str) -> Task:
@@ -100,17 +81,17 @@ def _stack_task(seed: int, top: str, bottom: str) -> Task:
     return Task(f"stack-{top}-on-{bottom}-s{seed}",
                 f"stack the {_word(top)} on the {_word(bottom)}", seed,
                 (_call("place_on", object=top, target=bottom),),
-                _stacked(top, bottom))
+                f"on({top}, {bottom})")
 
 
 def _point_task(seed: int, obj: str) -> Task:
     return Task(f"point-{obj}-s{seed}", f"point at the {_word(obj)}", seed,
-                (_call("point_at", object=obj),), _pointing(obj), 15.0)
+                (_call("point_at", object=obj),), f"pointing_at({obj})", 15.0)
 
 
 def _move_task(seed: int, x: float, y: float, z: float) -> Task:
     return Task(f"move-{x}-{y}-{z}-s{seed}", f"move the gripper to x {x} y {y} z {z}", seed,
-                (_call("move_to", x=x, y=y, z=z),), _at(x, y, z), 15.0)
+                (_call("move_to", x=x, y=y, z=z),), f"gripper_at({x}, {y}, {z})", 15.0)
 
 
 def task_suite(seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)) -> list[Task]:
@@ -130,7 +111,7 @@ def task_suite(seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)) -> list[Task]:
             tasks.append(_move_task(seed, *moves[(k // 2) % len(moves)]))
         else:
             tasks.append(Task(f"home-s{seed}", home_texts[(k // 2) % len(home_texts)], seed,
-                              (_call("go_home"),), _home, 15.0,
+                              (_call("go_home"),), "at_home()", 15.0,
                               AWAY_POSES[(k // 2) % len(AWAY_POSES)]))
         if k % 3 == 0:
             tasks.append(Task(f"pick-{c}-s{seed}", f"pick up the {_word(c)}", seed,
@@ -145,9 +126,9 @@ def task_suite(seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)) -> list[Task]:
             tasks.append(Task(f"bin-then-home-{d}-s{seed}",
                               f"put the {_word(d)} in the bin and go home", seed,
                               (_call("place_on", object=d, target="bin"), _call("go_home")),
-                              _both(_in_bin(d), _home), 40.0))
+                              f"{_in_bin(d)} and at_home()", 40.0))
     tasks.append(Task("where-is-green-s0", "where is the green cube?", seeds[0],
-                      (_call("locate_object", object="green_cube"),), _undisturbed, 5.0))
+                      (_call("locate_object", object="green_cube"),), _UNDISTURBED, 5.0))
     return tasks
 
 

@@ -5,7 +5,9 @@ demo's processes (:mod:`sim_envs.tabletop.nodes`, :mod:`control.robot_decision`)
 convert at their edges with these functions. Each pair round-trips without loss
 of anything the other side uses (tests/test_robot_wire.py).
 
-- sim -> perception, actuation: :func:`joints_to_msg`, :func:`frame_to_msg`
+- sim -> perception, actuation: :func:`joints_to_msg`
+- sim -> camera: :func:`poses_to_msg` / :func:`poses_from_msg` (every body's pose, to draw)
+- camera -> perception: :func:`frame_to_msg` / :func:`frame_from_msg`
 - perception -> decision: :func:`world_to_msg` / :func:`world_from_msg`
 - decision -> actuation: :func:`command_to_msg` / :func:`command_from_msg`
 - actuation -> sim: :func:`targets_to_msg` / :func:`targets_from_msg`
@@ -23,7 +25,7 @@ from realtime import messages as m
 from sim_envs.tabletop.actuation import ArmCommand, JointTargets
 from sim_envs.tabletop.camera import CameraFrame, Intrinsics
 from sim_envs.tabletop.perception import GripperState, ObjectState, WorldState
-from sim_envs.tabletop.scene import FINGER_OPEN_M, JointState
+from sim_envs.tabletop.scene import FINGER_OPEN_M, JointState, ScenePoses
 
 __all__ = [
     "command_from_msg",
@@ -32,6 +34,8 @@ __all__ = [
     "frame_to_msg",
     "joints_from_msg",
     "joints_to_msg",
+    "poses_from_msg",
+    "poses_to_msg",
     "targets_from_msg",
     "targets_to_msg",
     "world_from_msg",
@@ -48,6 +52,24 @@ def joints_to_msg(state: JointState) -> m.JointState:
 def joints_from_msg(msg: m.JointState) -> JointState:
     return JointState(np.asarray(msg.positions_rad, dtype=np.float64),
                       np.asarray(msg.velocities_rad_s, dtype=np.float64), msg.sim_time_s)
+
+
+def poses_to_msg(poses: ScenePoses) -> m.WorldState:
+    """Ground-truth poses for the camera process, in a WorldState message (the bus has no
+    scene-pose type): objects with their orientation, and ``arm_q_rad`` = all 9 joints."""
+    objects = [m.ObjectState(id=name, position_m=pos, orientation_xyzw=quat)
+               for name, (pos, quat) in poses.objects.items()]
+    return m.WorldState(objects=objects, arm_q_rad=list(poses.joint_positions),
+                        sim_time_s=poses.sim_time_s)
+
+
+def poses_from_msg(msg: m.WorldState) -> ScenePoses:
+    """Raises ValueError for poses the camera cannot draw (the node drops them)."""
+    if len(msg.arm_q_rad) != 9 or any(o.orientation_xyzw is None for o in msg.objects):
+        raise ValueError("poses: expected 9 joint positions and every object's orientation")
+    objects = {o.id: (tuple(o.position_m), tuple(o.orientation_xyzw))  # type: ignore[arg-type]
+               for o in msg.objects}
+    return ScenePoses(objects, tuple(msg.arm_q_rad), msg.sim_time_s)  # type: ignore[arg-type]
 
 
 def frame_to_msg(frame: CameraFrame) -> m.CameraFrame:
