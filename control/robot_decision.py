@@ -122,6 +122,7 @@ class RobotDecision:
         self.slack_ms = 0.0  # left in the last tick's period: speculation runs only in slack
         self.phase: tuple[str, str] | None = None  # (skill, phase) as last traced
         self.turns: list[dict[str, Any]] = []  # every finished turn, as published
+        self.hardening: list[dict[str, Any]] = []  # the loop thread's (set by its process)
         self.runner = SkillRunner()
         registry = RobotToolBackend(self.current_world, self.runner).registry()
         traced_on = self.tracer.enabled
@@ -240,7 +241,9 @@ class RobotDecision:
         """The turns so far, the loop's timing report and speculation's counters."""
         from realtime.jitter import report_from_history
 
-        out: dict[str, Any] = {"turns": self.turns, "busy": self.agent.busy or self.runner.busy}
+        out: dict[str, Any] = {"turns": self.turns, "busy": self.agent.busy or self.runner.busy,
+                               "hardening": self.hardening,
+                               "wait": getattr(self.clock, "wait", type(self.clock).__name__)}
         if self.loop.history.total:
             out["loop"] = report_from_history(self.loop.history, self.loop.summarize(),
                                               source="decision loop", keep_samples=True).to_dict()

@@ -38,6 +38,7 @@ from typing import BinaryIO
 from realtime.errors import ConfigError
 
 __all__ = [
+    "LOOP_SWITCH_INTERVAL_S",
     "Hardening",
     "HardeningOptions",
     "Step",
@@ -48,6 +49,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# The switch interval the demos' decision processes use: how long the loop's thread,
+# woken for its release, waits for the GIL while another thread of the process holds
+# it, before CPython makes that thread hand it over (CPython's default: 5 ms, which
+# was the decision loop's lateness p99 while the decoder ran in the same process).
+LOOP_SWITCH_INTERVAL_S = 0.0005
 _MCL_CURRENT, _MCL_FUTURE = 1, 2
 _PR_SET_TIMERSLACK, _PR_GET_TIMERSLACK = 29, 30
 _FIFO_HINT = (
