@@ -158,10 +158,11 @@ def test_cli_smoke_run_writes_json_and_png(tmp_path: Path) -> None:
     assert reports[0].deadline_misses is not None
     sources = ["rtagent loop", "plain sleep loop"]
     if shutil.which("cyclictest"):
-        sources.append("cyclictest")
+        sources = ["rtagent loop", "rtagent loop (sleep only)", "plain sleep loop", "cyclictest"]
         assert "target p99" in proc.stdout
     assert [r.source for r in reports] == sources
-    assert reports[1].ticks == 24 and reports[1].meta["spin_us"] == 0
+    plain = reports[sources.index("plain sleep loop")]
+    assert plain.ticks == 24 and plain.meta["spin_us"] == 0 and plain.meta["fifo"] is False
     assert (tmp_path / "j.png").read_bytes()[:8] == PNG_MAGIC
 
 
@@ -202,5 +203,5 @@ def test_without_cyclictest_the_runner_says_how_to_get_it(monkeypatch: pytest.Mo
     from realtime import cyclictest
 
     monkeypatch.setattr(cyclictest.shutil, "which", lambda _name: None)
-    why = cyclictest.run_cyclictest(62500, 1.0, None, None, 16.0, {})
+    why = cyclictest.Cyclictest(62500).unavailable()
     assert isinstance(why, str) and "apt-get install rt-tests" in why
