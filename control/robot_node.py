@@ -13,7 +13,7 @@ from dataclasses import asdict
 from functools import partial
 from typing import Any
 
-from control.decode_worker import DecoderProcess
+from control.offload import DecoderProcess, KinematicsProcess
 from control.robot_decision import DecisionPorts, RobotDecision
 from models.prompts import render_scene
 from realtime import messages as m
@@ -65,14 +65,19 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
         with tracer.span("warm-up", "decoder", "decode"):
             decoder.decode(DecodeContext.from_request("go home", scene=render_scene(["red_cube"])),
                            robot_tool_specs())
+        # So does the tools' motion planning (pybullet IK holds the GIL for milliseconds).
+        kinematics = node.own(KinematicsProcess())
         decision = node.own(RobotDecision(cfg, MonotonicClock(), decoder, ports, tracer=tracer,
-                                          counters=node.counters, beat=node.beat))
+                                          counters=node.counters, beat=node.beat,
+                                          kinematics=kinematics))
     node.report_turns(decision.agent.progress)  # heartbeats carry the turn's progress
-    # Only this (loop) thread gets SCHED_FIFO: the agent's threads exist already and keep
-    # SCHED_OTHER (the decoder is another process), so they can never starve the loop.
-    # A short switch interval bounds how long the loop, woken, waits for the GIL when
-    # the agent's thread holds it (CPython's default: 5 ms).
+    # This (loop) thread gets SCHED_FIFO 80. The agent's threads, which share its GIL,
+    # get SCHED_FIFO 1: one holding the GIL is never kept off the CPU by the other
+    # processes while the loop waits for it; they only do short bursts (the decoder and
+    # the IK are other processes). A short switch interval bounds how long the loop,
+    # woken, waits for a running holder (CPython's default: 5 ms).
     hardening = Hardening(HardeningOptions(fifo_priority=80 if cfg.fifo else None,
+                                           partners_fifo_priority=1 if cfg.fifo else None,
                                            switch_interval_s=LOOP_SWITCH_INTERVAL_S))
     node.beat("running", force=True)
     with hardening:
