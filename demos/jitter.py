@@ -61,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the loop (and cyclictest) with SCHED_FIFO if permitted "
                              "(default on)")
     parser.add_argument("--priority", type=int, default=80, help="SCHED_FIFO priority (80)")
+    parser.add_argument("--fifo-partners", action=argparse.BooleanOptionalAction, default=True,
+                        help="with --fifo, SCHED_FIFO priority 1 for the measuring process's "
+                             "other threads (the robot/voice tick's agent: those that may hold "
+                             "the GIL the loop needs), as the demos do (default on)")
     parser.add_argument("--spin-us", type=float, default=1000.0,
                         help="spin margin before each release, µs (default 1000; 0 = sleep only)")
     parser.add_argument("--cpus", default=None,
@@ -119,6 +123,7 @@ def _hardening_options(args: argparse.Namespace) -> Any:
             raise ConfigError(f"--cpus: expected e.g. 1 or 0,1, got {args.cpus!r}") from None
     return HardeningOptions(
         fifo_priority=args.priority if args.fifo else None,
+        partners_fifo_priority=1 if args.fifo and args.fifo_partners else None,
         nice=args.nice,
         switch_interval_s=None if args.switch_interval_ms is None
         else args.switch_interval_ms / 1000.0,
@@ -141,13 +146,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--trace traces a loop run in this process: drop --compare-cyclictest "
                           "(its loops run in child processes) or --trace")
     console = Console()
-    # With --compare-cyclictest the loops run in child processes: a GIL load goes there.
-    gil_in_children = args.compare_cyclictest and args.load == "gil"
-    load = Load("none" if gil_in_children else args.load, _decoder_model(args))
+    # A GIL load is a thread of the measuring process (each, with --compare-cyclictest),
+    # started after its hardening: an ordinary thread (MeasureSpec.gil_thread).
+    load = Load("none" if args.load == "gil" else args.load, _decoder_model(args))
     try:
         load_desc = load.start(console.status)  # before hardening: children stay SCHED_OTHER
-        if gil_in_children:
-            load_desc = "a pure-Python busy thread in each measuring process (holds the GIL)"
+        if args.load == "gil":
+            load_desc = "a pure-Python busy thread in the measuring process (holds the GIL)"
         console.print(f"[bold]rtagent jitter[/]: {args.hz:g} Hz for {args.seconds:g} s, "
                       f"tick {args.tick}, load: {load_desc}")
         reports, tracer = (_run_concurrent(args, console) if args.compare_cyclictest
@@ -185,9 +190,9 @@ def _specs(args: argparse.Namespace) -> tuple[MeasureSpec, MeasureSpec]:
     ours = MeasureSpec(source="rtagent loop", hz=args.hz, spin_us=args.spin_us,
                        hardening=_hardening_options(args), tick=tick_factory(args.tick),
                        tick_args=tick_args, gc_between_ticks=args.gc_between_ticks,
-                       gil_thread=args.compare_cyclictest and args.load == "gil")
+                       gil_thread=args.load == "gil")
     plain = replace(ours, source="plain sleep loop", spin_us=0.0, hardening=HardeningOptions(),
-                    gc_between_ticks=False, gil_thread=False)
+                    gc_between_ticks=False)
     return ours, plain
 
 

@@ -74,7 +74,7 @@ def robot_tick(clock: Clock, args: Mapping[str, Any]) -> TickWorkload:
     """The robot demo's decision tick on real sockets (see the module doc)."""
     import multiprocessing as mp
 
-    from control.decode_worker import DecoderProcess
+    from control.offload import DecoderProcess, KinematicsProcess
     from control.robot_decision import DecisionPorts, RobotDecision
     from control.robot_node import load_decoder
     from models.decoder import DecodeContext
@@ -104,7 +104,8 @@ def robot_tick(clock: Clock, args: Mapping[str, Any]) -> TickWorkload:
     decoder = DecoderProcess(partial(load_decoder, cfg))
     decoder.decode(DecodeContext.from_request("go home", scene=render_scene(["red_cube"])),
                    robot_tool_specs())
-    decision = RobotDecision(cfg, clock, decoder, ports)
+    kinematics = KinematicsProcess()
+    decision = RobotDecision(cfg, clock, decoder, ports, kinematics=kinematics)
     feeder.start()
 
     def close() -> None:
@@ -112,6 +113,7 @@ def robot_tick(clock: Clock, args: Mapping[str, Any]) -> TickWorkload:
         feeder.join(timeout=5)
         decision.close()
         decoder.close()
+        kinematics.close()
         for s in sockets:
             s.close()
         rd.close()
@@ -126,7 +128,8 @@ def robot_tick(clock: Clock, args: Mapping[str, Any]) -> TickWorkload:
     return TickWorkload(decision.tick, decision.between, close, stats=stats, describe=(
         "robot: RobotDecision.tick (world state from a LatestValueSubscriber at 16 Hz, skill "
         f"step, command publish, turns, control), an instruction every {every_s:g} s decoded "
-        "by llama.cpp in its own process, speculation and foresight on"))
+        "by llama.cpp in its own process, speculation and foresight on, motion planning (IK) "
+        "in its own process, as in `rtagent robot`"))
 
 
 def _own(sockets: list[Any], sock: Any) -> Any:
@@ -241,7 +244,7 @@ def voice_tick(clock: Clock, args: Mapping[str, Any]) -> TickWorkload:
     import multiprocessing as mp
 
     from control.agent import Agent
-    from control.decode_worker import DecoderProcess
+    from control.offload import DecoderProcess
     from control.voice_decision import (
         CallLog,
         DecisionPorts,
@@ -249,8 +252,10 @@ def voice_tick(clock: Clock, args: Mapping[str, Any]) -> TickWorkload:
         VoiceDecision,
         decode_context,
     )
-    from control.voice_node import HomeRpc, LoggedInvoke, VoiceDecisionConfig, build_registry, resolve_models
-    from models.decoder import DecodeContext, make_decoder
+    from control.voice_node import HomeRpc, LoggedInvoke, VoiceDecisionConfig, build_registry
+    from models.decoder import DecodeContext
+    from models.factory import make_decoder
+    from models.resolve import resolve_model
     from realtime import messages as m
     from realtime.bus import Publisher, Subscriber
     from realtime.bus_async import AsyncRequestClient
@@ -276,8 +281,8 @@ def voice_tick(clock: Clock, args: Mapping[str, Any]) -> TickWorkload:
                          name="voice feed")
     feeder.start()  # it serves the home tools: up before the agent calls them
     specs = voice_tool_specs()
-    model, lora = resolve_models(cfg)
-    decoder = DecoderProcess(partial(make_decoder, cfg.decoder, model, lora_path=lora,
+    model = resolve_model(cfg.model, cfg.lora if cfg.decoder == "simpletool" else None)
+    decoder = DecoderProcess(partial(make_decoder, cfg.decoder, model,
                                      n_threads=cfg.final_decoder_threads))
     decoder.decode(DecodeContext.from_request("what's the weather in Oslo"), specs)
     home = HomeRpc()
@@ -291,8 +296,8 @@ def voice_tick(clock: Clock, args: Mapping[str, Any]) -> TickWorkload:
                                                                source="decision"))
     decision = VoiceDecision(cfg.loop_options(), clock=clock, agent=agent, specs=specs,
                              ports=ports, calls=calls,
-                             decoder=DecoderChoice(cfg.decoder, model.name,
-                                                   lora.name if lora else None))
+                             decoder=DecoderChoice(cfg.decoder, model.gguf.name,
+                                                   model.adapter.name if model.adapter else None))
 
     def close() -> None:
         stop.set()

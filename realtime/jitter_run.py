@@ -78,7 +78,8 @@ class MeasureSpec:
         tick: the tick factory, ``"module:function"``.
         tick_args: keyword arguments for it (picklable).
         gc_between_ticks: keep GC out of ticks (the loop's policy).
-        gil_thread: run a pure-Python busy thread in the measuring process.
+        gil_thread: run a pure-Python busy thread in the measuring process (SCHED_OTHER,
+            started after the hardening).
     """
 
     source: str
@@ -153,12 +154,11 @@ def measure_here(spec: MeasureSpec, ticks: int, *, t0_ns: int | None = None,
     if on_loop is not None:
         on_loop(loop)
     stop = threading.Event()
-    burner = threading.Thread(target=_gil_burn, args=(stop,), daemon=True)
-    if spec.gil_thread:
-        burner.start()
     hardening = Hardening(spec.hardening)
     try:
         with hardening:
+            if spec.gil_thread:  # started by the hardened thread: an ordinary thread
+                threading.Thread(target=_gil_burn, args=(stop,), daemon=True).start()
             cpu0, thread0, wall0 = time.process_time(), time.thread_time(), time.monotonic()
             summary = loop.run(ticks=ticks, t0_ns=t0_ns)
             cpu1, thread1, wall1 = time.process_time(), time.thread_time(), time.monotonic()
@@ -220,7 +220,9 @@ class MeasureProcess:
         ctx = mp.get_context("spawn")
         self.spec = spec
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_child, args=(child, spec), daemon=True,
+        # Not a daemon: the tick may start processes of its own (decoder, feeder). It ends
+        # when the pipe closes (this process gone) or after its run.
+        self._proc = ctx.Process(target=_child, args=(child, spec), daemon=False,
                                  name=f"measure {spec.source}")
         self._proc.start()
         child.close()
