@@ -150,7 +150,7 @@ def test_the_decision_decodes_and_plans_in_child_processes_its_loop_fifo_where_p
                            on_status=on_status)
     result = session.run(timeout_s=400)
     assert result.error is None, result.error
-    assert seen and sum("multiprocessing" in c for c in seen[0]) == 2, seen  # decoder, IK
+    assert seen and sum("spawn_main" in c for c in seen[0]) == 2, seen  # decoder, IK
     applied = {s["name"]: s["applied"] for s in result.stats["hardening"]}
     permitted, _ = probe_fifo(80)
     assert applied["fifo"] is permitted and applied["partners_fifo"] is permitted
