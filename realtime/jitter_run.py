@@ -133,12 +133,15 @@ def measure_here(spec: MeasureSpec, ticks: int, *, t0_ns: int | None = None,
                  workload: TickWorkload | None = None, clock: MonotonicClock | None = None,
                  between: Callable[[TickInfo], None] | None = None,
                  on_loop: Callable[[DeadlineLoop[Any]], None] | None = None,
+                 hardening: Hardening | None = None,
                  meta: Mapping[str, Any] | None = None) -> Measurement:
     """Run ``ticks`` ticks of ``spec`` on this thread (hardened for the run only).
 
     ``workload``/``clock``: an already built tick and its clock (default: built
     here, closed at the end); ``between``: an extra hook after the workload's (e.g.
-    a progress bar); ``on_loop``: sees the loop before it runs (e.g. to trace it).
+    a progress bar); ``on_loop``: sees the loop before it runs (e.g. to trace it);
+    ``hardening``: already applied to this thread (its caller restores it), instead
+    of ``spec.hardening`` applied here around the run.
     """
     clock = clock if clock is not None else MonotonicClock(spec.spin_us)
     own = workload is None
@@ -154,9 +157,10 @@ def measure_here(spec: MeasureSpec, ticks: int, *, t0_ns: int | None = None,
     if on_loop is not None:
         on_loop(loop)
     stop = threading.Event()
-    hardening = Hardening(spec.hardening)
+    own_hardening = hardening is None
+    hardening = Hardening(spec.hardening) if hardening is None else hardening
     try:
-        with hardening:
+        with hardening if own_hardening else contextlib.nullcontext():
             if spec.gil_thread:  # started by the hardened thread: an ordinary thread
                 threading.Thread(target=_gil_burn, args=(stop,), daemon=True).start()
             cpu0, thread0, wall0 = time.process_time(), time.thread_time(), time.monotonic()
@@ -184,7 +188,9 @@ def measure_here(spec: MeasureSpec, ticks: int, *, t0_ns: int | None = None,
 
 # -- in a child process -------------------------------------------------------------------
 def _child(conn: Any, spec: MeasureSpec) -> None:
-    """Build the tick, say ready, wait for (t0_ns, ticks), measure, send the result."""
+    """Build the tick, harden, say ready, wait for (t0_ns, ticks), measure, send the
+    result. Hardened before ready: its slow steps (a full GC for ``gc_freeze``) must
+    not eat into the time before the first release."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends the run
@@ -194,19 +200,22 @@ def _child(conn: Any, spec: MeasureSpec) -> None:
     except Exception as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
+    hardening = Hardening(spec.hardening)
     try:
+        hardening.apply()
         conn.send(("ready", workload.describe))
         got = conn.recv()
         if got is None:
             return
         t0_ns, ticks, meta = got
         conn.send(("done", measure_here(spec, ticks, t0_ns=t0_ns, workload=workload,
-                                        clock=clock, meta=meta)))
+                                        clock=clock, hardening=hardening, meta=meta)))
     except (EOFError, BrokenPipeError):
         return
     except Exception as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
+        hardening.restore()
         workload.close()
 
 
