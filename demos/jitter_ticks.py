@@ -245,6 +245,8 @@ def voice_tick(clock: Clock, args: Mapping[str, Any]) -> TickWorkload:
 
     from control.agent import Agent
     from control.offload import DecoderProcess
+    from control.voice_confirm import ConfirmedCalls, ConfirmGate
+    from control.voice_dates import DatedDecoder
     from control.voice_decision import (
         CallLog,
         DecisionPorts,
@@ -262,7 +264,8 @@ def voice_tick(clock: Clock, args: Mapping[str, Any]) -> TickWorkload:
     from realtime.bus_rpc import ReplyServer
     from realtime.endpoints import RunDirectory
     from realtime.events import EVENT_OPTIONS
-    from sim_envs.home.tools import voice_tool_specs
+    from sim_envs.home.services import Services
+    from sim_envs.home.tools import confirm_tools, voice_tool_specs
 
     cfg = replace(VoiceDecisionConfig(hz=float(args.get("hz", 16.0)), model=args.get("model")),
                   speculation=False)
@@ -282,14 +285,19 @@ def voice_tick(clock: Clock, args: Mapping[str, Any]) -> TickWorkload:
     feeder.start()  # it serves the home tools: up before the agent calls them
     specs = voice_tool_specs()
     model = resolve_model(cfg.model, cfg.lora if cfg.decoder == "simpletool" else None)
-    decoder = DecoderProcess(partial(make_decoder, cfg.decoder, model,
-                                     n_threads=cfg.final_decoder_threads))
+    remote = DecoderProcess(partial(make_decoder, cfg.decoder, model,
+                                    n_threads=cfg.final_decoder_threads))
+    decoder = DatedDecoder(remote)  # as the demo: dates in the request filled into the calls
     decoder.decode(DecodeContext.from_request("what's the weather in Oslo"), specs)
+    services = Services(cfg.service_options())  # offline weather: the deterministic stand-in
+    services.warm_up()
     home = HomeRpc()
-    registry = build_registry(cfg, home.call)
+    registry = build_registry(cfg, home.call, services)
     calls = CallLog(clock)
-    invoke = LoggedInvoke(calls)
-    invoke.inner = registry.invoke
+    invoke, answered = LoggedInvoke(calls), LoggedInvoke(calls)
+    gate = ConfirmGate(confirm_tools())  # calls that need a yes are held, as in the demo
+    gate.inner = registry.invoke
+    invoke.inner, answered.inner = gate, gate.inner
     agent = Agent(decoder, registry, decode_context, tools_fn=lambda: specs, invoke=invoke,
                   now_ns=clock.now_ns)
     home.client = agent.run_on_loop(lambda: AsyncRequestClient(rd.endpoint("home"),
@@ -297,7 +305,8 @@ def voice_tick(clock: Clock, args: Mapping[str, Any]) -> TickWorkload:
     decision = VoiceDecision(cfg.loop_options(), clock=clock, agent=agent, specs=specs,
                              ports=ports, calls=calls,
                              decoder=DecoderChoice(cfg.decoder, model.gguf.name,
-                                                   model.adapter.name if model.adapter else None))
+                                                   model.adapter.name if model.adapter else None),
+                             answered=ConfirmedCalls(answered, agent.loop), confirm=gate.confirm)
 
     def close() -> None:
         stop.set()
@@ -305,7 +314,7 @@ def voice_tick(clock: Clock, args: Mapping[str, Any]) -> TickWorkload:
         agent.close()
         if home.client is not None:
             home.client.close()
-        decoder.close()
+        remote.close()
         for s in sockets:
             s.close()
         rd.close()
