@@ -104,12 +104,14 @@ class RobotDecision:
 
     ``decoder``: a :class:`models.decoder.Decoder` (``decode_stream``).
     ``counters``: where tick and turn counts go (the node's heartbeat counters);
-    ``beat``: called between ticks (the node's heartbeat).
+    ``beat``: called between ticks (the node's heartbeat). ``kinematics``: the tools'
+    FK/IK (default: a :class:`~sim_envs.tabletop.kinematics.PandaKinematics` here; the
+    demo's process passes a :class:`control.offload.KinematicsProcess`).
     """
 
     def __init__(self, cfg: RobotDemoConfig, clock: Clock, decoder: Any, ports: DecisionPorts, *,
                  tracer: Tracer | None = None, counters: MutableMapping[str, int] | None = None,
-                 beat: Callable[[], object] = lambda: None) -> None:
+                 beat: Callable[[], object] = lambda: None, kinematics: Any = None) -> None:
         from speculation.trace_hooks import TracedInvoke, TracedRegistry, TracedSpeculation
 
         self.clock = clock
@@ -122,8 +124,9 @@ class RobotDecision:
         self.slack_ms = 0.0  # left in the last tick's period: speculation runs only in slack
         self.phase: tuple[str, str] | None = None  # (skill, phase) as last traced
         self.turns: list[dict[str, Any]] = []  # every finished turn, as published
+        self.hardening: list[dict[str, Any]] = []  # the loop thread's (set by its process)
         self.runner = SkillRunner()
-        registry = RobotToolBackend(self.current_world, self.runner).registry()
+        registry = RobotToolBackend(self.current_world, self.runner, kinematics).registry()
         traced_on = self.tracer.enabled
         # Traced: every tool run, and every call the agent makes (how it was served).
         tools = TracedRegistry(registry, self.tracer) if traced_on else registry
@@ -240,10 +243,14 @@ class RobotDecision:
         """The turns so far, the loop's timing report and speculation's counters."""
         from realtime.jitter import report_from_history
 
-        out: dict[str, Any] = {"turns": self.turns, "busy": self.agent.busy or self.runner.busy}
+        out: dict[str, Any] = {"turns": self.turns, "busy": self.agent.busy or self.runner.busy,
+                               "hardening": self.hardening,
+                               "wait": getattr(self.clock, "wait", type(self.clock).__name__)}
         if self.loop.history.total:
-            out["loop"] = report_from_history(self.loop.history, self.loop.summarize(),
-                                              source="decision loop", keep_samples=True).to_dict()
+            release, _, _ = self.loop.history.arrays()
+            out["loop"] = report_from_history(  # t_s of the samples count from first_release_ns
+                self.loop.history, self.loop.summarize(), source="decision loop",
+                keep_samples=True, meta={"first_release_ns": release[0]}).to_dict()
         if self.speculation is not None:
             out["speculation"] = self.speculation.metrics.to_json()
         return out

@@ -9,15 +9,18 @@ runs its deadline loop until the supervisor stops the process.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
+from functools import partial
 from typing import Any
 
+from control.offload import DecoderProcess, KinematicsProcess
 from control.robot_decision import DecisionPorts, RobotDecision
 from models.prompts import render_scene
 from realtime import messages as m
 from realtime.bus import BusOptions, LatestValueSubscriber, Publisher
 from realtime.bus_rpc import ReplyServer
 from realtime.clock import MonotonicClock
-from realtime.hardening import Hardening, HardeningOptions
+from realtime.hardening import LOOP_SWITCH_INTERVAL_S, Hardening, HardeningOptions
 from realtime.node import Node, node_main
 from realtime.node_trace import node_tracer, run_traced
 from sim_envs.tabletop.config import RobotDemoConfig
@@ -54,20 +57,31 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
     # Loading the model, the warm-up decode and mining the patterns take seconds
     # (more on a busy machine): heartbeats go on from a helper thread meanwhile.
     with node.beating():
-        decoder = node.own(load_decoder(cfg))
+        # The decoder runs in its own process: its Python work between llama.cpp
+        # passes would otherwise hold this process's GIL when the loop wakes.
+        decoder = node.own(DecoderProcess(partial(load_decoder, cfg)))
         # Evaluate the system prompt and tool list once now, so the first instruction
         # pays only for its own tokens (the prefix KV cache is reused).
         with tracer.span("warm-up", "decoder", "decode"):
             decoder.decode(DecodeContext.from_request("go home", scene=render_scene(["red_cube"])),
                            robot_tool_specs())
+        # So does the tools' motion planning (pybullet IK holds the GIL for milliseconds).
+        kinematics = node.own(KinematicsProcess())
         decision = node.own(RobotDecision(cfg, MonotonicClock(), decoder, ports, tracer=tracer,
-                                          counters=node.counters, beat=node.beat))
+                                          counters=node.counters, beat=node.beat,
+                                          kinematics=kinematics))
     node.report_turns(decision.agent.progress)  # heartbeats carry the turn's progress
-    # Only this (loop) thread gets SCHED_FIFO: the agent's threads exist already and keep
-    # SCHED_OTHER, so the decoder can never starve the loop.
-    hardening = Hardening(HardeningOptions(fifo_priority=80 if cfg.fifo else None))
+    # This (loop) thread gets SCHED_FIFO 80. The agent's threads, which share its GIL,
+    # get SCHED_FIFO 1: one holding the GIL is never kept off the CPU by the other
+    # processes while the loop waits for it; they only do short bursts (the decoder and
+    # the IK are other processes). A short switch interval bounds how long the loop,
+    # woken, waits for a running holder (CPython's default: 5 ms).
+    hardening = Hardening(HardeningOptions(fifo_priority=80 if cfg.fifo else None,
+                                           partners_fifo_priority=1 if cfg.fifo else None,
+                                           switch_interval_s=LOOP_SWITCH_INTERVAL_S))
     node.beat("running", force=True)
     with hardening:
+        decision.hardening = [asdict(s) for s in hardening.steps]  # reported by ``stats``
         for step in hardening.steps:
             log.info("hardening: %s", step)
         run_traced(decision.loop, tracer, node)

@@ -69,8 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a camera with sensor noise (colour, depth, dropouts) and a light "
                              "that changes every frame")
     parser.add_argument("--gui", action="store_true", help="show the PyBullet window (needs a display)")
-    parser.add_argument("--fifo", action="store_true",
-                        help="run the decision and physics loops SCHED_FIFO if permitted")
+    parser.add_argument("--fifo", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the decision and physics loops SCHED_FIFO if permitted (default "
+                             "on; the summary says whether it was)")
     parser.add_argument("--json", metavar="PATH", help="write the run's figures as JSON")
     parser.add_argument("--record", metavar="PATH.gif", help="write an animated GIF from the sim camera")
     parser.add_argument("--trace", metavar="PATH", help="write a Chrome trace / Perfetto JSON of every "
@@ -131,6 +132,8 @@ def summarize(result: Any) -> dict[str, Any]:
         "speculation": {k: spec.get(k) for k in ("hits", "joins", "launched", "dry_runs",
                                                  "latency_saved_s", "writes_executed") if k in spec},
         "loop": {"hz": loop.get("hz"), "ticks": loop.get("ticks"),
+                 "fifo": any(s["name"] == "fifo" and s["applied"]
+                             for s in stats.get("hardening", [])),
                  "lateness_p99_us": _round(lat.get("p99")), "lateness_max_us": _round(lat.get("max")),
                  "deadline_misses": loop.get("deadline_misses")},
         "error": result.error,
@@ -183,7 +186,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"speculation: {spec.get('hits', 0)} hits + {spec.get('joins', 0)} joins of "
         f"{spec.get('launched', 0)} launched ({spec.get('dry_runs', 0)} dry runs), "
         f"{spec.get('latency_saved_s', 0):.3f} s saved, speculative writes {spec.get('writes_executed', 0)}\n"
-        f"loop: {loop['ticks']} ticks at {loop['hz']} Hz, lateness p99 {loop['lateness_p99_us']} µs, "
+        f"loop: {loop['ticks']} ticks at {loop['hz']} Hz, SCHED_FIFO {'on' if loop['fifo'] else 'off'}, "
+        f"lateness p99 {loop['lateness_p99_us']} µs, "
         f"max {loop['lateness_max_us']} µs, deadline misses {loop['deadline_misses']}\n"
         f"sim: {sim['ticks']} ticks, deadline misses {sim['deadline_misses']}, "
         f"{sim['dropped_ms']} ms of physics dropped; camera: {cam['frames']} frames "

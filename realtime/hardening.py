@@ -5,6 +5,11 @@ Steps (all off unless asked for in :class:`HardeningOptions`):
 - ``fifo``: SCHED_FIFO at a priority for the calling thread (with
   SCHED_RESET_ON_FORK, so children and later-spawned workers start as
   ordinary SCHED_OTHER tasks);
+- ``partners_fifo``: SCHED_FIFO at a lower priority for the process's *other*
+  threads (and the threads they start): a Python thread holding the GIL that the
+  loop's thread needs must not be kept off the CPU by ordinary processes (the GIL
+  has no priority inheritance; this stands in for it). Only for processes whose
+  other threads do short bursts of work (never a busy thread);
 - ``nice``: a nice value for the calling thread (for SCHED_OTHER: a bigger
   share and earlier wake-up preemption; the fallback when SCHED_FIFO is refused);
 - ``affinity``: pin the process to a set of CPUs;
@@ -24,12 +29,14 @@ Steps (all off unless asked for in :class:`HardeningOptions`):
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import logging
 import os
 import struct
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -38,6 +45,7 @@ from typing import BinaryIO
 from realtime.errors import ConfigError
 
 __all__ = [
+    "LOOP_SWITCH_INTERVAL_S",
     "Hardening",
     "HardeningOptions",
     "Step",
@@ -48,6 +56,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# The switch interval the demos' decision processes use: how long the loop's thread,
+# woken for its release, waits for the GIL while another thread of the process holds
+# it, before CPython makes that thread hand it over (CPython's default: 5 ms, which
+# was the decision loop's lateness p99 while the decoder ran in the same process).
+LOOP_SWITCH_INTERVAL_S = 0.0005
 _MCL_CURRENT, _MCL_FUTURE = 1, 2
 _PR_SET_TIMERSLACK, _PR_GET_TIMERSLACK = 29, 30
 _FIFO_HINT = (
@@ -62,6 +75,8 @@ class HardeningOptions:
 
     Attributes:
         fifo_priority: SCHED_FIFO priority 1..99 for the calling thread.
+        partners_fifo_priority: SCHED_FIFO priority 1..99 for the process's other
+            threads, below ``fifo_priority``.
         nice: nice value -20..19 for the calling thread (negative needs CAP_SYS_NICE).
         cpus: CPUs to pin the process to (each must be currently allowed).
         gc_freeze: collect, then freeze the current heap out of future GC.
@@ -72,6 +87,7 @@ class HardeningOptions:
     """
 
     fifo_priority: int | None = None
+    partners_fifo_priority: int | None = None
     nice: int | None = None
     cpus: tuple[int, ...] | None = None
     gc_freeze: bool = False
@@ -83,6 +99,10 @@ class HardeningOptions:
     def __post_init__(self) -> None:
         if self.fifo_priority is not None and not 1 <= self.fifo_priority <= 99:
             raise ConfigError(f"fifo_priority: expected 1..99, got {self.fifo_priority!r}")
+        if self.partners_fifo_priority is not None and not (
+                1 <= self.partners_fifo_priority < (self.fifo_priority or 100)):
+            raise ConfigError("partners_fifo_priority: expected 1..99, below fifo_priority "
+                              f"({self.fifo_priority}), got {self.partners_fifo_priority!r}")
         if self.nice is not None and not -20 <= self.nice <= 19:
             raise ConfigError(f"nice: expected -20..19, got {self.nice!r}")
         if self.cpus is not None:
@@ -173,6 +193,8 @@ class Hardening:
             self._mlock()
         if o.nice is not None:
             self._nice(o.nice)
+        if o.partners_fifo_priority is not None:
+            self._partners_fifo(o.partners_fifo_priority)
         if o.fifo_priority is not None:  # last: the other steps run at normal priority
             self._fifo(o.fifo_priority)
         return self.steps
@@ -189,6 +211,30 @@ class Hardening:
             return
         self._undo.append(lambda: os.sched_setscheduler(0, old_policy, old_param))
         self._add("fifo", True, f"SCHED_FIFO priority {prio} on the calling thread")
+
+    def _partners_fifo(self, prio: int) -> None:
+        me = threading.get_native_id()
+        try:
+            tids = [int(t) for t in os.listdir("/proc/self/task") if int(t) != me]
+        except OSError as exc:
+            self._add("partners_fifo", False, f"cannot list the process's threads: {exc.strerror}")
+            return
+        done: list[tuple[int, int, os.sched_param]] = []
+        for tid in tids:
+            try:
+                old = (tid, os.sched_getscheduler(tid), os.sched_getparam(tid))
+                os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(prio))
+            except ProcessLookupError:  # the thread ended meanwhile
+                continue
+            except OSError as exc:
+                _restore_policies(done)
+                self._add("partners_fifo", False,
+                          f"SCHED_FIFO {prio} for the other threads: {exc.strerror}; {_FIFO_HINT}")
+                return
+            done.append(old)
+        self._undo.append(lambda: _restore_policies(done))
+        self._add("partners_fifo", True, f"SCHED_FIFO priority {prio} on the {len(done)} other "
+                                         "threads (and those they start)")
 
     def _nice(self, nice: int) -> None:
         old = os.getpriority(os.PRIO_PROCESS, 0)
@@ -309,6 +355,16 @@ def cpu_steal_s() -> float | None:
         return int(fields[8]) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return None
+
+
+def _set_policy(tid: int, policy: int, param: os.sched_param) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the thread ended meanwhile
+        os.sched_setscheduler(tid, policy, param)
+
+
+def _restore_policies(saved: list[tuple[int, int, os.sched_param]]) -> None:
+    for tid, policy, param in saved:
+        _set_policy(tid, policy, param)
 
 
 def _set_timer_slack(libc: ctypes.CDLL, ns: int) -> int:

@@ -299,6 +299,11 @@ def render_table(reports: Sequence[JitterReport], *, title: str = "release laten
     row("overruns", [_num(r.overruns) for r in reports], False, integer=True)
     row("p99 tick exec", [r.exec_us.p99 if r.exec_us else None for r in reports], False)
     row("max tick exec", [r.exec_us.max if r.exec_us else None for r in reports], False)
+    # CPU time per second of run, in ms (where measured: cyclictest's is not).
+    for label, key in (("CPU ms/s, loop thread", "loop_thread_cpu_ms_per_s"),
+                       ("CPU ms/s, process", "cpu_ms_per_s")):
+        if any(key in r.meta for r in reports):
+            row(label, [r.meta.get(key) for r in reports], False)
     return table
 
 

@@ -1,7 +1,9 @@
 """The hard-deadline loop: one command per tick, by the deadline, whatever else runs.
 
 Releases are absolute: release ``k`` is ``t0 + k * period`` (no drift, however
-long the ticks take). Each tick the loop sleeps (then spins, see
+long the ticks take), and the wait for it is absolute too (on the real clock
+``clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)``, see :mod:`realtime.clock`).
+Each tick the loop sleeps (then spins, see
 :class:`~realtime.clock.MonotonicClock`) to the release, calls
 ``tick_fn(info) -> command``, hands the command to ``emit`` and records the
 release, wake-up and end times. A tick must not block: work that takes longer
@@ -347,11 +349,15 @@ class DeadlineLoop(Generic[C]):
         ticks: int | None = None,
         seconds: float | None = None,
         stop_event: StopFlag | None = None,
+        t0_ns: int | None = None,
     ) -> LoopSummary:
         """Run a fresh schedule until ``ticks`` ticks ran, the releases within
         ``seconds`` are done, or ``stop_event`` is set (whichever comes first;
         with none of them, until interrupted). Returns the summary, also kept
         in ``self.summary`` and logged, however the loop ends.
+
+        ``t0_ns``: the first release (default: one period from now), e.g. to
+        line the releases up with another measurement's.
         """
         if ticks is not None and ticks < 0:
             raise ConfigError(f"ticks: expected >= 0, got {ticks!r}")
@@ -361,7 +367,7 @@ class DeadlineLoop(Generic[C]):
         if self.options.gc_between_ticks:
             gc.disable()
         try:
-            self.start()
+            self.start(t0_ns)
             assert self._t0 is not None
             end_ns = None if seconds is None else self._t0 + round(seconds * 1e9)
             done = 0

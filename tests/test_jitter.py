@@ -158,10 +158,11 @@ def test_cli_smoke_run_writes_json_and_png(tmp_path: Path) -> None:
     assert reports[0].deadline_misses is not None
     sources = ["rtagent loop", "plain sleep loop"]
     if shutil.which("cyclictest"):
-        sources.append("cyclictest")
+        sources = ["rtagent loop", "rtagent loop (sleep only)", "plain sleep loop", "cyclictest"]
         assert "target p99" in proc.stdout
     assert [r.source for r in reports] == sources
-    assert reports[1].ticks == 24 and reports[1].meta["spin_us"] == 0
+    plain = reports[sources.index("plain sleep loop")]
+    assert plain.ticks == 24 and plain.meta["spin_us"] == 0 and plain.meta["fifo"] is False
     assert (tmp_path / "j.png").read_bytes()[:8] == PNG_MAGIC
 
 
@@ -202,5 +203,65 @@ def test_without_cyclictest_the_runner_says_how_to_get_it(monkeypatch: pytest.Mo
     from realtime import cyclictest
 
     monkeypatch.setattr(cyclictest.shutil, "which", lambda _name: None)
-    why = cyclictest.run_cyclictest(62500, 1.0, None, None, 16.0, {})
+    why = cyclictest.Cyclictest(62500).unavailable()
     assert isinstance(why, str) and "apt-get install rt-tests" in why
+
+
+def _poll_specs(hz: float = 16.0) -> list[object]:
+    from realtime.jitter_run import MeasureSpec
+
+    return [MeasureSpec(source="spin", hz=hz, spin_us=1000.0),
+            MeasureSpec(source="sleep only", hz=hz, spin_us=0.0)]
+
+
+@pytest.mark.skipif(shutil.which("cyclictest") is None, reason="needs rt-tests' cyclictest")
+def test_the_loops_and_cyclictest_are_measured_at_once_over_the_same_releases() -> None:
+    from realtime.cyclictest import Cyclictest
+    from realtime.jitter_run import run_concurrent
+
+    period = 62_500_000
+    got = run_concurrent(_poll_specs(), 1.5, cyclictest=Cyclictest(62500))  # type: ignore[arg-type]
+    assert got.cyclictest is not None, got.cyclictest_note
+    assert got.cyclictest_window_ns is not None
+    ct_start, ct_end = got.cyclictest_window_ns
+    assert got.cyclictest.ticks == 24 == (ct_end - ct_start) // period
+    spin, sleep = got.measurements
+    for i, m in enumerate(got.measurements):
+        assert m.report.ticks == 24
+        # The same 24 periods, each loop a third of a period after cyclictest's release.
+        assert m.window_ns == (ct_start + (i + 1) * period // 3, ct_end + (i + 1) * period // 3)
+        assert m.report.meta["phase_vs_cyclictest_ns"] == (i + 1) * period // 3
+        assert m.report.meta["pid"] not in (os.getpid(), spin.report.meta["pid"] if i else None)
+    assert [r.source for r in got.reports()] == ["spin", "sleep only", "cyclictest"]
+    assert "--secaligned" in got.cyclictest.meta["command"]
+    # The spin margin is paid in CPU time: 1 ms per tick that the sleep-only loop sleeps.
+    assert spin.loop_thread_cpu_s > sleep.loop_thread_cpu_s
+    assert spin.report.meta["wait"] == sleep.report.meta["wait"]
+
+
+def test_without_cyclictest_the_loops_still_run_at_once_and_say_why(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from realtime import cyclictest
+    from realtime.jitter_run import run_concurrent
+
+    monkeypatch.setattr(cyclictest.shutil, "which", lambda _name: None)
+    got = run_concurrent(_poll_specs(), 1.0, cyclictest=cyclictest.Cyclictest(62500))  # type: ignore[arg-type]
+    assert got.cyclictest is None and "apt-get install rt-tests" in got.cyclictest_note
+    (a0, a1), (b0, b1) = (m.window_ns for m in got.measurements)
+    assert b0 - a0 == 62_500_000 // 3 and b1 - a1 == b0 - a0  # interleaved, same length
+
+
+@pytest.mark.slow
+def test_the_robot_tick_reads_world_states_publishes_commands_and_finishes_turns() -> None:
+    pytest.importorskip("llama_cpp")
+    from demos.jitter_ticks import tick_factory
+    from realtime.jitter_run import MeasureSpec, measure_here
+
+    spec = MeasureSpec(source="robot", hz=16.0, spin_us=1000.0, tick=tick_factory("robot"),
+                       tick_args={"instruct_every_s": 1.0})
+    got = measure_here(spec, ticks=16 * 8)
+    stats = got.report.meta["tick_stats"]
+    assert stats["commands_sent"] == got.report.ticks == 128  # one command per tick
+    assert stats["world_states_received"] > 64  # the feeder's 16 Hz, over the bus
+    assert stats["control_requests"] >= 2 and stats["turns"] >= 1 and stats["decodes"] >= 1
+    assert "RobotDecision.tick" in got.report.meta["tick"]

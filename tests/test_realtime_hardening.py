@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -74,3 +76,59 @@ def test_system_diagnostics_are_readable() -> None:
     assert any(m in mode for m in ("none", "voluntary", "full", "rt", "unknown"))
     steal = cpu_steal_s()
     assert steal is None or steal >= 0.0
+
+
+def _policy(tid: int) -> int:
+    return os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK
+
+
+@pytest.fixture
+def partner_tid() -> Iterator[int]:
+    """The native id of another thread of this process (waiting on an event)."""
+    stop, ready = threading.Event(), threading.Event()
+    tids: list[int] = []
+
+    def partner() -> None:
+        tids.append(threading.get_native_id())
+        ready.set()
+        stop.wait(30)
+
+    t = threading.Thread(target=partner, daemon=True)
+    t.start()
+    ready.wait(5)
+    yield tids[0]
+    stop.set()
+    t.join()
+
+
+def test_the_other_threads_get_the_partner_priority_and_it_is_undone(partner_tid: int) -> None:
+    with Hardening(HardeningOptions(partners_fifo_priority=1)) as h:
+        (step,) = h.steps
+        assert step.name == "partners_fifo"
+        if step.applied:
+            assert _policy(partner_tid) == os.SCHED_FIFO
+            assert os.sched_getparam(partner_tid).sched_priority == 1
+            assert _policy(0) == os.SCHED_OTHER  # the calling thread is not a partner
+        else:
+            assert "ulimit -r" in step.detail
+    assert _policy(partner_tid) == os.SCHED_OTHER
+
+
+def test_when_fifo_is_refused_the_steps_say_why_and_nothing_changes(
+        monkeypatch: pytest.MonkeyPatch, partner_tid: int) -> None:
+    def refuse(*_args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    with Hardening(HardeningOptions(fifo_priority=80, partners_fifo_priority=1)) as h:
+        assert [(s.name, s.applied) for s in h.steps] == [("partners_fifo", False),
+                                                          ("fifo", False)]
+        assert all("ulimit -r" in s.detail and "Operation not permitted" in s.detail
+                   for s in h.steps)
+        assert not h.applied("fifo")
+    assert _policy(0) == _policy(partner_tid) == os.SCHED_OTHER
+
+
+def test_partner_priority_must_be_below_the_loop_priority() -> None:
+    with pytest.raises(ConfigError, match="below fifo_priority"):
+        HardeningOptions(fifo_priority=10, partners_fifo_priority=10)

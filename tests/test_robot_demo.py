@@ -111,3 +111,49 @@ def test_trace_of_a_task_has_every_process_and_renders_a_report(tmp_path: Path) 
     for fig in ("lateness", "timeline", "decoder"):
         assert f'id="{fig}"' in page
     assert "decision loop: ticks" in page and "tool calls (direct / from speculation" in page
+
+
+def _children(pid: int) -> list[str]:
+    """Command lines of ``pid``'s child processes."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    out.append(f.read().replace(b"\0", b" ").decode())
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def test_the_decision_decodes_and_plans_in_child_processes_its_loop_fifo_where_permitted() -> None:
+    """The decision loop's process keeps its GIL to the loop: the decoder and the tools'
+    IK run in child processes, the loop thread is SCHED_FIFO and the agent's threads
+    FIFO 1 where permitted, and its wait is an absolute clock_nanosleep."""
+    from realtime.hardening import probe_fifo
+
+    seen: list[list[str]] = []
+    session: RobotSession
+
+    def on_status(status: dict) -> None:
+        if not seen and session.supervisor is not None:
+            pid = session.supervisor.pid("decision")
+            if pid:
+                seen.append(_children(pid))
+
+    session = RobotSession(RobotDemoConfig(hz=16.0, fifo=True),
+                           [_task_step("point-yellow_cube-s0")], turn_timeout_s=120,
+                           on_status=on_status)
+    result = session.run(timeout_s=400)
+    assert result.error is None, result.error
+    assert seen and sum("spawn_main" in c for c in seen[0]) == 2, seen  # decoder, IK
+    applied = {s["name"]: s["applied"] for s in result.stats["hardening"]}
+    permitted, _ = probe_fifo(80)
+    assert applied["fifo"] is permitted and applied["partners_fifo"] is permitted
+    assert result.stats["wait"] == "clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)"
+    (step,) = result.steps
+    assert step.success, step.to_json()

@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", choices=("speculation", "direct"),
                         help="run one configuration only")
     model_options(parser)
+    parser.add_argument("--no-fifo", action="store_true",
+                        help="run the decision loop SCHED_OTHER (default: SCHED_FIFO if permitted)")
     json_output(parser, "every figure")
     trace_output(parser, "every process of both configurations")
 
@@ -48,7 +50,7 @@ def _run(tasks: list[Any], speculation: bool, args: argparse.Namespace,
     label = "speculation" if speculation else "direct"
     traced = trace is not None and trace.enabled
     cfg = RobotDemoConfig(hz=args.hz, speculation=speculation, model=args.model,
-                          lora=lora_choice(args),
+                          lora=lora_choice(args), fifo=not args.no_fifo,
                           trace_label=label if traced else "")
     with Progress(transient=True) as progress:
         bar = progress.add_task(f"{label}: starting processes", total=len(tasks))
@@ -69,6 +71,8 @@ def _run(tasks: list[Any], speculation: bool, args: argparse.Namespace,
         "lateness_max_us": (loop.get("lateness_us") or {}).get("max"),
         "deadline_misses": loop.get("deadline_misses"),
         "sim": result.supervisor.processes["sim"]["last_counters"] if result.supervisor else {},
+        "fifo": any(s["name"] == "fifo" and s["applied"]
+                    for s in result.stats.get("hardening", [])),
         "speculation": result.stats.get("speculation"),
         "steps": [s.to_json() for s in result.steps],
     }
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         written = trace.describe()
     table = Table(title=f"rtagent bench robot: {len(tasks)} tasks at {args.hz:g} Hz")
     for col in ("config", "success", "task s mean", "task s p95", "decode ms p50/p95",
-                "lateness p99 µs", "max µs", "misses"):
+                "lateness p99 µs", "max µs", "misses", "FIFO"):
         table.add_column(col)
 
     def f(x: Any, nd: int = 1) -> str:
@@ -98,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     for r in runs:
         table.add_row(r["config"], f"{r['success']}/{r['tasks']}", f(r["task_s_mean"], 2),
                       f(r["task_s_p95"], 2), f"{f(r['decode_ms_p50'], 0)}/{f(r['decode_ms_p95'], 0)}",
-                      f(r["lateness_p99_us"]), f(r["lateness_max_us"]), str(r["deadline_misses"]))
+                      f(r["lateness_p99_us"]), f(r["lateness_max_us"]), str(r["deadline_misses"]),
+                      "on" if r["fifo"] else "off")
     console = Console()
     console.print(table)
     if len(runs) == 2 and runs[0]["task_s_mean"] and runs[1]["task_s_mean"]:

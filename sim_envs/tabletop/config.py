@@ -50,7 +50,7 @@ class RobotDemoConfig:
     decoder_threads: int = 1
     speculation: bool = True
     foresight: bool = True  # decode the next queued instruction while a motion runs
-    fifo: bool = False
+    fifo: bool = True
     camera_noise: bool = False  # the camera process adds sensor noise and varies the light
     trace_label: str = ""  # with tracing on: process names become "LABEL/sim", ...
 
