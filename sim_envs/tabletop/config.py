@@ -50,7 +50,7 @@ class RobotDemoConfig:
     decoder_threads: int = 1
     speculation: bool = True
     foresight: bool = True  # decode the next queued instruction while a motion runs
-    fifo: bool = True
+    fifo: bool = True  # the decision and physics loops SCHED_FIFO where permitted (else as is)
     camera_noise: bool = False  # the camera process adds sensor noise and varies the light
     trace_label: str = ""  # with tracing on: process names become "LABEL/sim", ...
 
