@@ -31,6 +31,7 @@ import dataclasses
 import json
 import re
 import statistics
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -207,9 +208,12 @@ def run(args: argparse.Namespace) -> int:
     if args.only:
         modes = {k: v for k, v in modes.items() if (v if args.only == "spec" else not v)}
     results = {}
-    with TraceRun(args.trace, run="rtagent bench voice") as trace:
+    homes = tempfile.TemporaryDirectory(prefix="rtagent-bench-home-")  # never the user's home
+    with homes, TraceRun(args.trace, run="rtagent bench voice") as trace:
         for name, speculate in modes.items():
+            home = Path(homes.name) / f"{name.replace(' ', '-')}.sqlite"  # fresh for each run
             cfg = VoiceDemoConfig(speculation=speculate, silence_ms=args.silence_ms,
+                                  home_db=str(home),
                                   early_silence_ms=args.early_silence_ms,
                                   model=args.model, lora=lora_choice(args),
                                   trace_label=name.replace(" ", "-") if trace.enabled else "")
