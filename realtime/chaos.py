@@ -8,10 +8,11 @@ due and draws its victim with a seeded RNG from the candidates it is given.
 are the processes that are ready (running), among ``victims``, and that the
 supervisor would restart (its restart budget: a kill never makes the run give
 up on a process). It SIGKILLs the victim's process, records each :class:`Kill`,
-and keeps the largest value every process's heartbeat counters reached over all
-its incarnations (a restart starts them at zero; the supervisor's report keeps
-only the last incarnation's). :func:`leftover_processes` finds what outlived a
-run: any live process in the process group of one the supervisor started.
+and keeps every process's heartbeat counters as last seen for each of its
+incarnations, by pid (a restart starts them at zero; the supervisor's report keeps
+only the last incarnation's): :meth:`ChaosMonkey.counter_total` sums them.
+:func:`leftover_processes` finds what outlived a run: any live process in the
+process group of one the supervisor started.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class ChaosMonkey:
     kill: Callable[[int, int], None] = os.kill
     poll_s: float = 0.05
     kills: list[Kill] = field(default_factory=list)
-    counters_max: dict[str, dict[str, int]] = field(default_factory=dict)
+    counters: dict[str, dict[int, dict[str, int]]] = field(default_factory=dict)  # name, pid
     schedule: ChaosSchedule = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
@@ -132,11 +133,15 @@ class ChaosMonkey:
     def _note_counters(self, sup: Supervisor) -> None:
         for name in sup.names:
             hb = sup.last_heartbeat(name)
-            if hb is None:
-                continue
-            seen = self.counters_max.setdefault(name, {})
-            for key, value in hb.counters.items():
-                seen[key] = max(seen.get(key, value), value)
+            if hb is not None:
+                self.counters.setdefault(name, {})[hb.pid] = dict(hb.counters)
+
+    def counter_total(self, name: str, key: str) -> int:
+        """``key`` of ``name``'s counters, summed over its incarnations (as last seen)."""
+        return sum(c.get(key, 0) for c in self.counters.get(name, {}).values())
+
+    def counter_max(self, name: str, key: str) -> int:
+        return max((c.get(key, 0) for c in self.counters.get(name, {}).values()), default=0)
 
     def kills_of(self, name: str) -> int:
         return sum(k.name == name for k in self.kills)

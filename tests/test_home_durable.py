@@ -215,3 +215,24 @@ def test_a_restart_of_the_home_drops_what_the_decision_read_ahead() -> None:
         got, truth = asyncio.run(_speculated_read_after_restart(sup))
     assert truth["on"] is True  # the in-memory home started over
     assert got["speculative"] is False and got["value"]["on"] is True, got
+
+
+def test_the_audit_finds_acknowledged_actions_the_home_lost(tmp_path: Path) -> None:
+    from sim_envs.home.audit import lost_actions
+
+    store = HomeStore(tmp_path / "home.sqlite")
+    done = [{"name": "set_light", "value": store.set_light("kitchen", False)},
+            {"name": "set_light", "value": store.set_light("office", True, 40)},
+            {"name": "set_timer", "value": store.set_timer(10)},
+            {"name": "send_message", "value": store.send_message("Anna", "hi")},
+            {"name": "add_to_shopping_list", "value": store.add_to_shopping_list("bread")}]
+    store.set_light("office", False)  # a later write nobody heard of: not a loss
+    assert lost_actions(store, done) == []
+    db = store._db  # what a home that forgets does: the state back, no write recorded
+    db.execute("UPDATE lights SET is_on = 1 WHERE room = 'kitchen'")
+    db.execute("DELETE FROM messages")
+    db.execute("DELETE FROM shopping WHERE item = 'bread'")
+    lost = lost_actions(store, done)
+    assert lost == ["message 1 to Anna", "shopping item 'bread'",
+                    "light:kitchen: 1 writes acknowledged, 1 kept, the last lost"], lost
+    store.close()

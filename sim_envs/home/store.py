@@ -207,6 +207,11 @@ class HomeStore:
             self._bump(["timers"])
         return {"id": int(cur.lastrowid or 0), "label": label, "minutes": float(minutes)}
 
+    def timer_ids(self) -> list[int]:
+        """Every timer ever set, ended ones too (for audits: :mod:`sim_envs.home.audit`)."""
+        with self._lock:
+            return [i for (i,) in self._db.execute("SELECT id FROM timers ORDER BY id")]
+
     def list_timers(self) -> dict[str, Any]:
         now = self._now_s()
         with self._lock:
