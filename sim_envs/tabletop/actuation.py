@@ -32,7 +32,8 @@ from sim_envs.tabletop.kinematics import IkSolution, PandaKinematics, gripper_ya
 from sim_envs.tabletop.scene import FINGER_OPEN_M, JointState
 from sim_envs.tabletop.target_checks import Reach, refusal
 
-__all__ = ["ActuatorOptions", "Actuator", "ArmCommand", "CommandStamp", "JointTargets"]
+__all__ = ["ActuatorOptions", "Actuator", "ArmCommand", "CommandStamp", "JointTargets",
+           "predicted"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,15 @@ class ArmCommand:
     @staticmethod
     def hold_here(gripper_width_m: float = FINGER_OPEN_M) -> ArmCommand:
         return ArmCommand(hold=True, gripper_width_m=gripper_width_m)
+
+
+def predicted(state: JointState, age_s: float) -> JointState:
+    """``state`` as it is ``age_s`` after it was measured, at its measured velocities: a
+    hold where the arm is now, not where it was (a stale pose lies behind a moving arm,
+    which would turn back to it: 25 ms stale doubles the stop from ~45 ms)."""
+    age = min(max(age_s, 0.0), 0.2)
+    return JointState(state.positions + state.velocities * age, state.velocities,
+                      state.sim_time_s + age)
 
 
 @dataclass(frozen=True)
@@ -261,8 +271,9 @@ class Actuator:
         return self._targets(0.0, False, True, False)
 
     def _hold_measured(self, state: JointState) -> None:
-        # The measured pose, not the last target: that one lies ahead of a moving arm
-        # (it would coast on to it), this one stops it (~30 ms from 0.8 rad/s in the sim).
+        # The measured pose (see predicted()), not the last target: that one lies ahead of
+        # a moving arm, which coasts on to it (~120 ms to still from 0.8 rad/s in the sim;
+        # ~45 ms holding where it is).
         self._ik_key = None
         self._q = np.array(state.arm_q, dtype=np.float64)
         self._setpoint, _ = self.kin.fk(self._q)

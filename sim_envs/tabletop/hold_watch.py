@@ -1,13 +1,15 @@
 """How fast the arm stops when commands stop: measured by the actuation process.
 
 Each time the actuator's watchdog trips (no fresh command for its timeout),
-:class:`HoldWatch` records, from the receipt of the last fresh command, how long
+:class:`HoldWatch` records how long from the receipt of the last fresh command
 until the hold was commanded (``hold_after_ms``: the watchdog's timeout plus at
-most one actuation tick) and until the measured joint speeds were all under
-``still_rad_s`` (``still_after_ms``: the arm actually stopped). The largest of
-each over the run, the number of holds and of holds that never got still before
-commands came back, go into the node's heartbeat counters
-(:meth:`HoldWatch.counters`), which the supervisor's report keeps.
+most one actuation tick), and how long from the hold until the measured joint
+speeds were all under ``still_rad_s`` (``stop_ms``: the arm actually stopped),
+timed on the simulator's clock that the joint states carry (a busy machine slows
+the sim, not its physics; on hardware, whose states carry no sim time, on the
+tick's clock). The largest of each over the run, the number of holds and of holds
+that never got still before commands came back go into the node's heartbeat
+counters (:meth:`HoldWatch.counters`), which the supervisor's report keeps.
 """
 
 from __future__ import annotations
@@ -26,25 +28,28 @@ class HoldWatch:
     still_rad_s: float = 0.05
     holds: int = 0
     hold_after_ms_max: float = 0.0
-    still_after_ms_max: float = 0.0
+    stop_ms_max: float = 0.0
     never_still: int = 0  # holds that ended (commands came back) before the arm was still
     _holding: bool = False
     _still: bool = False
-    _fed_ns: int = 0
+    _held_s: float = 0.0
 
-    def update(self, watchdog: Watchdog, velocities_rad_s: np.ndarray, now_ns: int) -> None:
-        """After each tick's :meth:`~sim_envs.tabletop.actuation.Actuator.update`;
-        ``now_ns`` on the watchdog's clock, ``velocities_rad_s`` the arm's measured speeds."""
+    def update(self, watchdog: Watchdog, velocities_rad_s: np.ndarray, now_ns: int,
+               sim_time_s: float = 0.0) -> None:
+        """After each tick's :meth:`~sim_envs.tabletop.actuation.Actuator.update`: ``now_ns``
+        on the watchdog's clock; the arm's measured speeds and the sim's time of them."""
         tripped = watchdog.state is WatchdogState.TRIPPED
+        at_s = sim_time_s if sim_time_s > 0 else now_ns / 1e9
         if tripped and not self._holding:
-            self._holding, self._still = True, False
-            self._fed_ns = watchdog.last_fed_ns or now_ns
+            self._holding, self._still, self._held_s = True, False, at_s
             self.holds += 1
-            self.hold_after_ms_max = max(self.hold_after_ms_max, (now_ns - self._fed_ns) / 1e6)
+            fed_ns = watchdog.last_fed_ns or now_ns
+            self.hold_after_ms_max = max(self.hold_after_ms_max, (now_ns - fed_ns) / 1e6)
+            return  # these speeds were measured before the hold
         if tripped and not self._still and velocities_rad_s.size and \
                 float(np.max(np.abs(velocities_rad_s))) < self.still_rad_s:
             self._still = True
-            self.still_after_ms_max = max(self.still_after_ms_max, (now_ns - self._fed_ns) / 1e6)
+            self.stop_ms_max = max(self.stop_ms_max, (at_s - self._held_s) * 1e3)
         if not tripped and self._holding:
             self.never_still += int(not self._still)
             self._holding = False
@@ -52,5 +57,4 @@ class HoldWatch:
     def counters(self) -> dict[str, int]:
         """Whole milliseconds (heartbeat counters are integers)."""
         return {"holds": self.holds, "hold_after_ms_max": round(self.hold_after_ms_max),
-                "still_after_ms_max": round(self.still_after_ms_max),
-                "holds_never_still": self.never_still}
+                "stop_ms_max": round(self.stop_ms_max), "holds_never_still": self.never_still}
