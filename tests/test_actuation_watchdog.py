@@ -110,3 +110,30 @@ def test_the_actuation_process_ignores_late_and_replayed_commands(rig: Rig) -> N
     assert counters.get("refused_expired", 0) > 0 and counters.get("refused_not_newer", 0) > 0
     assert counters["watchdog_trips"] == 2 and counters["watchdog_resumes"] == 2, counters
     assert counters["holds"] == 2 and counters["hold_after_ms_max"] >= 300, counters
+
+
+def test_hold_watch_times_each_hold_and_sets_apart_one_after_the_sim_was_gone() -> None:
+    from realtime.clock import FakeClock
+    from realtime.watchdog import Watchdog, WatchdogOptions
+    from sim_envs.tabletop.hold_watch import HoldWatch
+
+    clock, ms = FakeClock(), 1_000_000
+    wd, watch = Watchdog(WatchdogOptions(timeout_ms=300), clock.now_ns), HoldWatch()
+    fast, still = np.full(7, 0.5), np.zeros(7)
+
+    def tick(speeds: np.ndarray, advance_ms: float = 12.5) -> None:
+        clock.advance(round(advance_ms * ms))
+        wd.check()
+        watch.update(wd, speeds, clock.now_ns(), sim_time_s=clock.now_ns() / 1e9)
+
+    wd.feed(1, "d")
+    for _ in range(25):  # 312.5 ms: the trip comes at the 25th tick
+        tick(fast)
+    tick(fast)  # still moving just after the hold ...
+    tick(still)  # ... still at the next tick
+    assert watch.counters() == {"holds": 1, "hold_after_ms_max": 312, "stop_ms_max": 25,
+                                "holds_never_still": 0, "holds_after_no_joints": 0}
+    wd.feed(2, "d"), wd.feed(3, "d")  # resumed
+    tick(fast)
+    tick(fast, advance_ms=4000)  # no joint states for 4 s (the sim restarted): tripped meanwhile
+    assert watch.counters()["holds"] == 1 and watch.counters()["holds_after_no_joints"] == 1

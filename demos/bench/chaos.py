@@ -7,7 +7,8 @@ the processes left after the run (0 expected: every process group the supervisor
 started is empty, the run directory gone); the arm held after each kill of the
 decision within one watchdog period (the actuation's own counters over all its
 incarnations: the longest time from the last command to the hold, how long the arm
-then took to stop in sim time, holds that never got still).
+then took to stop in sim time, holds that never got still; a hold at the first
+tick after the sim came back is counted apart: while it was gone there was no arm).
 
 Voice: the home is a fresh file; every write a turn acknowledged must be in it
 afterwards (:func:`sim_envs.home.audit.lost_actions`). The perception process is not
@@ -69,7 +70,8 @@ def robot_figures(monkey: ChaosMonkey, result: Any, step_ends_ns: list[int],
                holds=monkey.counter_total(a, "holds"),
                hold_after_ms_max=monkey.counter_max(a, "hold_after_ms_max"),
                stop_ms_max=monkey.counter_max(a, "stop_ms_max"),
-               holds_never_still=monkey.counter_total(a, "holds_never_still"))
+               holds_never_still=monkey.counter_total(a, "holds_never_still"),
+               holds_after_no_joints=monkey.counter_total(a, "holds_after_no_joints"))
     return out
 
 
@@ -106,7 +108,9 @@ def lines(label: str, f: dict[str, Any]) -> list[str]:
                 for s in f["steps"] if not s["success"]]
         out.append(f"  arm: {f['holds']} holds; hold after the last command <= "
                    f"{f['hold_after_ms_max']} ms, then still within {f['stop_ms_max']} ms of "
-                   f"sim time; {f['holds_never_still']} holds never still")
+                   f"sim time; {f['holds_never_still']} holds never still; "
+                   f"{f['holds_after_no_joints']} more when the sim came back (no arm to "
+                   f"hold meanwhile)")
     else:
         out.append(f"  home: {f['acknowledged_actions']} actions acknowledged in {f['turns']} "
                    f"turns, {len(f['lost_actions'])} lost"

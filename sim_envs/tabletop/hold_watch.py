@@ -10,6 +10,10 @@ the sim, not its physics; on hardware, whose states carry no sim time, on the
 tick's clock). The largest of each over the run, the number of holds and of holds
 that never got still before commands came back go into the node's heartbeat
 counters (:meth:`HoldWatch.counters`), which the supervisor's report keeps.
+
+A hold that came after a tick without joint states (the sim was gone: no arm to
+hold, no tick to check the watchdog on) is counted apart (``holds_after_no_joints``)
+and not timed: it came at the first tick with an arm again.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ class HoldWatch:
     hold_after_ms_max: float = 0.0
     stop_ms_max: float = 0.0
     never_still: int = 0  # holds that ended (commands came back) before the arm was still
+    after_no_joints: int = 0
     _holding: bool = False
+    _last_ns: int = 0  # the last update
     _still: bool = False
     _held_s: float = 0.0
 
@@ -40,10 +46,14 @@ class HoldWatch:
         on the watchdog's clock; the arm's measured speeds and the sim's time of them."""
         tripped = watchdog.state is WatchdogState.TRIPPED
         at_s = sim_time_s if sim_time_s > 0 else now_ns / 1e9
+        last_ns, self._last_ns = self._last_ns, now_ns
         if tripped and not self._holding:
             self._holding, self._still, self._held_s = True, False, at_s
+            if last_ns and (now_ns - last_ns) / 1e6 > watchdog.options.timeout_ms:
+                self.after_no_joints += 1
+                return
             self.holds += 1
-            fed_ns = watchdog.last_fed_ns or now_ns
+            fed_ns = now_ns if watchdog.last_fed_ns is None else watchdog.last_fed_ns
             self.hold_after_ms_max = max(self.hold_after_ms_max, (now_ns - fed_ns) / 1e6)
             return  # these speeds were measured before the hold
         if tripped and not self._still and velocities_rad_s.size and \
@@ -57,4 +67,5 @@ class HoldWatch:
     def counters(self) -> dict[str, int]:
         """Whole milliseconds (heartbeat counters are integers)."""
         return {"holds": self.holds, "hold_after_ms_max": round(self.hold_after_ms_max),
-                "stop_ms_max": round(self.stop_ms_max), "holds_never_still": self.never_still}
+                "stop_ms_max": round(self.stop_ms_max), "holds_never_still": self.never_still,
+                "holds_after_no_joints": self.after_no_joints}
