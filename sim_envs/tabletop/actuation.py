@@ -60,7 +60,7 @@ class ArmCommand:
 def predicted(state: JointState, age_s: float) -> JointState:
     """``state`` as it is ``age_s`` after it was measured, at its measured velocities: a
     hold where the arm is now, not where it was (a stale pose lies behind a moving arm,
-    which would turn back to it: 25 ms stale doubles the stop from ~45 ms)."""
+    which would turn back to it: 25 ms stale makes the stop ~125 ms instead of ~45)."""
     age = min(max(age_s, 0.0), 0.2)
     return JointState(state.positions + state.velocities * age, state.velocities,
                       state.sim_time_s + age)
