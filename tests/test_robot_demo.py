@@ -100,12 +100,13 @@ class ArmObserver:
         self._thread.join(5)
 
     def stopped_after_ms(self, killed_ns: int, still_rad_s: float = 0.05
-                         ) -> tuple[float, float, float]:
+                         ) -> tuple[float, float, float, float]:
         """How the arm stopped after ``killed_ns``: ms from the last command until the
         actuation's targets say held; then, in the simulator's time (a busy machine slows
         the sim, not its physics), ms until the arm is still (every joint under
-        ``still_rad_s``, staying so for 1.5 s); the fastest joint speed (rad/s) in the
-        100 ms before the kill."""
+        ``still_rad_s``, staying so for 1.5 s), and the median sim time between joint
+        states then (what the sim's wakes resolve: 8 ms at 120 Hz, more when it falls
+        behind); the fastest joint speed (rad/s) in the 100 ms before the kill."""
         last = max(t for t in self.commands if t <= killed_ns)
         before = max((v for t, _, v in self.joints
                       if killed_ns - 100_000_000 <= t <= killed_ns), default=0.0)
@@ -114,7 +115,9 @@ class ArmObserver:
         after = [(s, v) for s, v in after if s <= after[0][0] + 1.5]
         moving = [s for s, v in after if v >= still_rad_s]
         still = next(s for s, _ in after if not moving or s > moving[-1])
-        return (held - last) / 1e6, (still - after[0][0]) * 1e3, before
+        gaps = sorted(b[0] - a[0] for a, b in zip(after, after[1:], strict=False))
+        step_ms = gaps[len(gaps) // 2] * 1e3 if gaps else 0.0
+        return (held - last) / 1e6, (still - after[0][0]) * 1e3, step_ms, before
 
 
 def test_killing_decision_mid_task_holds_the_arm_and_the_restart_finishes_it() -> None:
@@ -139,12 +142,12 @@ def test_killing_decision_mid_task_holds_the_arm_and_the_restart_finishes_it() -
     killed = observer.killed
     assert killed, "the arm never started moving"
     tick_ms = 1000.0 / cfg.actuation_hz
-    held_ms, still_ms, moving_rad_s = observer.stopped_after_ms(killed[0][1])
-    figures = (held_ms, still_ms, moving_rad_s, result.supervisor and
+    held_ms, still_ms, step_ms, moving_rad_s = observer.stopped_after_ms(killed[0][1])
+    figures = (held_ms, still_ms, step_ms, moving_rad_s, result.supervisor and
                result.supervisor.processes["actuation"]["last_counters"])
     assert moving_rad_s > 0.05, f"the arm was not moving when the decision was killed {figures}"
     assert cfg.watchdog_ms <= held_ms <= cfg.watchdog_ms + tick_ms + 50.0, figures
-    assert still_ms <= 100.0, figures
+    assert still_ms <= 100.0 + 2 * step_ms, figures  # (the sim's wakes are what we can see)
     assert result.error is None, result.error
     report = result.supervisor
     assert report is not None
@@ -156,7 +159,8 @@ def test_killing_decision_mid_task_holds_the_arm_and_the_restart_finishes_it() -
     assert counters.get("watchdog_ticks", 0) > 0 and counters["holds"] >= 1, counters
     assert cfg.watchdog_ms <= counters["hold_after_ms_max"] <= cfg.watchdog_ms + tick_ms + 50.0, \
         counters
-    assert counters["stop_ms_max"] <= 100.0 and counters["holds_never_still"] == 0, counters
+    assert counters["stop_ms_max"] <= 100.0 + 3 * step_ms, counters  # (it reads them late too)
+    assert counters["holds_never_still"] == 0, counters
     # ... and the restarted decision process finished the task.
     (step,) = result.steps
     assert session.resubmitted == 1
