@@ -9,6 +9,7 @@ runs its deadline loop until the supervisor stops the process.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict
 from functools import partial
 from typing import Any
@@ -50,7 +51,9 @@ def run_decision(cfg: RobotDemoConfig, node: Node) -> None:
     ports = DecisionPorts(
         world=node.own(LatestValueSubscriber(rd.endpoint("world"), ("world",),
                                              types=(m.WorldState,))),
-        commands=node.own(Publisher(rd.endpoint("commands"), source="decision")),
+        # each incarnation its own source: the actuation's watchdog takes the first seq of
+        # a restarted decision as new, not as older than the last one it saw
+        commands=node.own(Publisher(rd.endpoint("commands"), source=f"decision-{os.getpid()}")),
         events=node.own(Publisher(rd.endpoint("events"), source="decision",
                                   options=BusOptions(sndhwm=256))),
         control=node.own(ReplyServer(rd.endpoint("decision_ctl"), source="decision")))

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from control.agent import Agent
+from control.home_rpc import HomeRpc, home_resources
 from control.tools import ToolCall, ToolRegistry, ToolResult, ToolSpec
 from control.voice_confirm import ConfirmedCalls, ConfirmGate
 from control.voice_dates import DatedDecoder
@@ -108,21 +109,6 @@ class VoiceDecisionConfig:
         return cls(**json.loads(text))
 
 
-class HomeRpc:
-    """The home tools over actuation's ``home`` RPC (the client is made on the agent's loop)."""
-
-    def __init__(self) -> None:
-        self.client: AsyncRequestClient | None = None
-
-    async def call(self, name: str, arguments: dict[str, Any]) -> Any:
-        assert self.client is not None, "HomeRpc.client is set before any turn runs"
-        got = await self.client.acall(m.ToolRequest(name=name, arguments_json=json.dumps(arguments)),
-                                      timeout_ms=3000)
-        if not got.ok:
-            raise HomeError(got.error)
-        return json.loads(got.value_json)
-
-
 def build_registry(cfg: VoiceDecisionConfig, home_call: HomeCall,
                    services: Services | None = None) -> ToolRegistry:
     """Every voice tool: home tools through ``home_call(name, args)``, services here."""
@@ -210,7 +196,7 @@ def run_decision(cfg: VoiceDecisionConfig, node: Node) -> None:
         warm_up(decoder, specs, tracer)  # (a PreflightDecoder's decode is its inner one's)
         services.warm_up()  # the gazetteer and the date parser
 
-    home = HomeRpc()
+    home = HomeRpc(home_resources(specs))
     registry = build_registry(cfg, home.call, services)
     # Traced: every tool run (direct or ahead), and how each of the agent's calls was served.
     tools = TracedRegistry(registry, tracer) if tracer.enabled else registry
@@ -228,6 +214,8 @@ def run_decision(cfg: VoiceDecisionConfig, node: Node) -> None:
     if cfg.speculation:
         spec = agent.run_on_loop(lambda: SpeculativeExecutor(
             tools, None, SpeculationOptions(top_k=0, max_concurrency=6)))
+        home.on_stale = spec.invalidate  # a restarted home: what was read of it is dropped
+        agent.run_on_loop(home.watch)
     if tracer.enabled:
         gate.inner = (TracedSpeculation(spec, tracer).call if spec is not None
                       else TracedInvoke(tools, tracer).call)

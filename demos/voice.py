@@ -54,7 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace", metavar="PATH", help="write a Chrome trace / Perfetto JSON of every "
                         "process (VAD, Whisper runs, ticks, decodes, tool calls direct or "
                         "speculative, replies); `rtagent report PATH` turns it into a report")
-    parser.add_argument("--home", metavar="PATH", help="the home store's SQLite file (default: in memory)")
+    parser.add_argument("--home", metavar="PATH",
+                        help="the home store's SQLite file, kept across runs and restarts "
+                             "(default: $XDG_DATA_HOME/rtagent/home.sqlite, i.e. "
+                             "~/.local/share/rtagent/home.sqlite; ':memory:' for a home that "
+                             "starts afresh and forgets)")
     parser.add_argument("--hz", type=float, default=16.0, help="decision loop rate (default 16)")
     parser.add_argument("--silence-ms", type=float, default=400.0,
                         help="silence that ends an utterance (default 400)")
@@ -143,6 +147,15 @@ def turn_line(t: dict[str, Any]) -> str:
             f"{lat['lookups_done_at_eos']}/{lat['lookups']}, served from speculation {spec}")
 
 
+def home_path(given: str | None) -> str | None:
+    """--home as the processes need it: absolute, ':memory:' as it is (None: the default)."""
+    from sim_envs.home.store import IN_MEMORY
+
+    if given is None or given == IN_MEMORY:
+        return given
+    return str(Path(given).expanduser().resolve())
+
+
 def config_from_args(args: argparse.Namespace) -> Any:
     from demos.voice_session import VoiceDemoConfig
 
@@ -151,7 +164,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         out_device=args.out_device, out_wav=str(Path(args.out_wav).resolve()) if args.out_wav else None,
         hz=args.hz, speculation=not args.no_speculation, decoder=args.decoder, model=args.model,
         lora=None if args.no_lora else (args.lora or "default"),
-        home_db=str(Path(args.home).resolve()) if args.home else None,
+        home_db=home_path(args.home),
         silence_ms=args.silence_ms, early_silence_ms=args.early_silence_ms, voice=args.voice,
         weather="offline" if args.offline else "online")
 

@@ -121,6 +121,16 @@ class Supervisor:
     def restarts(self, name: str) -> int:
         return self._procs[name].restarts
 
+    @property
+    def names(self) -> list[str]:
+        return list(self._procs)
+
+    def restarts_left(self, name: str) -> int:
+        """How many crashes in a row ``name`` would still be restarted after (0: the next
+        one ends it)."""
+        proc = self._procs[name]
+        return max(0, proc.spec.max_restarts - proc.recent_restarts) if proc.spec.restart else 0
+
     def last_heartbeat(self, name: str) -> Heartbeat | None:
         """The newest heartbeat from the current incarnation of ``name``."""
         return self._procs[name].last_heartbeat

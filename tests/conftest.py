@@ -37,6 +37,13 @@ def whisper_dir() -> Path:
 
 
 
+@pytest.fixture(autouse=True)
+def _private_data_home(tmp_path_factory, monkeypatch):
+    """The user's data directory (the voice demo's durable home, ~/.local/share/rtagent)
+    is never a test's: each test, and the processes it starts, get a fresh one."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _collect_garbage_here():
     """Collect after each test module, so an unclosed socket or file is blamed on the

@@ -75,7 +75,7 @@ def test_actuator_interpolates_the_setpoint_at_bounded_speed(kin: PandaKinematic
     assert np.linalg.norm(out.setpoint_m - start) == pytest.approx(0.2 * 0.05, rel=1e-6)
 
 
-def test_watchdog_holds_when_commands_stop_and_resumes_on_a_new_one(kin: PandaKinematics) -> None:
+def test_watchdog_holds_when_commands_stop_and_resumes_on_new_ones(kin: PandaKinematics) -> None:
     act = Actuator(kin, ActuatorOptions(watchdog_timeout_s=0.2))
     q0 = np.asarray(HOME_Q)
     out = act.update(_state(q0), 0.0, ArmCommand(ee_position_m=(0.5, 0.0, 0.2),
@@ -93,6 +93,8 @@ def test_watchdog_holds_when_commands_stop_and_resumes_on_a_new_one(kin: PandaKi
     np.testing.assert_allclose(out.arm_q, held, atol=0.05)
     assert out.finger_width_m == 0.0  # holding on to whatever it grasped
     out = act.update(_state(out.arm_q), t + 0.01, ArmCommand(ee_position_m=(0.5, 0.0, 0.2)))
+    assert out.holding  # the Watchdog's resume rule: two fresh commands in a row
+    out = act.update(_state(out.arm_q), t + 0.02, ArmCommand(ee_position_m=(0.5, 0.0, 0.2)))
     assert not out.holding
 
 

@@ -8,6 +8,8 @@ misses. Targets: success >= 90 % with the default model; zero deadline misses.
 
 --trace PATH writes one Chrome trace of both configurations (process names
 "speculation/decision", "direct/decision", ...); `rtagent report PATH` renders it.
+--chaos SECONDS kills a random process (SIGKILL) every SECONDS meanwhile and reports
+what survived (:mod:`demos.bench.chaos`).
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import time
+from pathlib import Path
 from typing import Any
 
 from demos.bench.args import hz_option, json_output, lora_choice, model_options, trace_output
+from demos.bench.chaos import chaos_option, lines, monkey_for, robot_figures
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the decision loop SCHED_OTHER (default: SCHED_FIFO if permitted)")
     json_output(parser, "every figure")
     trace_output(parser, "every process of both configurations")
+    chaos_option(parser, "sim, perception, actuation or decision")
 
 
 def _pct(xs: list[float], q: int) -> float | None:
@@ -52,13 +58,25 @@ def _run(tasks: list[Any], speculation: bool, args: argparse.Namespace,
     cfg = RobotDemoConfig(hz=args.hz, speculation=speculation, model=args.model,
                           lora=lora_choice(args), fifo=not args.no_fifo,
                           trace_label=label if traced else "")
+    step_ends: list[int] = []  # when each step ended (monotonic ns), to place the kills
+
     with Progress(transient=True) as progress:
         bar = progress.add_task(f"{label}: starting processes", total=len(tasks))
+
+        def on_step(r: Any) -> None:
+            step_ends.append(time.monotonic_ns())
+            progress.update(bar, advance=1, description=f"{label}: {r.step.task_id}")
+
         session = RobotSession(
             cfg, [Step(t.instruction, t.id, t.seed) for t in tasks], turn_timeout_s=120,
-            on_step=lambda r: progress.update(bar, advance=1, description=f"{label}: {r.step.task_id}"),
+            on_step=on_step,
             env=trace.env() if traced else None, tracer=trace.tracer if traced else None)
-        result = session.run()
+        monkey = monkey_for(session, args)
+        try:
+            result = session.run()
+        finally:
+            if monkey is not None:
+                monkey.stop()
     times = [s.task_s for s in result.steps]
     decodes = [d for s in result.steps if s.turn for d in s.turn.get("decode_ms", [])]
     loop = result.stats.get("loop", {})
@@ -75,6 +93,9 @@ def _run(tasks: list[Any], speculation: bool, args: argparse.Namespace,
                     for s in result.stats.get("hardening", [])),
         "speculation": result.stats.get("speculation"),
         "steps": [s.to_json() for s in result.steps],
+        "chaos": None if monkey is None else robot_figures(
+            monkey, result, step_ends, Path(session.supervisor.run_dir.path)
+            if session.supervisor else None),
     }
 
 
@@ -115,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     for r in runs:
         if r["error"]:
             console.print(f"[red]{r['config']}: {r['error']}[/]")
+        if r["chaos"] is not None:
+            console.print("\n".join(lines(r["config"], r["chaos"])), markup=False)
     if written is not None:
         console.print(written)
     if args.json:

@@ -22,6 +22,11 @@ actuation (SQLite home store, espeak-ng replies). Measured per request:
   ("what's the weather in Paris") cannot be done when the speech ends.
 
   rtagent bench voice [--limit N] [--gap-s S] [--via wav|mic] [--json PATH] [--trace PATH]
+                      [--chaos SECONDS]
+
+Each run gets a fresh home file (never the user's). --chaos SECONDS kills the decision
+or the actuation (SIGKILL) every SECONDS while the requests are spoken and checks that
+no action a turn acknowledged is missing from the home afterwards (:mod:`demos.bench.chaos`).
 """
 
 from __future__ import annotations
@@ -31,12 +36,14 @@ import dataclasses
 import json
 import re
 import statistics
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from demos.bench.args import json_output, lora_choice, model_options, request_set_options, trace_output
+from demos.bench.chaos import VOICE_VICTIMS, chaos_option, lines, monkey_for, voice_figures
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "with cities and items no list here has, other voices and speeds)")
     json_output(parser, "every figure and turn")
     trace_output(parser, 'both modes (process names "speculation/decision", ...)')
+    chaos_option(parser, "decision or actuation")
 
 
 def _pct(xs: list[float], q: float) -> float | None:
@@ -207,16 +215,30 @@ def run(args: argparse.Namespace) -> int:
     if args.only:
         modes = {k: v for k, v in modes.items() if (v if args.only == "spec" else not v)}
     results = {}
-    with TraceRun(args.trace, run="rtagent bench voice") as trace:
+    homes = tempfile.TemporaryDirectory(prefix="rtagent-bench-home-")  # never the user's home
+    with homes, TraceRun(args.trace, run="rtagent bench voice") as trace:
         for name, speculate in modes.items():
+            home = Path(homes.name) / f"{name.replace(' ', '-')}.sqlite"  # fresh for each run
             cfg = VoiceDemoConfig(speculation=speculate, silence_ms=args.silence_ms,
+                                  home_db=str(home),
                                   early_silence_ms=args.early_silence_ms,
                                   model=args.model, lora=lora_choice(args),
                                   trace_label=name.replace(" ", "-") if trace.enabled else "")
             print(f"running {len(items)} requests with {name} ...", flush=True)
-            result = VoiceSession(cfg, items, via=args.via, gap_s=args.gap_s, env=trace.env(),
-                                  tracer=trace.tracer).run()
+            session = VoiceSession(cfg, items, via=args.via, gap_s=args.gap_s, env=trace.env(),
+                                   tracer=trace.tracer)
+            monkey = monkey_for(session, args, VOICE_VICTIMS)
+            # under chaos a turn whose request was spoken to a dead decision never comes
+            audio_s = sum(len(i.samples) / 16_000 + args.gap_s for i in items)
+            try:
+                result = session.run(timeout_s=audio_s + 300 if monkey else None)
+            finally:
+                if monkey is not None:
+                    monkey.stop()
             results[name] = score(reqs, result)
+            if monkey is not None:
+                results[name]["chaos"] = voice_figures(monkey, result, home, Path(
+                    session.supervisor.run_dir.path) if session.supervisor else None)
         trace.write(modes=list(modes))
         written = trace.describe()
     print(f"rtagent bench voice: {len(items)} spoken requests (espeak-ng, "
@@ -226,6 +248,9 @@ def run(args: argparse.Namespace) -> int:
         dec = r["stats"].get("decoder") or {}
         print(f"{name}: decoder {dec.get('name')} on {dec.get('model')}, LoRA {dec.get('lora')}")
     print(table(results))
+    for name, r in results.items():
+        if r.get("chaos"):
+            print("\n".join(lines(name, r["chaos"])))
     if written is not None:
         print(written)
     if args.json:

@@ -1,7 +1,10 @@
 """The voice demo's actuation process: the home's device actions over RPC, replies spoken.
 
-It serves the home tools (:data:`~sim_envs.home.tools.HOME_TOOLS`, and
-``snapshot``) on ``home`` against a :class:`~sim_envs.home.store.HomeStore`;
+It serves the home tools (:data:`~sim_envs.home.tools.HOME_TOOLS`, their arguments
+checked against the tools' JSON schemas, and ``snapshot`` and ``epoch``) on ``home``
+against a :class:`~sim_envs.home.store.HomeStore` (by default the user's durable home,
+:func:`~sim_envs.home.store.default_home_path`); ``epoch`` names this incarnation of
+the process, so the decision can drop what it read from an earlier one;
 speaks each ``speech`` reply (:class:`~realtime.messages.SpeechOut`) from the
 decision process with espeak-ng, stopping the one being spoken when a newer
 reply comes or perception hears the user talk over it (``barge_in``); and
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import json
 import queue
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -33,7 +37,8 @@ from realtime.events import EVENT_OPTIONS, publish_event
 from realtime.node import Node, node_main
 from realtime.node_trace import node_tracer
 from realtime.trace import Tracer
-from sim_envs.home.store import HomeStore
+from sim_envs.home.schema_check import ArgumentCheck
+from sim_envs.home.store import HomeStore, default_home_path
 from sim_envs.home.tools import HOME_TOOLS
 
 __all__ = ["ActuationConfig", "HomeVocabulary", "ReferenceTap", "run_actuation"]
@@ -48,7 +53,9 @@ class ActuationConfig:
 
     out_device / out_wav: where replies are spoken (a PyAudio output, index or name, or
         a WAV file; neither: played to nowhere, in real time all the same).
-    home_db: the home store's SQLite file (None: a fresh home in memory).
+    home_db: the home store's SQLite file (None: the user's home,
+        :func:`~sim_envs.home.store.default_home_path`; ":memory:": a fresh home that a
+        restart forgets).
     voice / words_per_min: espeak-ng's voice and speed for the replies.
     trace_label: with tracing on, the process is named "LABEL/actuation".
     """
@@ -127,18 +134,26 @@ class ReferenceTap:
 
 
 class HomeServer:
-    """Answers the home's RPC: a home tool by name (JSON arguments), or ``snapshot``."""
+    """Answers the home's RPC: a home tool by name (JSON arguments, checked against its
+    schema), ``snapshot`` (the whole home) or ``epoch`` (this server's incarnation)."""
 
-    def __init__(self, store: HomeStore, tracer: Tracer) -> None:
+    def __init__(self, store: HomeStore, tracer: Tracer, check: ArgumentCheck | None = None
+                 ) -> None:
         self.store, self.tracer = store, tracer
+        self.check = check or ArgumentCheck.for_home()
+        self.epoch = secrets.token_hex(8)  # new each start: answers from before may be stale
 
     def handle(self, req: m.ToolRequest) -> m.ToolReply:
-        args = json.loads(req.arguments_json or "{}")
         if req.name == "snapshot":
             return ok_reply(self.store.snapshot())
+        if req.name == "epoch":
+            return ok_reply({"epoch": self.epoch})
         if req.name not in HOME_TOOLS:
             return error_reply(f"unknown home request {req.name!r}; expected one of "
-                               f"{', '.join(HOME_TOOLS)}")
+                               f"{', '.join(HOME_TOOLS)}, snapshot or epoch")
+        args, problem = self.check.parse(req.name, req.arguments_json)
+        if problem is not None:
+            return error_reply(problem)
         try:
             with self.tracer.span(req.name, "home", "tool"):
                 return ok_reply(getattr(self.store, req.name)(**args))
@@ -220,7 +235,7 @@ def run_actuation(cfg: ActuationConfig, node: Node) -> None:
     speech = node.own(Subscriber(rd.endpoint("decision"), ("speech",), types=(m.SpeechOut,)))
     barge = node.own(Subscriber(rd.endpoint("perception"), ("barge_in",),
                                 types=(m.PlaybackControl,)))
-    server = HomeServer(node.own(HomeStore(cfg.home_db or ":memory:")), tracer)
+    server = HomeServer(node.own(HomeStore(cfg.home_db or default_home_path())), tracer)
     tts = EspeakTts(cfg.tts_options())
     tap = ReferenceTap(open_output(cfg, tts.rate_hz), tts.rate_hz)
     speaker = Speaker(node.own(SpeechPlayer(tts, tap)), pub, tracer)

@@ -7,17 +7,25 @@ resources it changed (``light:kitchen``, ``timers``, ...), the same names as
 the tools' ``x-resources``, so speculation can tell whether a result computed
 earlier is still valid (:meth:`HomeStore.version`).
 
+Durable: a home in a file (the voice demo's default is :func:`default_home_path`,
+in the user's data directory) is in WAL mode, each action is one transaction
+with its version bump (a crash leaves both or neither), and a file is seeded
+only when new, so a restarted home process finds the home as it was left.
+
 Thread-safe (one connection behind a lock): tools run in worker threads.
-Time comes from an injected ``now_s`` (monotonic seconds) for timers and an
-injected wall clock ``now`` (an aware local datetime) for the calendar's days.
+Time comes from an injected ``now_s`` (wall-clock seconds: a timer's end is
+stored, so it must mean the same after a restart) for timers and an injected
+wall clock ``now`` (an aware local datetime) for the calendar's days.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +33,10 @@ from sim_envs.home.dates import Now, day_phrase, local_now, parse_date
 from sim_envs.home.errors import HomeError
 from sim_envs.home.names import best_name
 
-__all__ = ["CALENDAR", "CONTACTS", "ROOMS", "HomeStore", "HomeStoreError"]
+__all__ = ["CALENDAR", "CONTACTS", "IN_MEMORY", "ROOMS", "HomeStore", "HomeStoreError",
+           "default_home_path"]
+
+IN_MEMORY = ":memory:"  # a home that lives as long as its process (tests, one-off runs)
 
 ROOMS = ("kitchen", "living_room", "bedroom", "bathroom", "office", "hallway")
 DEVICES = ("thermostat", "timer")  # besides each room's lights
@@ -59,6 +70,30 @@ class HomeStoreError(HomeError, ValueError):
     """A home request names something the home does not have."""
 
 
+def default_home_path() -> Path:
+    """The user's home file: ``$XDG_DATA_HOME/rtagent/home.sqlite`` (by default
+    ``~/.local/share/rtagent/home.sqlite``)."""
+    base = os.environ.get("XDG_DATA_HOME", "")
+    data = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "share"
+    return data / "rtagent" / "home.sqlite"
+
+
+def _connect(path: str | Path) -> sqlite3.Connection:
+    """An autocommit connection (transactions are explicit); a file in WAL mode."""
+    where = str(path)
+    try:
+        if where != IN_MEMORY:
+            Path(where).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(where, check_same_thread=False, isolation_level=None, timeout=5.0)
+        if where != IN_MEMORY:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # an acknowledged action survives power loss
+    except (OSError, sqlite3.Error) as exc:
+        raise HomeStoreError(f"cannot open the home store {where}: {exc}; give another file "
+                             "(rtagent voice --home PATH) or --home :memory:") from None
+    return db
+
+
 def _room(room: str) -> str:
     r = room.strip().lower().replace(" ", "_")
     if r not in ROOMS:
@@ -67,21 +102,37 @@ def _room(room: str) -> str:
 
 
 class HomeStore:
-    """A home in SQLite (``path`` or in memory), seeded with a default household."""
+    """A home in SQLite (a file, or :data:`IN_MEMORY`), seeded with a default household
+    when new."""
 
-    def __init__(self, path: str | Path = ":memory:", *, seed: bool = True,
-                 now_s: Callable[[], float] = time.monotonic, now: Now = local_now) -> None:
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    def __init__(self, path: str | Path = IN_MEMORY, *, seed: bool = True,
+                 now_s: Callable[[], float] = time.time, now: Now = local_now) -> None:
+        self.path = str(path)
+        self._db = _connect(path)
         self._lock = threading.RLock()
         self._now_s, self._now = now_s, now
-        with self._lock:
-            self._db.executescript(_SCHEMA)
-            columns = {r[1] for r in self._db.execute("PRAGMA table_info(calendar)")}
+        with self._transaction() as db:  # schema, migration and seed: all or nothing
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                db.execute(statement)
+            columns = {r[1] for r in db.execute("PRAGMA table_info(calendar)")}
             if "weekdays" not in columns:  # a home saved before the calendar had days
-                self._db.execute("ALTER TABLE calendar ADD COLUMN weekdays TEXT NOT NULL "
-                                 "DEFAULT '0123456'")
-            if seed and not self._db.execute("SELECT COUNT(*) FROM lights").fetchone()[0]:
+                db.execute("ALTER TABLE calendar ADD COLUMN weekdays TEXT NOT NULL "
+                           "DEFAULT '0123456'")
+            if seed and not db.execute("SELECT COUNT(*) FROM lights").fetchone()[0]:
                 self._seed()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One action with its version bump, atomically: a crash leaves both or neither
+        (IMMEDIATE: no other writer of the file gets in between)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def _seed(self) -> None:
         db = self._db
@@ -121,7 +172,7 @@ class HomeStore:
         r = _room(room)
         if brightness is not None and not 0 <= brightness <= 100:
             raise HomeStoreError(f"expected brightness 0..100 percent, got {brightness}")
-        with self._lock:
+        with self._transaction():
             before = self.get_light_state(r)
             level = before["brightness"] if brightness is None else int(brightness)
             self._db.execute("UPDATE lights SET is_on = ?, brightness = ? WHERE room = ?",
@@ -140,7 +191,7 @@ class HomeStore:
         r = _room(room)
         if not 5 <= celsius <= 30:
             raise HomeStoreError(f"expected a target of 5..30 degrees Celsius, got {celsius}")
-        with self._lock:
+        with self._transaction():
             before = self.get_thermostat(r)["celsius"]
             self._db.execute("UPDATE thermostats SET celsius = ? WHERE room = ?", (float(celsius), r))
             self._bump([f"thermostat:{r}"])
@@ -150,11 +201,16 @@ class HomeStore:
     def set_timer(self, minutes: float, label: str | None = None) -> dict[str, Any]:
         if not 0.1 <= minutes <= 600:
             raise HomeStoreError(f"expected a timer of 0.1..600 minutes, got {minutes}")
-        with self._lock:
+        with self._transaction():
             cur = self._db.execute("INSERT INTO timers (label, minutes, ends_s) VALUES (?, ?, ?)",
                                    (label, float(minutes), self._now_s() + 60.0 * minutes))
             self._bump(["timers"])
         return {"id": int(cur.lastrowid or 0), "label": label, "minutes": float(minutes)}
+
+    def timer_ids(self) -> list[int]:
+        """Every timer ever set, ended ones too (for audits: :mod:`sim_envs.home.audit`)."""
+        with self._lock:
+            return [i for (i,) in self._db.execute("SELECT id FROM timers ORDER BY id")]
 
     def list_timers(self) -> dict[str, Any]:
         now = self._now_s()
@@ -169,7 +225,7 @@ class HomeStore:
         name = " ".join(item.split()).lower()
         if not name:
             raise HomeStoreError("expected an item to add, got an empty name")
-        with self._lock:
+        with self._transaction():
             seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM shopping").fetchone()[0]
             cur = self._db.execute("INSERT OR IGNORE INTO shopping VALUES (?, ?)", (name, seq))
             if cur.rowcount:
@@ -201,7 +257,7 @@ class HomeStore:
         if not text.strip():
             raise HomeStoreError("expected a message text, got an empty one")
         name, _ = self._contact(contact)
-        with self._lock:
+        with self._transaction():
             cur = self._db.execute("INSERT INTO messages (contact, text) VALUES (?, ?)",
                                    (name, text.strip()))
             self._bump(["messages"])
@@ -210,7 +266,7 @@ class HomeStore:
     def call_contact(self, contact: str) -> dict[str, Any]:
         """Start a call (the simulated phone dials at once and logs it)."""
         name, phone = self._contact(contact)
-        with self._lock:
+        with self._transaction():
             cur = self._db.execute("INSERT INTO calls (contact, phone) VALUES (?, ?)", (name, phone))
             self._bump(["calls"])
         return {"id": int(cur.lastrowid or 0), "contact": name, "phone": phone, "calling": True}

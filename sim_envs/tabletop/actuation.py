@@ -6,10 +6,16 @@ joint state, the current time from an injected clock, and the newest command
 (or ``None`` when none arrived). It moves a Cartesian set-point toward the
 command at a bounded speed, solves IK on its *own* kinematic model, clips the
 joint step to the velocity limits and the answer to the joint limits, and
-returns what it actually commanded. A watchdog holds the arm when commands stop.
-A command it cannot act on (non-finite, out of reach, malformed: see
-:mod:`sim_envs.tabletop.target_checks`) makes it hold, counted in :attr:`Actuator.refused`;
-IK gets a time budget, so no target can stall the tick.
+returns what it actually commanded.
+
+The watchdog is :class:`realtime.watchdog.Watchdog` on the tick's clock: a command
+past its deadline (:attr:`CommandStamp.deadline_s`) or not newer than the last from
+its source (:attr:`CommandStamp.seq`) is not acted on; no fresh command for
+``watchdog_timeout_s`` holds the arm, and after a trip it moves again only after
+``watchdog_resume_after`` fresh commands in a row. A command it cannot act on
+(non-finite, out of reach, malformed: see :mod:`sim_envs.tabletop.target_checks`)
+makes it hold. Both are counted in :attr:`Actuator.refused`, by reason; IK gets a
+time budget, so no target can stall the tick.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from realtime.errors import ConfigError
+from realtime.watchdog import Watchdog, WatchdogOptions, WatchdogState
 from sim_envs.tabletop.kinematics import IkSolution, PandaKinematics, gripper_yaw, top_down_quat
 from sim_envs.tabletop.scene import FINGER_OPEN_M, JointState
 from sim_envs.tabletop.target_checks import Reach, refusal
 
-__all__ = ["ActuatorOptions", "Actuator", "ArmCommand", "JointTargets"]
+__all__ = ["ActuatorOptions", "Actuator", "ArmCommand", "CommandStamp", "JointTargets",
+           "predicted"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,29 @@ class ArmCommand:
     @staticmethod
     def hold_here(gripper_width_m: float = FINGER_OPEN_M) -> ArmCommand:
         return ArmCommand(hold=True, gripper_width_m=gripper_width_m)
+
+
+def predicted(state: JointState, age_s: float) -> JointState:
+    """``state`` as it is ``age_s`` after it was measured, at its measured velocities: a
+    hold where the arm is now, not where it was (a stale pose lies behind a moving arm,
+    which would turn back to it: 25 ms stale makes the stop ~125 ms instead of ~45)."""
+    age = min(max(age_s, 0.0), 0.2)
+    return JointState(state.positions + state.velocities * age, state.velocities,
+                      state.sim_time_s + age)
+
+
+@dataclass(frozen=True)
+class CommandStamp:
+    """Where a command came from and until when it may be acted on.
+
+    ``seq`` must rise from one command of ``source`` to the next (0: not numbered); a
+    restarted sender is a new source (its name carries its incarnation). ``deadline_s``:
+    on the clock of :meth:`Actuator.update`'s ``now_s`` (0: none).
+    """
+
+    seq: int = 0
+    source: str = ""
+    deadline_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +104,8 @@ class ActuatorOptions:
     """Fraction of the URDF joint velocity limits the targets may move at."""
     watchdog_timeout_s: float = 0.5
     """Hold the arm when no command arrived for this long."""
+    watchdog_resume_after: int = 2
+    """After a hold, fresh commands in a row needed before the arm moves again."""
     reach: Reach = field(default_factory=Reach)
     """Targets beyond it are refused (the arm holds)."""
     ik_time_budget_s: float = 0.01
@@ -90,6 +123,11 @@ class ActuatorOptions:
         if not 0.001 <= self.ik_time_budget_s <= 1.0:
             raise ConfigError(
                 f"ik_time_budget_s: expected 0.001..1.0, got {self.ik_time_budget_s}")
+        self.watchdog_options()  # resume_after: an int >= 1
+
+    def watchdog_options(self) -> WatchdogOptions:
+        return WatchdogOptions(timeout_ms=self.watchdog_timeout_s * 1000.0,
+                               resume_after=self.watchdog_resume_after)
 
 
 class Actuator:
@@ -100,7 +138,9 @@ class Actuator:
         self.kin = kinematics or PandaKinematics()
         self.options = options or ActuatorOptions()
         self._command: ArmCommand | None = None
-        self._last_command_s: float | None = None
+        self._now_ns = 0  # the tick's time: the watchdog's clock
+        self._commanded = False
+        self.watchdog = Watchdog(self.options.watchdog_options(), clock_ns=lambda: self._now_ns)
         self._last_update_s: float | None = None
         self._q: np.ndarray | None = None  # last commanded arm angles
         self._setpoint: np.ndarray | None = None
@@ -108,21 +148,25 @@ class Actuator:
         self._width = FINGER_OPEN_M
         self._ik_key: tuple[float, ...] | None = None
         self._ik: IkSolution | None = None
-        self.watchdog_trips = 0
-        self.refused: Counter[str] = Counter()  # commands held instead, by reason
+        self.refused: Counter[str] = Counter()  # commands held or ignored instead, by reason
 
     @property
     def command(self) -> ArmCommand | None:
         return self._command
 
+    @property
+    def watchdog_trips(self) -> int:
+        return self.watchdog.trips
+
     def reset(self) -> None:
         """Forget the command, set-point and watchdog state (a new episode)."""
         self._command = None
-        self._last_command_s = self._last_update_s = None
+        self._commanded = False
+        self._last_update_s = None
+        self.watchdog = Watchdog(self.options.watchdog_options(), clock_ns=lambda: self._now_ns)
         self._q = self._setpoint = None
         self._yaw, self._width = 0.0, FINGER_OPEN_M
         self._ik_key, self._ik = None, None
-        self.watchdog_trips = 0
         self.refused.clear()
 
     def _init_from(self, state: JointState) -> None:
@@ -131,28 +175,30 @@ class Actuator:
         self._yaw = gripper_yaw(orn)
         self._width = state.finger_width_m
 
-    def update(self, state: JointState, now_s: float,
-               command: ArmCommand | None = None) -> JointTargets:
-        """Advance one actuation tick; returns the joint targets to apply now."""
+    def update(self, state: JointState, now_s: float, command: ArmCommand | None = None,
+               stamp: CommandStamp | None = None) -> JointTargets:
+        """Advance one actuation tick; returns the joint targets to apply now.
+        ``command``: the one received since the last tick (None: none), ``stamp`` its
+        seq, source and deadline (None: unnumbered, no deadline)."""
+        self._now_ns = round(now_s * 1e9)
         if self._q is None:
             self._init_from(state)
-        if command is not None:
-            if self._command is None and self._last_command_s is None:
+        if command is not None and self._admitted(stamp or CommandStamp(), now_s):
+            if not self._commanded:  # the first command: start from the measured pose
                 self._init_from(state)
-            command = self._checked(command)
-            self._command = command
-            self._last_command_s = now_s
+                self._commanded = True
+            self._command = self._checked(command)
         dt = 0.0 if self._last_update_s is None else now_s - self._last_update_s
         dt = min(max(dt, 0.0), 0.1)
         self._last_update_s = now_s
+        trips = self.watchdog.trips
+        acting = self.watchdog.check()
+        tripped = self.watchdog.state is WatchdogState.TRIPPED
+        if self.watchdog.trips != trips:  # commands stopped: stop where the arm is now
+            self._hold_measured(state)
         cmd = self._command
-        tripped = (self._last_command_s is not None
-                   and now_s - self._last_command_s > self.options.watchdog_timeout_s)
-        if tripped and cmd is not None and not cmd.hold:
-            self.watchdog_trips += 1
-            self._command = cmd = ArmCommand.hold_here(self._width)
-        if cmd is None or cmd.hold:
-            if cmd is not None:
+        if not acting or cmd is None or cmd.hold:
+            if acting and cmd is not None:
                 self._width = cmd.gripper_width_m
             return self._targets(0.0, False, True, tripped)
         self._width = float(np.clip(cmd.gripper_width_m, 0.0, FINGER_OPEN_M))
@@ -194,6 +240,17 @@ class Actuator:
         self._q = np.clip(self._q + np.clip(step, -max_dq, max_dq), self.kin.lower, self.kin.upper)
         return self._targets(sol.position_error_m, clipped, False, False)
 
+    def _admitted(self, stamp: CommandStamp, now_s: float) -> bool:
+        """Whether a received command may be acted on: in time, and newer than the last
+        from its source (it then feeds the watchdog)."""
+        if stamp.deadline_s and now_s > stamp.deadline_s:
+            self.refused["expired"] += 1
+            return False
+        if not self.watchdog.feed(stamp.seq, stamp.source):
+            self.refused["not_newer"] += 1
+            return False
+        return True
+
     def _checked(self, cmd: ArmCommand) -> ArmCommand:
         """``cmd``, or a hold (counted by reason) when it cannot be acted on."""
         if cmd.hold:
@@ -209,11 +266,17 @@ class Actuator:
 
     def safe_stop(self, state: JointState) -> JointTargets:
         """Hold the arm where it is now (measured), keeping the gripper as it is."""
+        self._hold_measured(state)
+        self._command = ArmCommand.hold_here(self._width)
+        return self._targets(0.0, False, True, False)
+
+    def _hold_measured(self, state: JointState) -> None:
+        # The measured pose (see predicted()), not the last target: that one lies ahead of
+        # a moving arm, which coasts on to it (~120 ms to still from 0.8 rad/s in the sim;
+        # ~45 ms holding where it is).
         self._ik_key = None
         self._q = np.array(state.arm_q, dtype=np.float64)
         self._setpoint, _ = self.kin.fk(self._q)
-        self._command = ArmCommand.hold_here(self._width)
-        return self._targets(0.0, False, True, False)
 
     def _targets(self, err: float, clipped: bool, holding: bool, tripped: bool) -> JointTargets:
         assert self._q is not None and self._setpoint is not None

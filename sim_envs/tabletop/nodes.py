@@ -240,7 +240,8 @@ def run_perception(cfg: RobotDemoConfig, node: Node) -> None:
 # --------------------------------------------------------------------------- actuation
 def run_actuation(cfg: RobotDemoConfig, node: Node) -> None:
     """Commands -> IK on its own kinematic model -> limited joint targets; watchdog."""
-    from sim_envs.tabletop.actuation import Actuator, ActuatorOptions
+    from sim_envs.tabletop.actuation import Actuator, ActuatorOptions, CommandStamp, predicted
+    from sim_envs.tabletop.hold_watch import HoldWatch
     from sim_envs.tabletop.kinematics import PandaKinematics
     from sim_envs.tabletop.wire import command_from_msg, joints_from_msg, targets_to_msg
 
@@ -254,6 +255,7 @@ def run_actuation(cfg: RobotDemoConfig, node: Node) -> None:
                         ActuatorOptions(watchdog_timeout_s=cfg.watchdog_ms / 1000.0))
     held_ticks = misses = 0
     tripped = False
+    holds = HoldWatch()  # how fast the arm is still once commands stop
 
     def tick(info: TickInfo) -> None:
         nonlocal held_ticks, tripped, misses
@@ -266,12 +268,17 @@ def run_actuation(cfg: RobotDemoConfig, node: Node) -> None:
         if fresh is not None and tracer.enabled:
             hop(tracer, fresh, "cmd")
         cmd = command_from_msg(fresh.message) if fresh is not None else None
-        t = actuator.update(joints_from_msg(joints.message), info.wake_ns / 1e9, cmd)
+        stamp = None if fresh is None else CommandStamp(  # seq and deadline: the watchdog's
+            fresh.message.seq, fresh.message.source, fresh.message.deadline_ns / 1e9)
+        state = predicted(joints_from_msg(joints.message), joints.age_ms / 1000.0)  # as of now
+        t = actuator.update(state, info.wake_ns / 1e9, cmd, stamp)
         if t.watchdog_tripped and not tripped:
             tracer.instant("watchdog: holding", "actuation")
         tripped = t.watchdog_tripped
         held_ticks += int(t.watchdog_tripped)
-        node.counters["watchdog_ticks"] = held_ticks
+        holds.update(actuator.watchdog, state.velocities[:7], info.wake_ns, state.sim_time_s)
+        node.counters.update(watchdog_ticks=held_ticks, watchdog_trips=actuator.watchdog.trips,
+                             watchdog_resumes=actuator.watchdog.resumes, **holds.counters())
         out.publish(targets_to_msg(t, fresh.message.seq if fresh else 0), topic="targets")
         # what bad input did: commands dropped at decode or refused (held), ticks overrun
         node.counters.update({f"cmd_dropped_{k}": n for k, n in commands.stats.dropped.items()})
