@@ -32,6 +32,7 @@ class Entry:
     ended_s: float | None = None
     used: bool = False
     dropped: bool = False
+    source: str = ""                # who predicted it (Prediction.source)
 
     @property
     def key(self) -> str:

@@ -46,7 +46,7 @@ from speculation.metrics import SpeculationMetrics
 from speculation.options import SpeculationOptions
 from speculation.patterns import Guess
 from speculation.predictors import Guesser, Predictor
-from speculation.traces import Step, TraceStore
+from speculation.traces import Step, StepSink
 
 __all__ = ["SpeculationOptions", "SpeculativeExecutor"]
 
@@ -56,7 +56,7 @@ class SpeculativeExecutor:
 
     def __init__(self, registry: ToolRegistry, predictor: Predictor | None,
                  options: SpeculationOptions | None = None, *, guesser: Guesser | None = None,
-                 store: TraceStore | None = None, episode_id: str = "live") -> None:
+                 store: StepSink | None = None, episode_id: str = "live") -> None:
         self.registry = registry
         self.predictor = predictor
         self.options = options or SpeculationOptions()
@@ -202,6 +202,7 @@ class SpeculativeExecutor:
             return None
         entry.used = True
         self._cache.pop(entry)
+        self.metrics.served_by[entry.source] = self.metrics.served_by.get(entry.source, 0) + 1
         if joined:
             self.metrics.joins += 1
             self.metrics.latency_saved_s += max(0.0, now - entry.started_s)
@@ -315,7 +316,7 @@ class SpeculativeExecutor:
         entry = Entry(call=call, dry_run=dry_run, reads=reads,
                       snapshot=self._versions.snapshot(reads), task=task,
                       started_s=loop.time(), depth=depth, probability=pred.probability,
-                      gen=self._gen, chain=chain)
+                      gen=self._gen, chain=chain, source=pred.source)
         for old in self._cache.put(entry):
             self._drop(old)
         if dry_run:
