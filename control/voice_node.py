@@ -39,6 +39,7 @@ from sim_envs.home.errors import HomeError
 from sim_envs.home.services import ServiceOptions, Services
 from sim_envs.home.tools import HOME_TOOLS, voice_tool_specs
 from speculation.executor import SpeculationOptions, SpeculativeExecutor
+from speculation.live import LiveSpeculation, MinedTurns
 from speculation.trace_hooks import TracedInvoke, TracedRegistry, TracedSpeculation
 
 __all__ = ["VoiceDecisionConfig", "build_registry", "run_decision"]
@@ -211,10 +212,13 @@ def run_decision(cfg: VoiceDecisionConfig, node: Node) -> None:
     node.report_turns(agent.progress)  # heartbeats carry the turn's progress
     home.client = agent.run_on_loop(lambda: AsyncRequestClient(rd.endpoint("home"),
                                                                source="decision"))
-    spec = None
+    spec, live = None, None
     if cfg.speculation:
-        spec = agent.run_on_loop(lambda: SpeculativeExecutor(
-            tools, None, SpeculationOptions(top_k=0, max_concurrency=6)))
+        # The pattern predictor proposes next calls after each call (mined from earlier
+        # runs and this one, speculation/live.py), beside the preflight's on partials.
+        live = node.own(agent.run_on_loop(lambda: LiveSpeculation(
+            "voice", tools, SpeculationOptions(top_k=2, max_concurrency=6))))
+        spec = live.executor
     if tracer.enabled:
         invoke.inner = (TracedSpeculation(spec, tracer).call if spec is not None
                         else TracedInvoke(tools, tracer).call)
@@ -223,7 +227,8 @@ def run_decision(cfg: VoiceDecisionConfig, node: Node) -> None:
     node.own(home.client)
     node.own(agent)
     decision = VoiceDecision(
-        cfg.loop_options(), clock=clock, agent=agent, specs=specs, ports=ports, calls=calls,
+        cfg.loop_options(), clock=clock, agent=agent if live is None else MinedTurns(agent, live),
+        specs=specs, ports=ports, calls=calls,
         decoder=DecoderChoice(cfg.decoder, model.gguf.name,
                               model.adapter.name if model.adapter else None),
         preflight=decoder if spec is not None else None,

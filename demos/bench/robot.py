@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from demos.bench.args import hz_option, json_output, lora_choice, model_options, trace_output
@@ -25,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hz_option(parser)
     parser.add_argument("--only", choices=("speculation", "direct"),
                         help="run one configuration only")
+    parser.add_argument("--foresight", action="store_true",
+                        help="decode a queued instruction during the motion before it (off by "
+                             "default: the figures are speculation's alone)")
+    parser.add_argument("--spec-store", type=Path, metavar="DIR",
+                        help="speculation's trace store and library (default: a new empty one, "
+                             "so the run learns from itself only)")
     model_options(parser)
     json_output(parser, "every figure")
     trace_output(parser, "every process of both configurations")
@@ -48,14 +56,16 @@ def _run(tasks: list[Any], speculation: bool, args: argparse.Namespace,
     label = "speculation" if speculation else "direct"
     traced = trace is not None and trace.enabled
     cfg = RobotDemoConfig(hz=args.hz, speculation=speculation, model=args.model,
-                          lora=lora_choice(args),
+                          lora=lora_choice(args), foresight=args.foresight,
                           trace_label=label if traced else "")
-    with Progress(transient=True) as progress:
+    with Progress(transient=True) as progress, tempfile.TemporaryDirectory() as fresh:
         bar = progress.add_task(f"{label}: starting processes", total=len(tasks))
+        env = {**(trace.env() if traced else {}),
+               "RTAGENT_SPEC_DIR": str(args.spec_store or fresh)}
         session = RobotSession(
             cfg, [Step(t.instruction, t.id, t.seed) for t in tasks], turn_timeout_s=120,
             on_step=lambda r: progress.update(bar, advance=1, description=f"{label}: {r.step.task_id}"),
-            env=trace.env() if traced else None, tracer=trace.tracer if traced else None)
+            env=env, tracer=trace.tracer if traced else None)
         result = session.run()
     times = [s.task_s for s in result.steps]
     decodes = [d for s in result.steps if s.turn for d in s.turn.get("decode_ms", [])]
@@ -103,9 +113,13 @@ def run(args: argparse.Namespace) -> int:
     if len(runs) == 2 and runs[0]["task_s_mean"] and runs[1]["task_s_mean"]:
         cut = 1 - runs[0]["task_s_mean"] / runs[1]["task_s_mean"]
         spec = runs[0]["speculation"] or {}
-        console.print(f"speculation: task time {cut:+.1%} vs direct (mean); "
-                      f"{spec.get('hits', 0)} hits + {spec.get('joins', 0)} joins, "
-                      f"speculative writes executed: {spec.get('writes_executed', 0)}")
+        launched = spec.get("launched", 0)
+        served = spec.get("hits", 0) + spec.get("joins", 0)
+        console.print(f"speculation: task time {-cut:+.1%} vs direct (mean); "
+                      f"{spec.get('hits', 0)} hits + {spec.get('joins', 0)} joins of {launched} "
+                      f"launched ({served / launched if launched else 0:.0%} served), "
+                      f"{spec.get('latency_saved_s', 0):.2f} s saved, speculative writes "
+                      f"executed: {spec.get('writes_executed', 0)}")
     for r in runs:
         if r["error"]:
             console.print(f"[red]{r['config']}: {r['error']}[/]")
