@@ -150,6 +150,7 @@ class RobotDecision:
         self._turn_obs: dict[str, Any] = {}  # the running turn's features (speculation)
         self._turns_started = 0
         self._motions_before_turn = 0
+        self.worlds_while_deciding = 0  # new world versions while a turn was being decoded
         self.live = (build_speculation(tools, lambda: self.slack_ms, self._speculating)
                      if cfg.speculation else None)
         self.speculation = self.live.executor if self.live is not None else None
@@ -169,7 +170,7 @@ class RobotDecision:
                            now_ns=clock.now_ns)
         # A motion fetches its plan the way the agent calls: through speculation, if on.
         self.motions = PlannedMotions(partial(self._fetch, invoke or registry.invoke),
-                                      backend.snapshot)
+                                      backend.snapshot, self.planner.hurry)
         backend.planner = self.motions
         self._hold = ArmCommand.hold_here()
         self.loop: DeadlineLoop[m.Command] = DeadlineLoop(
@@ -257,6 +258,7 @@ class RobotDecision:
         if not self._speculating():
             self.agent.loop.call_soon_threadsafe(self._observer.invalidate, resources)
         else:
+            self.worlds_while_deciding += 1
             self.agent.loop.call_soon_threadsafe(
                 partial(self._observer.observe, self._turn_obs, changed=resources))
 
@@ -312,6 +314,7 @@ class RobotDecision:
             out["speculation_live"] = {
                 "store": str(self.live.directory), "loaded": self.live.loaded,
                 "libraries_mined": self.live.mined, "replanned": self.motions.replanned,
+                "worlds_while_deciding": self.worlds_while_deciding,
                 "recorded": self.live.store.recorded if self.live.store is not None else 0}
         return out
 

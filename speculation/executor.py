@@ -30,7 +30,7 @@ from typing import Any
 
 import jsonschema
 
-from control.tools import Effect, Tool, ToolCall, ToolRegistry, ToolResult
+from control.tools import Effect, Tool, ToolCall, ToolRegistry, ToolResult, mark_running_ahead
 from speculation.cache import Entry, SpeculationCache
 from speculation.derive import UNKNOWN, Context, Prediction
 from speculation.metadata import (
@@ -335,6 +335,7 @@ class SpeculativeExecutor:
     async def _invoke_ahead(self, tool: Tool, call: ToolCall, *, dry_run: bool) -> ToolResult:
         # THE enforcement point: nothing runs ahead without passing this guard.
         guard_speculative(tool, dry_run=dry_run)
+        mark_running_ahead()  # this task's own context: the tool may use spare resources only
         if not dry_run and tool.spec.effect is Effect.WRITE:  # unreachable past the guard
             self.metrics.writes_executed += 1
         return await self.registry.invoke(call, dry_run=dry_run)

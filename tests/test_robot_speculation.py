@@ -48,7 +48,7 @@ class SpecRig:
         self.decision.loop.step()
         n = len(self.decision.turns)
         assert self.ask("instruct", text=text).ok
-        world, deadline = start, time.monotonic() + 20
+        world, deadline = start, time.monotonic() + 90  # a busy machine: minutes
         while len(self.decision.turns) == n and time.monotonic() < deadline:
             self.feed.send(world)
             self.decision.loop.step()

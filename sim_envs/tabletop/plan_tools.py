@@ -20,22 +20,35 @@ its prompt (and KV cache) stay the same.
 
 from __future__ import annotations
 
-import queue
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from control.tools import Effect, SpeculationPolicy, ToolCall, ToolRegistry, ToolResult, ToolSpec
-from sim_envs.tabletop.path_check import PathChecker, PathCheckOptions
+from control.tools import (
+    Effect,
+    SpeculationPolicy,
+    ToolCall,
+    ToolRegistry,
+    ToolResult,
+    ToolSpec,
+    running_ahead,
+)
+from sim_envs.tabletop.path_check import PathCheckOptions
 from sim_envs.tabletop.perception import WorldState
-from sim_envs.tabletop.planning import PlanningError, Waypoint, put_waypoints
+from sim_envs.tabletop.plan_workers import (
+    PathWorkers,
+    waypoints_from_json,
+    waypoints_to_json,
+    world_to_json,
+)
+from sim_envs.tabletop.planning import PlanningError, put_waypoints
 from sim_envs.tabletop.robot_tools import SkillFailedError, robot_tool_specs, skill_for
 from sim_envs.tabletop.skills import Skill, SkillOptions
 
 __all__ = ["MOTIONS", "PLAN_PREFIX", "MotionPlanner", "PlannedMotions", "plan_tool_specs",
-           "register_plan_tools", "waypoints_from_json", "waypoints_to_json"]
+           "register_plan_tools"]
 
 PLAN_PREFIX = "plan_for_"
 MOTIONS = ("move_to", "grasp", "place_on", "point_at", "go_home")
@@ -56,25 +69,6 @@ def plan_tool_specs() -> list[ToolSpec]:
     return out
 
 
-def waypoints_to_json(waypoints: Sequence[Waypoint]) -> list[dict[str, Any]]:
-    """Waypoints at full precision (a plan served later must be the one computed)."""
-    return [{"name": w.name, "gripper": w.gripper, "yaw": w.yaw_rad,
-             "position": None if w.position_m is None else list(w.position_m),
-             "joints": None if w.joint_target is None else list(w.joint_target)}
-            for w in waypoints]
-
-
-def waypoints_from_json(data: Sequence[Mapping[str, Any]]) -> list[Waypoint]:
-    out = []
-    for d in data:
-        pos, joints = d.get("position"), d.get("joints")
-        out.append(Waypoint(str(d["name"]),
-                            None if pos is None else (float(pos[0]), float(pos[1]), float(pos[2])),
-                            float(d.get("yaw", 0.0)), str(d.get("gripper", "keep")),
-                            None if joints is None else tuple(float(v) for v in joints)))
-    return out
-
-
 def _objects(world: WorldState, call: ToolCall) -> tuple[str | None, frozenset[str]]:
     """(the cube the motion grasps, the objects its hand may touch)."""
     a = call.arguments
@@ -88,22 +82,19 @@ def _objects(world: WorldState, call: ToolCall) -> tuple[str | None, frozenset[s
 
 
 class MotionPlanner:
-    """``plan_for_<motion>`` on the backend's world (one snapshot per version). Up to
-    ``checkers`` plans run at once, each on its own kinematic world (one speculative
-    and one real call never wait for each other)."""
+    """``plan_for_<motion>`` on the backend's world (one snapshot per version): the
+    waypoints here, the path check in a worker process (:mod:`sim_envs.tabletop.plan_workers`:
+    off this process's GIL; a check run ahead uses spare CPU only)."""
 
     def __init__(self, world: Callable[[], WorldState], options: SkillOptions | None = None,
-                 check: PathCheckOptions | None = None, checkers: int = 2) -> None:
+                 check: PathCheckOptions | None = None) -> None:
         self.world = world
         self.options = options or SkillOptions()
-        self.check_options = check or PathCheckOptions()
-        self._free: queue.LifoQueue[PathChecker] = queue.LifoQueue()
-        # Made now: loading the models takes a while (and the GIL), not at the first plan.
-        for _ in range(max(1, checkers)):
-            self._free.put(PathChecker(self.check_options))
+        self.workers = PathWorkers(check)
 
-    def _checker(self) -> PathChecker:
-        return self._free.get(timeout=60)
+    @staticmethod
+    def job_key(tool: str, arguments: Mapping[str, Any], version: int) -> str:
+        return f"{ToolCall(tool, dict(arguments)).key()}@{version}"
 
     def plan_for(self, tool: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
         w = self.world()
@@ -118,27 +109,28 @@ class MotionPlanner:
         except PlanningError as exc:
             return {**out, "feasible": False, "reason": str(exc), "waypoints": []}
         grasps, handled = _objects(w, call)
-        checker = self._checker()
-        try:
-            check = checker.check(w, waypoints, grasps=grasps, handled=handled)
-        finally:
-            self._free.put(checker)
+        job = {"world": world_to_json(w), "waypoints": waypoints_to_json(waypoints),
+               "grasps": grasps, "handled": sorted(handled)}
+        check = self.workers.check(self.job_key(tool, arguments, w.version), job,
+                                   ahead=running_ahead(),
+                                   still_current=lambda: self.world().version == w.version)
         start = np.asarray(w.gripper.position_m)
         length = 0.0
         for wp in waypoints:
             if wp.position_m is not None:
                 length += float(np.linalg.norm(np.asarray(wp.position_m) - start))
                 start = np.asarray(wp.position_m)
-        return {**out, "feasible": check.feasible, "reason": check.reason,
+        return {**out, "feasible": bool(check["feasible"]), "reason": str(check["reason"]),
                 "waypoints": waypoints_to_json(waypoints), "path_length_m": round(length, 3),
-                "check": check.to_json()}
+                "check": check}
+
+    def hurry(self, call: ToolCall) -> None:
+        """A motion needs ``plan_for_<call>`` now: a check of it running ahead at idle
+        priority gets the normal worker too."""
+        self.workers.hurry(self.job_key(call.name, call.arguments, self.world().version))
 
     def close(self) -> None:
-        while True:
-            try:
-                self._free.get_nowait().close()
-            except queue.Empty:
-                return
+        self.workers.close()
 
 
 def register_plan_tools(registry: ToolRegistry, planner: MotionPlanner) -> None:
@@ -160,6 +152,7 @@ class PlannedMotions:
 
     fetch: Callable[[ToolCall], ToolResult]
     world: Callable[[], WorldState]
+    hurry: Callable[[ToolCall], None] = lambda call: None
     replanned: int = 0  # plans that came back for a world that had changed since
     started: int = 0  # motions started (each fetched its plan)
 
@@ -171,6 +164,7 @@ class PlannedMotions:
 
     def _planned(self, call: ToolCall, skill: Skill) -> Skill:
         plan_call = ToolCall(PLAN_PREFIX + call.name, dict(call.arguments))
+        self.hurry(call)  # if it runs ahead at idle priority, it is wanted now
         plan: Mapping[str, Any] = {}
         for _ in range(2):
             result = self.fetch(plan_call)
