@@ -187,3 +187,25 @@ def test_a_second_run_speculates_from_what_the_first_recorded(tmp_path: Path) ->
     assert second["loaded"] == "library"
     assert m.hits == 1 and m.served_by == {"pattern": 1} and m.latency_saved_s > 0
     assert log.count("get_time(Oslo)") == 1  # ran once, ahead, and was served
+
+
+def test_spec_mine_recorded_mines_the_demos_store_into_the_library_they_load(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from demos.cli import main
+
+    monkeypatch.setenv("RTAGENT_SPEC_DIR", str(tmp_path))
+    assert main(["spec", "mine", "--recorded", "--demo", "voice"]) == 1
+    assert "nothing recorded" in capsys.readouterr().out
+    store = JsonlTraceStore(tmp_path / "voice", "run-a")
+    for city in ("Oslo", "Rome"):
+        store.record(f"run-a/{city}", _step("get_weather", city=city))
+        store.record(f"run-a/{city}", _step("get_time", city=city))
+    store.close()
+    assert main(["spec", "mine", "--recorded", "--demo", "voice"]) == 0
+    out = capsys.readouterr().out
+    assert "mined 2 recorded episodes (4 calls" in out and "get_time(city get_weather.arg" in out
+    lib = load_library(tmp_path / "voice")
+    assert lib is not None and lib.episodes == 2
+    (p,) = lib.predict(Context((_step("get_weather", city="Lima"),)), 1)
+    assert p.call == ToolCall("get_time", {"city": "Lima"})

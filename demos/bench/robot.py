@@ -79,6 +79,7 @@ def _run(tasks: list[Any], speculation: bool, args: argparse.Namespace,
         "lateness_max_us": (loop.get("lateness_us") or {}).get("max"),
         "deadline_misses": loop.get("deadline_misses"),
         "speculation": result.stats.get("speculation"),
+        "speculation_live": result.stats.get("speculation_live"),
         "steps": [s.to_json() for s in result.steps],
     }
 
