@@ -216,8 +216,9 @@ def run_decision(cfg: VoiceDecisionConfig, node: Node) -> None:
     if cfg.speculation:
         # The pattern predictor proposes next calls after each call (mined from earlier
         # runs and this one, speculation/live.py), beside the preflight's on partials.
-        live = node.own(agent.run_on_loop(lambda: LiveSpeculation(
-            "voice", tools, SpeculationOptions(top_k=2, max_concurrency=6))))
+        with node.beating():  # mining the recorded runs, if no library was saved, takes a while
+            live = node.own(agent.run_on_loop(lambda: LiveSpeculation(
+                "voice", tools, SpeculationOptions(top_k=2, max_concurrency=6))))
         spec = live.executor
     if tracer.enabled:
         invoke.inner = (TracedSpeculation(spec, tracer).call if spec is not None
