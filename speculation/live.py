@@ -5,8 +5,9 @@
 :class:`LivePredictor` over a pattern library, every committed call recorded in
 the on-disk store (:mod:`speculation.trace_store`) and kept for mining, and
 :meth:`LiveSpeculation.after_turn` to mine again off the loop's thread and swap
-the new library in on the agent's loop. At start it loads the store's latest
-library (earlier runs), so a demo's second run speculates better than its first.
+the new library in on the agent's loop (two libraries, counted turn by turn: mining
+costs only the new calls). At start it loads the store's latest library (earlier
+runs), so a demo's second run speculates better than its first.
 
 :func:`request_features` gives the observation features a request has before
 it is decoded (its first word, the known names it mentions, its numbers).
@@ -15,7 +16,6 @@ it is decoded (its first word, the known names it mentions, its numbers).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 import os
@@ -121,36 +121,45 @@ class LivePredictor:
         return out
 
 
-class LiveMiner:
-    """The library to speculate with: ``base`` (mined from earlier runs) plus this run's
-    calls, mined again on request (:meth:`mine`, any thread)."""
+Batch = list[tuple[tuple[Step, ...], Episode]]  # (calls counted before, new calls)
 
-    def __init__(self, base: PatternLibrary | None, *, max_run_calls: int = 5000) -> None:
-        self.base = base if base is not None else PatternLibrary(min_support=LIVE_MIN_SUPPORT)
-        self.max_run_calls = max_run_calls
+
+class LiveMiner:
+    """This run's calls, to be counted into a library turn by turn (:meth:`take`, then
+    :meth:`apply`): each batch of new calls is counted after the calls of its episode
+    that came before it (as their context), so nothing is counted twice and mining a
+    turn costs only that turn's calls."""
+
+    def __init__(self, *, lookback: int = 8, max_episodes: int = 256) -> None:
+        self.lookback = lookback
+        self.max_episodes = max_episodes
         self._lock = threading.Lock()
-        self._episodes: dict[str, list[Step]] = {}
-        self._calls = 0
+        self._new: dict[str, list[Step]] = {}
+        self._before: dict[str, list[Step]] = {}
 
     def add(self, episode: str, step: Step) -> None:
         # A big result (a dense plan) is mined by its small fields only, as it is stored.
         step = replace(step, result=compact_result(step.result))
         with self._lock:
-            self._episodes.setdefault(episode, []).append(step)
-            self._calls += 1
-            while self._calls > self.max_run_calls and len(self._episodes) > 1:
-                oldest = next(iter(self._episodes))
-                self._calls -= len(self._episodes.pop(oldest))
+            self._new.setdefault(episode, []).append(step)
 
-    def episodes(self) -> list[Episode]:
+    def take(self) -> Batch:
+        """The calls added since the last take, per episode, with the calls before them."""
         with self._lock:
-            return [Episode(eid, tuple(steps)) for eid, steps in self._episodes.items()]
+            batch: Batch = []
+            for eid, steps in self._new.items():
+                before = self._before.pop(eid, [])
+                batch.append((tuple(before[-self.lookback:]), Episode(eid, tuple(steps))))
+                self._before[eid] = (before + steps)[-self.lookback:]
+            self._new.clear()
+            while len(self._before) > self.max_episodes:
+                del self._before[next(iter(self._before))]
+            return batch
 
-    def mine(self) -> PatternLibrary:
-        """``base`` with this run's calls counted in (a new library; ``base`` is kept)."""
-        library = copy.deepcopy(self.base)
-        library.update(self.episodes())
-        return library
+    @staticmethod
+    def apply(library: PatternLibrary, batch: Batch) -> None:
+        for before, episode in batch:
+            library.update([episode], context=before)
 
 
 class _Recorder:
@@ -200,39 +209,54 @@ class LiveSpeculation:
             if read.calls:
                 base, self.loaded = mined, "traces"
         self.load_s = time.perf_counter() - t0
-        self.miner = LiveMiner(base)
+        library = base if base is not None else PatternLibrary(min_support=LIVE_MIN_SUPPORT)
+        self.miner = LiveMiner()
         self.store = JsonlTraceStore(self.directory, self.run_id) if record else None
-        self.predictor = LivePredictor(copy.deepcopy(self.miner.base),
-                                       speculable=speculable_in(registry), gate=gate)
+        self.predictor = LivePredictor(library, speculable=speculable_in(registry), gate=gate)
+        # Two libraries: the predictor reads one (on the agent's loop) while the miner
+        # counts a turn into the other, and they swap (speculation/live.py, after_turn).
+        self._spare = copy.deepcopy(library)
         self.executor = SpeculativeExecutor(registry, self.predictor, options,
                                             store=_Recorder(self.store, self.miner),
                                             episode_id=self.run_id)
         self.mined = 0  # libraries mined and swapped in during this run
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="spec-miner")
         self._pending: Future[None] | None = None
+        self._broken = False
 
     def after_turn(self, loop: asyncio.AbstractEventLoop) -> None:
-        """A turn ended: mine again on the miner's thread, then swap the new library in on
-        ``loop`` (the agent's, where the executor runs) and save it. Never blocks; a
-        turn that ends while the last mining still runs is counted in by the next one."""
-        if self._pending is not None and not self._pending.done():
+        """A turn ended: count its calls into the spare library on the miner's thread,
+        swap it in on ``loop`` (the agent's, where the executor runs), bring the other
+        up to date and save the new one. Never blocks; a turn that ends while the last
+        mining still runs is counted in by the next one."""
+        if self._broken or (self._pending is not None and not self._pending.done()):
             return
         self._pending = self._pool.submit(self._mine, loop)
 
     def _mine(self, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            library = self.miner.mine()
-            if self.store is not None:
-                save_library(library, self.directory)
-        except Exception as exc:  # mining failed: speculation goes on with the last library
-            log.warning("mining the live traces failed: %s", exc)
+        batch = self.miner.take()
+        if not batch:
             return
-        with contextlib.suppress(RuntimeError):  # the agent's loop is closed: the run is over
-            loop.call_soon_threadsafe(self._swap, library)
+        try:
+            fresh = self._spare
+            LiveMiner.apply(fresh, batch)
+            swapped: Future[PatternLibrary] = Future()
+            loop.call_soon_threadsafe(self._swap, fresh, swapped)
+            old = swapped.result(timeout=60)
+            LiveMiner.apply(old, batch)  # no longer read by the predictor: the next spare
+            self._spare = old
+            if self.store is not None:
+                save_library(fresh, self.directory)
+        except RuntimeError:  # the agent's loop is closed: the run is over
+            return
+        except Exception as exc:  # speculation goes on with the last library, mined no more
+            self._broken = True  # (a swap may still come: the spare could be in use)
+            log.warning("mining the live traces failed: %s; no more mining in this run", exc)
 
-    def _swap(self, library: PatternLibrary) -> None:
-        self.predictor.library = library
+    def _swap(self, library: PatternLibrary, done: Future[PatternLibrary]) -> None:
+        old, self.predictor.library = self.predictor.library, library
         self.mined += 1
+        done.set_result(old)
 
     def wait_mined(self, timeout_s: float = 10.0) -> None:
         """Wait for the mining in progress (tests, and before saving at the end)."""

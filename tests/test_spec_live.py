@@ -126,15 +126,22 @@ def test_the_live_predictor_proposes_only_what_may_run_ahead_and_not_while_gated
     assert chain[:2] == ["get_time", "set_light"]  # a draft may name writes
 
 
-def test_the_miner_counts_this_run_on_top_of_the_base_and_keeps_the_base() -> None:
-    base = _library((_step("get_weather", city="Oslo"), _step("get_time", city="Oslo")))
-    before = json.dumps(base.to_json(), sort_keys=True)
-    miner = LiveMiner(base)
-    miner.add("run/t1", _step("get_weather", city="Rome"))
-    miner.add("run/t1", _step("get_time", city="Rome"))
-    mined = miner.mine()
-    assert mined.episodes == base.episodes + 1
-    assert json.dumps(base.to_json(), sort_keys=True) == before
+def test_the_miner_counts_each_turn_once_after_the_calls_before_it() -> None:
+    lib = PatternLibrary(min_support=1)
+    miner = LiveMiner()
+    miner.add("run", _step("get_weather", city="Rome"))
+    (batch,) = [miner.take()]
+    LiveMiner.apply(lib, batch)
+    assert miner.take() == []  # nothing new: nothing counted twice
+    miner.add("run", _step("get_time", city="Rome"))  # the next turn of the same session
+    (before, episode), = miner.take()
+    assert [s.name for s in before] == ["get_weather"] and [s.name for s in episode.steps] == [
+        "get_time"]
+    LiveMiner.apply(lib, [(before, episode)])
+    whole = _library((_step("get_weather", city="Rome"), _step("get_time", city="Rome")))
+    assert lib.next_tool == whole.next_tool and lib.derivs == whole.derivs
+    (p,) = lib.predict(Context((_step("get_weather", city="Oslo"),)), 1)
+    assert p.call == ToolCall("get_time", {"city": "Oslo"})
 
 
 def _registry(log: list[str]) -> ToolRegistry:

@@ -37,8 +37,10 @@ def test_the_robot_demos_second_run_plans_ahead_from_what_the_first_recorded(
     second = _robot_run(tmp_path, "bin-blue_cube-s2")  # the same kind, another cube
     spec = second["speculation"]
     assert second["speculation_live"]["loaded"] == "library"
-    assert spec["hits"] + spec["joins"] >= 1 and spec["served_by"].get("pattern", 0) >= 1
-    assert spec["hits"] >= 1 and spec["latency_saved_s"] > 0
+    # The plan was run ahead by the pattern predictor and served: finished (a hit) or, on a
+    # busy machine where its idle-priority worker got little CPU, joined while it ran.
+    assert spec["served_by"].get("pattern", 0) >= 1 and spec["hits"] + spec["joins"] >= 1
+    assert spec["latency_saved_s"] > 0
     assert spec["writes_executed"] == 0 and spec["dry_runs"] == 0
     turn = second["turns"][0]
     assert turn["decode_ms"] and turn["calls"][0]["name"] == "place_on"
