@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol
 
-from control.agent import Agent
+from control.agent import Agent, AgentOptions
+from control.dag_run import DagOptions
 from control.tools import ToolCall, ToolResult
 from models.decoder import DecodeContext
 from models.prompts import render_scene, user_content
@@ -42,7 +43,12 @@ from sim_envs.tabletop.actuation import ArmCommand
 from sim_envs.tabletop.config import WORLD_MAX_AGE_MS, RobotDemoConfig
 from sim_envs.tabletop.foresight import RobotForesight
 from sim_envs.tabletop.perception import WorldState
-from sim_envs.tabletop.plan_tools import MotionPlanner, PlannedMotions, register_plan_tools
+from sim_envs.tabletop.plan_tools import (
+    MOTIONS,
+    MotionPlanner,
+    PlannedMotions,
+    register_plan_tools,
+)
 from sim_envs.tabletop.robot_tools import RobotToolBackend, robot_tool_specs, visible_enums
 from sim_envs.tabletop.skills import SkillRunner
 from sim_envs.tabletop.wire import command_to_msg, world_from_msg
@@ -165,9 +171,13 @@ class RobotDecision:
         foresight = (RobotForesight(self.current_world, lambda text, w: decode_context(w, text))
                      if cfg.foresight else None)
         # The full tool list, always: the context's enums narrow the decoding (visible_enums).
+        # A motion waits for its skill (up to the backend's 60 s) after its checked plan:
+        # the DAG's default 10 s per call would cut a slow one short on a busy machine.
+        motions = {name: backend.wait_timeout_s + 30.0 for name in MOTIONS}
         self.agent = Agent(decoder, registry, self._context, tools_fn=robot_tool_specs,
                            invoke=invoke, foresight=foresight, tracer=self.tracer,
-                           now_ns=clock.now_ns)
+                           now_ns=clock.now_ns,
+                           options=AgentOptions(dag=DagOptions(tool_timeouts_s=motions)))
         # A motion fetches its plan the way the agent calls: through speculation, if on.
         self.motions = PlannedMotions(partial(self._fetch, invoke or registry.invoke),
                                       backend.snapshot, self.planner.hurry)
