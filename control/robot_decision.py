@@ -19,13 +19,16 @@ hops, skill phase changes, the agent's turns and decodes, every tool call
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol
 
-from control.agent import Agent
+from control.agent import Agent, AgentOptions
+from control.dag_run import DagOptions
+from control.tools import ToolCall, ToolResult
 from models.decoder import DecodeContext
 from models.prompts import render_scene, user_content
 from realtime import messages as m
@@ -40,6 +43,12 @@ from sim_envs.tabletop.actuation import ArmCommand
 from sim_envs.tabletop.config import WORLD_MAX_AGE_MS, RobotDemoConfig
 from sim_envs.tabletop.foresight import RobotForesight
 from sim_envs.tabletop.perception import WorldState
+from sim_envs.tabletop.plan_tools import (
+    MOTIONS,
+    MotionPlanner,
+    PlannedMotions,
+    register_plan_tools,
+)
 from sim_envs.tabletop.robot_tools import RobotToolBackend, robot_tool_specs, visible_enums
 from sim_envs.tabletop.skills import SkillRunner
 from sim_envs.tabletop.wire import command_to_msg, world_from_msg
@@ -86,17 +95,29 @@ def decode_context(world: WorldState, text: str,
     return DecodeContext(tuple(messages), enums=visible_enums(world))
 
 
-def build_speculation(registry: Any, seed: int, slack_ms: Callable[[], float]) -> Any:
-    """A speculative executor whose patterns are mined from recorded robot episodes."""
-    from speculation.executor import SpeculationOptions, SpeculativeExecutor
-    from speculation.patterns import PatternLibrary
-    from speculation.predictors import PatternPredictor
-    from speculation.workloads import robot_episodes
+def build_speculation(registry: Any, slack_ms: Callable[[], float],
+                      gate: Callable[[], bool]) -> Any:
+    """Live speculation (:class:`speculation.live.LiveSpeculation`): patterns mined from
+    this demo's recorded runs and from this run after each turn. One prediction at a time
+    (a plan costs a fraction of a core-second), only in the loop's slack and while
+    ``gate()`` (a turn is being decoded and the arm is still); no dry runs: a motion's
+    exact dry run is its plan, ``plan_for_<motion>``, which runs ahead for real."""
+    from speculation.executor import SpeculationOptions
+    from speculation.live import LiveSpeculation
 
-    library = PatternLibrary()
-    library.update(robot_episodes(200, seed=seed))
-    options = SpeculationOptions(slack_fn=slack_ms, min_slack_ms=5.0)
-    return SpeculativeExecutor(registry, PatternPredictor(library), options)
+    options = SpeculationOptions(slack_fn=slack_ms, min_slack_ms=5.0, top_k=1,
+                                 max_concurrency=2, dry_runs=False, launch_at_issue=False)
+    return LiveSpeculation("robot", registry, options, gate=gate)
+
+
+def turn_features(text: str, world: WorldState) -> dict[str, Any]:
+    """The observation a robot turn is decided on before it is decoded: the request's
+    first word, the objects it names in order (``m0``, ``m1``), its numbers, and what
+    the gripper holds (:func:`speculation.live.request_features`)."""
+    from speculation.live import request_features
+
+    return {**request_features(text, [*world.objects]),
+            "holding": world.gripper.holding or "nothing"}
 
 
 class RobotDecision:
@@ -126,12 +147,22 @@ class RobotDecision:
         self.turns: list[dict[str, Any]] = []  # every finished turn, as published
         self.hardening: list[dict[str, Any]] = []  # the loop thread's (set by its process)
         self.runner = SkillRunner()
-        registry = RobotToolBackend(self.current_world, self.runner, kinematics).registry()
+        backend = RobotToolBackend(self.current_world, self.runner, kinematics)
+        registry = backend.registry()
+        # Each motion's checked plan is a read-only tool (plan_for_<motion>): speculation
+        # may run it ahead, and the motion starts from it (sim_envs/tabletop/plan_tools.py).
+        self.planner = MotionPlanner(backend.snapshot, backend.skill_options)
+        register_plan_tools(registry, self.planner)
         traced_on = self.tracer.enabled
         # Traced: every tool run, and every call the agent makes (how it was served).
         tools = TracedRegistry(registry, self.tracer) if traced_on else registry
-        self.speculation = (build_speculation(tools, cfg.seed, lambda: self.slack_ms)
-                            if cfg.speculation else None)
+        self._turn_obs: dict[str, Any] = {}  # the running turn's features (speculation)
+        self._turns_started = 0
+        self._motions_before_turn = 0
+        self.worlds_while_deciding = 0  # new world versions while a turn was being decoded
+        self.live = (build_speculation(tools, lambda: self.slack_ms, self._speculating)
+                     if cfg.speculation else None)
+        self.speculation = self.live.executor if self.live is not None else None
         traced = (TracedSpeculation(self.speculation, self.tracer)
                   if self.speculation is not None and traced_on else None)
         self._observer: Any = traced if traced is not None else self.speculation
@@ -143,9 +174,17 @@ class RobotDecision:
         foresight = (RobotForesight(self.current_world, lambda text, w: decode_context(w, text))
                      if cfg.foresight else None)
         # The full tool list, always: the context's enums narrow the decoding (visible_enums).
+        # A motion waits for its skill (up to the backend's 60 s) after its checked plan:
+        # the DAG's default 10 s per call would cut a slow one short on a busy machine.
+        motions = {name: backend.wait_timeout_s + 30.0 for name in MOTIONS}
         self.agent = Agent(decoder, registry, self._context, tools_fn=robot_tool_specs,
                            invoke=invoke, foresight=foresight, tracer=self.tracer,
-                           now_ns=clock.now_ns)
+                           now_ns=clock.now_ns,
+                           options=AgentOptions(dag=DagOptions(tool_timeouts_s=motions)))
+        # A motion fetches its plan the way the agent calls: through speculation, if on.
+        self.motions = PlannedMotions(partial(self._fetch, invoke or registry.invoke),
+                                      backend.snapshot, self.planner.hurry)
+        backend.planner = self.motions
         self._hold = ArmCommand.hold_here()
         self.loop: DeadlineLoop[m.Command] = DeadlineLoop(
             clock, LoopOptions(hz=cfg.hz), self.tick, between_ticks=self.between)
@@ -157,7 +196,38 @@ class RobotDecision:
         return self.world
 
     def _context(self, text: str, history: Sequence[Mapping[str, str]]) -> DecodeContext:
-        return decode_context(self.current_world(), text, history)
+        world = self.current_world()
+        ctx = decode_context(world, text, history)
+        if history or self.live is None:
+            return ctx
+        return self._speculate_turn(text, world, ctx)
+
+    def _speculate_turn(self, text: str, world: WorldState, ctx: DecodeContext) -> DecodeContext:
+        """A turn starts (on the agent's loop): speculation starts over on its request.
+        The plans of the motions it likely asks for run while it is decoded, and the calls
+        it likely decodes to are the decoder's draft (kept only as far as it agrees)."""
+        assert self.live is not None
+        self._turns_started += 1
+        self._motions_before_turn = self.motions.started
+        self._turn_obs = turn_features(text, world)
+        executor = self.live.executor
+        executor.reset()
+        executor.episode_id = f"{self.live.run_id}/t{self._turns_started}"
+        self._observer.observe(self._turn_obs)
+        draft = self.live.draft([s.name for s in robot_tool_specs()])
+        return replace(ctx, draft=tuple(draft)) if draft else ctx
+
+    def _speculating(self) -> bool:
+        """Whether predictions may run now: a turn is on and its first motion has not
+        started (after it the world changes every frame, and a plan is wanted at once)."""
+        return (self.agent.progress()[0] != 0 and not self.runner.busy
+                and self.motions.started == self._motions_before_turn)
+
+    def _fetch(self, invoke: Callable[[ToolCall], Any], call: ToolCall) -> ToolResult:
+        """Run ``call`` on the agent's loop from a tool's thread, and wait for it."""
+        result: ToolResult = asyncio.run_coroutine_threadsafe(
+            invoke(call), self.agent.loop).result(timeout=120)
+        return result
 
     # -- the loop's tick ----------------------------------------------------------------
     def tick(self, info: TickInfo) -> m.Command:
@@ -177,6 +247,8 @@ class RobotDecision:
             self.turns.append(turn.to_json())
             self.ports.events.publish(m.LogEvent(logger="turn", text=json.dumps(self.turns[-1])),
                                       topic="turn")
+            if self.live is not None:  # mine this turn's calls in (on the miner's thread)
+                self.live.after_turn(self.agent.loop)
         self.ports.control.serve_once(self.handle, timeout_ms=0)
         self.slack_ms = max(0.0, (info.release_ns + info.period_ns - self.clock.now_ns()) / 1e6)
         self.counters.update(ticks=info.seq, turns=len(self.turns))
@@ -192,14 +264,16 @@ class RobotDecision:
             return
         # What read-only tools answered may have changed: speculation must not serve
         # results computed on the previous world (lossless).
-        resources = ("scene", "arm", "gripper", *(f"object:{o.id}" for o in msg.objects))
-        # While the arm moves the world changes every frame: only invalidate then;
-        # predict again (observe) once it is still.
-        if self.runner.busy:
+        resources = ("world", "scene", "arm", "gripper",
+                     *(f"object:{o.id}" for o in msg.objects))
+        # Between turns and while the arm moves: only invalidate; during a turn's decode
+        # predict again (observe) on the new world.
+        if not self._speculating():
             self.agent.loop.call_soon_threadsafe(self._observer.invalidate, resources)
         else:
+            self.worlds_while_deciding += 1
             self.agent.loop.call_soon_threadsafe(
-                partial(self._observer.observe, {"world_version": msg.version}, changed=resources))
+                partial(self._observer.observe, self._turn_obs, changed=resources))
 
     def _trace_phase(self, info: TickInfo) -> None:
         current = self.runner.current
@@ -253,9 +327,18 @@ class RobotDecision:
                 keep_samples=True, meta={"first_release_ns": release[0]}).to_dict()
         if self.speculation is not None:
             out["speculation"] = self.speculation.metrics.to_json()
+        if self.live is not None:
+            out["speculation_live"] = {
+                "store": str(self.live.directory), "loaded": self.live.loaded,
+                "libraries_mined": self.live.mined, "replanned": self.motions.replanned,
+                "worlds_while_deciding": self.worlds_while_deciding,
+                "recorded": self.live.store.recorded if self.live.store is not None else 0}
         return out
 
     def close(self) -> None:
         """Stop the running skill (releasing the tool that waits on it), then the agent."""
         self.runner.cancel("decision stopping")
         self.agent.close()
+        if self.live is not None:
+            self.live.close()
+        self.planner.close()

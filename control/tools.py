@@ -29,6 +29,7 @@ import json
 import string
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -53,6 +54,8 @@ __all__ = [
     "canonical_json",
     "load_tool_spec_file",
     "load_tool_specs",
+    "mark_running_ahead",
+    "running_ahead",
 ]
 
 
@@ -357,6 +360,20 @@ class ToolRegistry:
             return ToolResult(call, False, error=f"{type(exc).__name__}: {exc}",
                               started_ns=started, ended_ns=time.monotonic_ns())
         return ToolResult(call, True, value=value, started_ns=started, ended_ns=time.monotonic_ns())
+
+
+_RUNNING_AHEAD: ContextVar[bool] = ContextVar("rtagent_running_ahead", default=False)
+
+
+def running_ahead() -> bool:
+    """Whether the tool being invoked now runs ahead of the agent (speculatively): it may
+    then use spare resources only (e.g. an idle-priority worker)."""
+    return _RUNNING_AHEAD.get()
+
+
+def mark_running_ahead() -> None:
+    """Said by the speculative executor in the task of a run ahead (its own context)."""
+    _RUNNING_AHEAD.set(True)
 
 
 def load_tool_specs(data: Any, source: str = "tool specs") -> list[ToolSpec]:

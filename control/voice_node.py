@@ -43,6 +43,7 @@ from sim_envs.home.services import ServiceOptions, Services
 from sim_envs.home.tools import HOME_TOOLS, confirm_tools, voice_tool_specs
 from sim_envs.home.weather import OPEN_METEO_URL
 from speculation.executor import SpeculationOptions, SpeculativeExecutor
+from speculation.live import LiveSpeculation, MinedTurns
 from speculation.trace_hooks import TracedInvoke, TracedRegistry, TracedSpeculation
 
 __all__ = ["VoiceDecisionConfig", "build_registry", "run_decision"]
@@ -210,10 +211,14 @@ def run_decision(cfg: VoiceDecisionConfig, node: Node) -> None:
     node.report_turns(agent.progress)  # heartbeats carry the turn's progress
     home.client = agent.run_on_loop(lambda: AsyncRequestClient(rd.endpoint("home"),
                                                                source="decision"))
-    spec = None
+    spec, live = None, None
     if cfg.speculation:
-        spec = agent.run_on_loop(lambda: SpeculativeExecutor(
-            tools, None, SpeculationOptions(top_k=0, max_concurrency=6)))
+        # The pattern predictor proposes next calls after each call (mined from earlier
+        # runs and this one, speculation/live.py), beside the preflight's on partials.
+        with node.beating():  # mining the recorded runs, if no library was saved, takes a while
+            live = node.own(agent.run_on_loop(lambda: LiveSpeculation(
+                "voice", tools, SpeculationOptions(top_k=2, max_concurrency=6))))
+        spec = live.executor
         home.on_stale = spec.invalidate  # a restarted home: what was read of it is dropped
         agent.run_on_loop(home.watch)
     if tracer.enabled:
@@ -225,7 +230,8 @@ def run_decision(cfg: VoiceDecisionConfig, node: Node) -> None:
     node.own(home.client)
     node.own(agent)
     decision = VoiceDecision(
-        cfg.loop_options(), clock=clock, agent=agent, specs=specs, ports=ports, calls=calls,
+        cfg.loop_options(), clock=clock, agent=agent if live is None else MinedTurns(agent, live),
+        specs=specs, ports=ports, calls=calls,
         decoder=DecoderChoice(cfg.decoder, model.gguf.name,
                               model.adapter.name if model.adapter else None),
         preflight=decoder if spec is not None else None,

@@ -4,6 +4,10 @@
       mine PASTE-style patterns (context -> tool, argument derivations,
       success probability, support) from recorded episodes
 
+  rtagent spec mine --recorded [--demo robot|voice] [-o PATTERNS.json]
+      mine the calls the live demos recorded (their trace store in the cache dir,
+      speculation/trace_store.py) into the library they load at start
+
   rtagent spec generate robot|voice -o DIR [--episodes 300]
       write realistic robot or voice episodes as DIR/train.jsonl and DIR/test.jsonl
 
@@ -30,9 +34,14 @@ from realtime.errors import ConfigError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="spec_command", metavar="ACTION", required=True)
     m = sub.add_parser("mine", help="mine a pattern library from traces")
-    m.add_argument("traces", type=Path, help="episodes as JSONL")
-    m.add_argument("-o", "--out", type=Path, required=True, help="pattern library (JSON)")
-    m.add_argument("--min-support", type=int, default=2, help="occurrences a context needs")
+    m.add_argument("traces", type=Path, nargs="?", help="episodes as JSONL")
+    m.add_argument("--recorded", action="store_true",
+                   help="mine what the live demos recorded (instead of a file)")
+    m.add_argument("--demo", choices=("robot", "voice"), help="with --recorded: this demo's only")
+    m.add_argument("-o", "--out", type=Path,
+                   help="pattern library (JSON); with --recorded: default the one the demo loads")
+    m.add_argument("--min-support", type=int, default=None,
+                   help="occurrences a context needs (default 2; recorded runs: 1)")
     m.add_argument("--show", type=int, default=15, help="print this many top patterns")
     g = sub.add_parser("generate", help="write a robot or voice workload as JSONL")
     g.add_argument("workload", choices=["robot", "voice"])
@@ -159,18 +168,55 @@ def _mine(args: argparse.Namespace) -> int:
     from speculation.patterns import PatternLibrary
     from speculation.traces import load_jsonl
 
+    if args.recorded:
+        return _mine_recorded(args)
+    if args.traces is None or args.out is None:
+        raise ConfigError("spec mine needs TRACES.jsonl and -o PATTERNS.json "
+                          "(or --recorded: what the live demos recorded)")
     episodes = load_jsonl(args.traces)
-    lib = PatternLibrary(min_support=args.min_support)
+    lib = PatternLibrary(min_support=args.min_support or 2)
     steps = lib.update(episodes)
     lib.save(args.out)
+    _show(lib, args.show)
+    print(f"mined {len(episodes)} episodes ({steps} calls) -> {args.out}")
+    return 0
+
+
+def _mine_recorded(args: argparse.Namespace) -> int:
+    from speculation.live import LIVE_MIN_SUPPORT
+    from speculation.trace_store import library_path, mine_recorded, save_library, spec_dir
+
+    if args.traces is not None:
+        raise ConfigError("--recorded mines the demos' own store; give no TRACES file with it")
+    demos = [args.demo] if args.demo else ["robot", "voice"]
+    if args.out is not None and len(demos) > 1:
+        raise ConfigError("-o with --recorded needs --demo robot or --demo voice")
+    found = 0
+    for demo in demos:
+        where = spec_dir(demo)
+        lib, read = mine_recorded(where, min_support=args.min_support or LIVE_MIN_SUPPORT)
+        if not read.calls:
+            print(f"{demo}: nothing recorded in {where} yet (run `rtagent {demo}` first)")
+            continue
+        found += 1
+        out = args.out or library_path(where)
+        if args.out is None:
+            save_library(lib, where)
+        else:
+            lib.save(out)
+        _show(lib, args.show)
+        print(f"{demo}: mined {len(read.episodes)} recorded episodes ({read.calls} calls in "
+              f"{read.files} files, {read.skipped_lines} unreadable lines skipped) -> {out}")
+    return 0 if found else 1
+
+
+def _show(lib: Any, n: int) -> None:
     pats = sorted(lib.patterns(), key=lambda p: -p.probability * p.support)
-    print(f"mined {len(pats)} patterns from {len(episodes)} episodes ({steps} calls) "
-          f"-> {args.out}")
-    for p in pats[: args.show]:
+    print(f"{len(pats)} patterns; the {min(n, len(pats))} strongest:")
+    for p in pats[:n]:
         args_text = ", ".join(f"{k} {v}" for k, v in p.arguments.items())
         print(f"  {p.context:48s} -> {p.tool}({args_text})  p={p.probability:.2f} "
               f"n={p.support}")
-    return 0
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -34,6 +34,7 @@ class Entry:
     fresh_until_s: float | None = None  # on the cache's clock; None: no age limit
     used: bool = False
     dropped: bool = False
+    source: str = ""                # who predicted it (Prediction.source)
 
     @property
     def key(self) -> str:

@@ -35,7 +35,7 @@ from typing import Any
 
 import jsonschema
 
-from control.tools import Effect, Tool, ToolCall, ToolRegistry, ToolResult
+from control.tools import Effect, Tool, ToolCall, ToolRegistry, ToolResult, mark_running_ahead
 from speculation.cache import Entry, SpeculationCache
 from speculation.derive import UNKNOWN, Context, Prediction
 from speculation.metadata import (
@@ -52,7 +52,7 @@ from speculation.metrics import SpeculationMetrics
 from speculation.options import SpeculationOptions
 from speculation.patterns import Guess
 from speculation.predictors import Guesser, Predictor
-from speculation.traces import Step, TraceStore
+from speculation.traces import Step, StepSink
 
 __all__ = ["SpeculationOptions", "SpeculativeExecutor"]
 
@@ -62,7 +62,7 @@ class SpeculativeExecutor:
 
     def __init__(self, registry: ToolRegistry, predictor: Predictor | None,
                  options: SpeculationOptions | None = None, *, guesser: Guesser | None = None,
-                 store: TraceStore | None = None, episode_id: str = "live") -> None:
+                 store: StepSink | None = None, episode_id: str = "live") -> None:
         self.registry = registry
         self.predictor = predictor
         self.options = options or SpeculationOptions()
@@ -219,6 +219,7 @@ class SpeculativeExecutor:
             return None
         entry.used = True
         self._cache.pop(entry)
+        self.metrics.served_by[entry.source] = self.metrics.served_by.get(entry.source, 0) + 1
         if joined:
             self.metrics.joins += 1
             self.metrics.latency_saved_s += max(0.0, now - entry.started_s)
@@ -334,7 +335,7 @@ class SpeculativeExecutor:
         entry = Entry(call=call, dry_run=dry_run, reads=reads,
                       snapshot=self._versions.snapshot(reads), task=task,
                       started_s=loop.time(), depth=depth, probability=pred.probability,
-                      gen=self._gen, chain=chain, fresh_until_s=fresh_until)
+                      gen=self._gen, chain=chain, fresh_until_s=fresh_until, source=pred.source)
         for old in self._cache.put(entry):
             self._drop(old)
         if dry_run:
@@ -353,6 +354,7 @@ class SpeculativeExecutor:
     async def _invoke_ahead(self, tool: Tool, call: ToolCall, *, dry_run: bool) -> ToolResult:
         # THE enforcement point: nothing runs ahead without passing this guard.
         guard_speculative(tool, dry_run=dry_run)
+        mark_running_ahead()  # this task's own context: the tool may use spare resources only
         if not dry_run and tool.spec.effect is Effect.WRITE:  # unreachable past the guard
             self.metrics.writes_executed += 1
         return await self.registry.invoke(call, dry_run=dry_run)

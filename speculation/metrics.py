@@ -40,6 +40,7 @@ class SpeculationMetrics:
     wasted_cpu_s: float = 0.0  # CPU of those runs (from the executor's cpu_s_fn)
     dry_run_s: float = 0.0
     overhead_cpu_s: float = 0.0  # CPU of predicting and bookkeeping
+    served_by: dict[str, int] = field(default_factory=dict)  # hits + joins per predictor
     flags: deque[tuple[str, bool]] = field(default_factory=lambda: deque(maxlen=1000))
 
     @property
@@ -69,12 +70,16 @@ class SpeculationMetrics:
 
     def merge(self, other: SpeculationMetrics) -> None:
         for f in fields(self):
-            if f.name != "flags":
+            if f.name == "served_by":
+                for k, v in other.served_by.items():
+                    self.served_by[k] = self.served_by.get(k, 0) + v
+            elif f.name != "flags":
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
-                               if f.name != "flags"}
+                               if f.name not in ("flags", "served_by")}
+        out["served_by"] = dict(self.served_by)
         out.update(hit_rate=self.hit_rate, top1_rate=self.top1_rate, topk_rate=self.topk_rate,
                    overhead_core_s_per_s_saved=self.overhead_per_saved)
         return out

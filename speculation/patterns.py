@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,12 +91,14 @@ class PatternLibrary:
         return r
 
     # ---- learning ----
-    def update(self, episodes: Iterable[Episode]) -> int:
-        """Add episodes' steps to the counts (online); returns how many steps were added."""
+    def update(self, episodes: Iterable[Episode], *, context: Sequence[Any] = ()) -> int:
+        """Add episodes' steps to the counts (online); returns how many steps were added.
+        ``context``: steps counted before, that precede each episode's (a session's
+        next turn is counted after its earlier calls, without counting them twice)."""
         n = 0
         for ep in episodes:
             self.episodes += 1
-            history: tuple[Any, ...] = ()
+            history: tuple[Any, ...] = tuple(context)
             for i, step in enumerate(ep.steps):
                 ctx = Context(history, ep.observation_at(i))
                 self._count(ctx, step.name, step.arguments)

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
-from control.tools import ToolCall, ToolRegistry, ToolResult
+from control.tools import ToolCall, ToolRegistry, ToolResult, running_ahead
 from realtime.trace import Tracer
 from speculation.executor import SpeculativeExecutor
 
@@ -68,7 +68,9 @@ class TracedRegistry(ToolRegistry):
         if not tracer.enabled:
             return await super().invoke(call, dry_run=dry_run)
         key = call.key()
-        kind = "dry-run" if dry_run else "direct" if _AGENT_CALL.get() == key else "speculative"
+        # (A run ahead may start inside an agent call's context: ask the executor's mark.)
+        ahead = running_ahead() or _AGENT_CALL.get() != key
+        kind = "dry-run" if dry_run else "speculative" if ahead else "direct"
         track = "tools" if kind == "direct" else "speculation"
         start = self._now()
         try:

@@ -26,14 +26,14 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import msgspec
 
 from control.tools import canonical_json
 from realtime.errors import RtAgentError
 
-__all__ = ["Episode", "Step", "TraceError", "TraceStore", "load_jsonl", "save_jsonl"]
+__all__ = ["Episode", "Step", "StepSink", "TraceError", "TraceStore", "load_jsonl", "save_jsonl"]
 
 
 class TraceError(RtAgentError):
@@ -216,6 +216,14 @@ CREATE TABLE IF NOT EXISTS calls (
     PRIMARY KEY (episode, idx)
 );
 """
+
+
+class StepSink(Protocol):
+    """Where an executor records each committed call (:class:`TraceStore`, or the live
+    demos' :class:`speculation.trace_store.JsonlTraceStore`)."""
+
+    def record(self, episode: str, step: Step, *, started_ns: int = 0,
+               ended_ns: int = 0) -> int: ...
 
 
 class TraceStore:

@@ -12,6 +12,14 @@ import pytest
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_speculation_store(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The demos record every call and mine them (speculation/trace_store.py): the
+    tests' processes keep theirs apart from the user's cache (and from each other's runs
+    of the suite)."""
+    os.environ["RTAGENT_SPEC_DIR"] = str(tmp_path_factory.mktemp("speculation"))
+
+
 @pytest.fixture(scope="session")
 def default_gguf() -> Path:
     from models.resolve import resolve_gguf

@@ -188,8 +188,11 @@ def test_trace_of_a_task_has_every_process_and_renders_a_report(tmp_path: Path) 
     (decode,) = data.spans(track="decoder", name="decode")
     assert decode["args"]["calls"] == 1 and decode["args"]["prompt_tokens"] > 0
     assert decode["args"]["forward_passes"] > 0
-    (call,) = data.spans(track="calls")
-    assert call["process"] == "decision" and call["name"] == "1 point_at"
+    # The agent's call, and the motion's plan it fetched the same way (speculation/live.py).
+    calls = {c["name"]: c for c in data.spans(track="calls")}
+    assert set(calls) == {"1 point_at", "plan_for_point_at"}, calls
+    call = calls["1 point_at"]
+    assert call["process"] == "decision"
     assert call["args"]["served"] in ("speculation", "joined", "direct")
     runs = data.spans(track="tools") + data.spans(track="speculation")
     assert runs and all(r["args"]["kind"] in ("direct", "speculative", "dry-run") for r in runs)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hz_option(parser)
     parser.add_argument("--only", choices=("speculation", "direct"),
                         help="run one configuration only")
+    parser.add_argument("--foresight", action="store_true",
+                        help="decode a queued instruction during the motion before it (off by "
+                             "default: the figures are speculation's alone)")
+    parser.add_argument("--spec-store", type=Path, metavar="DIR",
+                        help="speculation's trace store and library (default: a new empty one, "
+                             "so the run learns from itself only)")
     model_options(parser)
     parser.add_argument("--no-fifo", action="store_true",
                         help="run the decision loop SCHED_OTHER (default: SCHED_FIFO if permitted)")
@@ -56,21 +63,23 @@ def _run(tasks: list[Any], speculation: bool, args: argparse.Namespace,
     label = "speculation" if speculation else "direct"
     traced = trace is not None and trace.enabled
     cfg = RobotDemoConfig(hz=args.hz, speculation=speculation, model=args.model,
-                          lora=lora_choice(args), fifo=not args.no_fifo,
+                          lora=lora_choice(args), fifo=not args.no_fifo, foresight=args.foresight,
                           trace_label=label if traced else "")
     step_ends: list[int] = []  # when each step ended (monotonic ns), to place the kills
 
-    with Progress(transient=True) as progress:
+    with Progress(transient=True) as progress, tempfile.TemporaryDirectory() as fresh:
         bar = progress.add_task(f"{label}: starting processes", total=len(tasks))
 
         def on_step(r: Any) -> None:
             step_ends.append(time.monotonic_ns())
             progress.update(bar, advance=1, description=f"{label}: {r.step.task_id}")
 
+        # A fresh trace store per run unless --spec-store names one (the second run mines the first).
+        env = {**(trace.env() if traced else {}),
+               "RTAGENT_SPEC_DIR": str(args.spec_store or fresh)}
         session = RobotSession(
             cfg, [Step(t.instruction, t.id, t.seed) for t in tasks], turn_timeout_s=120,
-            on_step=on_step,
-            env=trace.env() if traced else None, tracer=trace.tracer if traced else None)
+            on_step=on_step, env=env, tracer=trace.tracer if traced else None)
         monkey = monkey_for(session, args)
         try:
             result = session.run()
@@ -92,6 +101,7 @@ def _run(tasks: list[Any], speculation: bool, args: argparse.Namespace,
         "fifo": any(s["name"] == "fifo" and s["applied"]
                     for s in result.stats.get("hardening", [])),
         "speculation": result.stats.get("speculation"),
+        "speculation_live": result.stats.get("speculation_live"),
         "steps": [s.to_json() for s in result.steps],
         "chaos": None if monkey is None else robot_figures(
             monkey, result, step_ends, Path(session.supervisor.run_dir.path)
@@ -130,9 +140,13 @@ def run(args: argparse.Namespace) -> int:
     if len(runs) == 2 and runs[0]["task_s_mean"] and runs[1]["task_s_mean"]:
         cut = 1 - runs[0]["task_s_mean"] / runs[1]["task_s_mean"]
         spec = runs[0]["speculation"] or {}
-        console.print(f"speculation: task time {cut:+.1%} vs direct (mean); "
-                      f"{spec.get('hits', 0)} hits + {spec.get('joins', 0)} joins, "
-                      f"speculative writes executed: {spec.get('writes_executed', 0)}")
+        launched = spec.get("launched", 0)
+        served = spec.get("hits", 0) + spec.get("joins", 0)
+        console.print(f"speculation: task time {-cut:+.1%} vs direct (mean); "
+                      f"{spec.get('hits', 0)} hits + {spec.get('joins', 0)} joins of {launched} "
+                      f"launched ({served / launched if launched else 0:.0%} served), "
+                      f"{spec.get('latency_saved_s', 0):.2f} s saved, speculative writes "
+                      f"executed: {spec.get('writes_executed', 0)}")
     for r in runs:
         if r["error"]:
             console.print(f"[red]{r['config']}: {r['error']}[/]")

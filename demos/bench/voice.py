@@ -145,6 +145,9 @@ def score(requests: list[Any], result: Any) -> dict[str, Any]:
         "multi_call_turns": len(multi), "parallel_turns": sum(map(overlapped, multi)),
         "barge_ins": result.barge_ins, "error": result.error, "stats": result.stats,
         "unconfirmed_irreversible": unconfirmed,
+        # Calls served from speculation, by who launched them: "pattern" (the live pattern
+        # predictor, after each call) or "explicit" (the preflight on partial transcripts).
+        "served_by": dict(((result.stats or {}).get("speculation") or {}).get("served_by") or {}),
     }
     for name in ("endpoint_ms", "final_ms", "first_call_ms", "first_action_ms", "first_audio_ms",
                  "endpoint_to_first_action_ms", "endpoint_to_first_audio_ms"):
@@ -190,6 +193,13 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                      f"{r['barge_ins']} barge-ins, {r['unconfirmed_irreversible']} irreversible "
                      f"calls run without a yes"
                      + (f", error: {r['error']}" if r["error"] else ""))
+        served = r.get("served_by") or {}
+        if served:
+            total = sum(served.values())
+            lines.append(f"{m}: {total} calls served from speculation, "
+                         f"{served.get('pattern', 0)} ({served.get('pattern', 0) / total:.0%}) "
+                         f"by the pattern predictor, {served.get('explicit', 0)} by the "
+                         "preflight on partial transcripts")
     some = next(iter(results.values()), None)
     if some and some.get("expected_lookups"):
         n, late = some["expected_lookups"], some["lookups_said_last"]

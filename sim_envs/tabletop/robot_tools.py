@@ -105,6 +105,8 @@ class RobotToolBackend:
         self.kin = kinematics or PandaKinematics()
         self.skill_options = skill_options or SkillOptions()
         self.wait_timeout_s = wait_timeout_s
+        # Set by the decision: a motion's checked plan first (sim_envs/tabletop/plan_tools.py).
+        self.planner: Callable[[ToolCall, Skill], Skill] | None = None
         self._lock = threading.Lock()
         self._snap: WorldState | None = None
 
@@ -142,7 +144,10 @@ class RobotToolBackend:
 
     # -- writes and their dry runs --------------------------------------------------
     def _run(self, call: ToolCall) -> dict[str, Any]:
-        handle = self.runner.submit(skill_for(call, self.skill_options))
+        skill = skill_for(call, self.skill_options)
+        if self.planner is not None:
+            skill = self.planner(call, skill)
+        handle = self.runner.submit(skill)
         outcome = handle.wait(self.wait_timeout_s)
         if not outcome.ok:
             raise SkillFailedError(f"{call.name} failed: {outcome.reason}")

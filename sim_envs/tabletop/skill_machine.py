@@ -87,6 +87,7 @@ class Skill:
         self.ticks = 0
         self.details: dict[str, Any] = {}
         self._waypoints: list[Waypoint] | None = None
+        self._planned: list[Waypoint] | None = None
         self._i = 0
         self._phase_ticks = 0
         self._width = FINGER_OPEN_M
@@ -106,6 +107,11 @@ class Skill:
     def outcome(self) -> SkillOutcome:
         return SkillOutcome(self.name, self.done, self.reason, self.ticks,
                             self.ticks * self.options.tick_s, dict(self.details))
+
+    def use_plan(self, waypoints: list[Waypoint]) -> None:
+        """Follow ``waypoints`` (a checked plan, made on the world the call saw) instead of
+        planning at the first tick."""
+        self._planned = list(waypoints)
 
     # -- hooks ----------------------------------------------------------------
     def plan(self, world: WorldState) -> list[Waypoint]:
@@ -137,7 +143,7 @@ class Skill:
             # Keep the gripper as it is: squeezing a held cube, else open.
             self._width = 0.0 if world.gripper.holding else FINGER_OPEN_M
             try:
-                self._waypoints = self.plan(world)
+                self._waypoints = self._planned or self.plan(world)
             except PlanningError as exc:
                 return self._fail(str(exc))
         assert self._waypoints is not None

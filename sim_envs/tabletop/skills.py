@@ -196,6 +196,9 @@ class PutOn(Skill):
             if refusal:  # before any motion: the grasp must not start
                 return self._fail(refusal)
             grasp = [] if held == self.obj else [Grasp(self.obj, self.options)]
+            if grasp and self._planned:  # the plan's grasp, up to the lift (the place is
+                lift = [w.name for w in self._planned].index("lift")  # planned after it)
+                grasp[0].use_plan(self._planned[: lift + 1])
             self._parts = [*grasp, PlaceOn(self.target, self.options)]
         part = self._parts[0]
         before = part.ticks
