@@ -40,6 +40,7 @@ __all__ = [
     "candidates",
     "combine_args",
     "leaves",
+    "text_of",
 ]
 
 Path = tuple[str | int, ...]
@@ -87,10 +88,28 @@ class Prediction:
     source: str = ""
 
 
+def text_of(v: Any) -> str:
+    """``canonical_json(v)``, quicker for the scalars that most values are."""
+    t = type(v)
+    if t is str:
+        return json.dumps(v, ensure_ascii=False)
+    if t is int:
+        return str(v)
+    if t is bool or v is None:
+        return "true" if v is True else "false" if v is False else "null"
+    if t is float and math.isfinite(v):
+        return str(int(v)) if v.is_integer() else repr(v)
+    return canonical_json(v)
+
+
+def _is_map(o: Any) -> bool:
+    return type(o) is dict or isinstance(o, Mapping)
+
+
 def _get(obj: Any, path: Path) -> tuple[bool, Any]:
     for p in path:
         in_list = isinstance(p, int) and isinstance(obj, list) and -len(obj) <= p < len(obj)
-        if not (in_list or (isinstance(p, str) and isinstance(obj, Mapping) and p in obj)):
+        if not (in_list or (isinstance(p, str) and _is_map(obj) and p in obj)):
             return False, None
         obj = obj[p]
     return True, obj
@@ -167,10 +186,10 @@ class Derivation:
             found, want = self.match.apply(ctx)
             if not (ok and found and isinstance(items, list)):
                 return None
-            text = canonical_json(want)
+            text = text_of(want)
             for j, item in enumerate(items[:_MAX_ITEMS]):
                 got, v = _get(item, self.match_key)
-                if got and canonical_json(v) == text:
+                if got and text_of(v) == text:
                     return (*self.path[:self.match_at], j, *self.path[self.match_at + 1:])
             return None
         return self.path
@@ -193,7 +212,12 @@ class Derivation:
         return True, v
 
     def key(self) -> str:
-        return canonical_json(self.to_json())
+        if self.kind == "const":
+            return canonical_json(self.to_json())
+        # the same text as canonical_json(to_json()), which is in saved libraries: the
+        # fields are strings, ints and paths, and to_json writes integral offsets as ints
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
@@ -203,7 +227,8 @@ class Derivation:
         if self.tool:
             out["tool"] = self.tool
         out["path"] = list(self.path)
-        extra = {"offset": self.offset, "back": self.back, "counter": self.counter,
+        offset = int(self.offset) if float(self.offset).is_integer() else self.offset
+        extra = {"offset": offset, "back": self.back, "counter": self.counter,
                  "match_key": list(self.match_key)}
         out.update((k, v) for k, v in extra.items() if v)
         if self.occurrence != -1:
@@ -256,12 +281,13 @@ def leaves(obj: Any, max_depth: int = _MAX_DEPTH, max_items: int = _MAX_ITEMS
     """(path, value) for the scalar and small container values inside ``obj``."""
 
     def walk(o: Any, path: Path, depth: int) -> Iterator[tuple[Path, Any]]:
-        small = not isinstance(o, Mapping | list) or len(canonical_json(o)) <= _MAX_LEAF_CHARS
-        if path and o is not None and o is not UNKNOWN and small:
+        container = type(o) is list or _is_map(o)
+        if path and o is not None and o is not UNKNOWN and (
+                not container or _small(o, _MAX_LEAF_CHARS) >= 0):
             yield path, o
         if depth >= max_depth:
             return
-        if isinstance(o, Mapping):
+        if container and type(o) is not list:
             for k in list(o)[:max_items]:
                 yield from walk(o[k], (*path, str(k)), depth + 1)
         elif isinstance(o, list):
@@ -273,6 +299,23 @@ def leaves(obj: Any, max_depth: int = _MAX_DEPTH, max_items: int = _MAX_ITEMS
     return walk(obj, (), 0)
 
 
+def _small(o: Any, budget: int) -> int:
+    """``budget`` less about the length of ``o`` as JSON (negative: longer than budget)."""
+    if type(o) is list:
+        for v in o:
+            budget = _small(v, budget - 1)
+            if budget < 0:
+                break
+        return budget
+    if _is_map(o):
+        for k, v in o.items():
+            budget = _small(v, budget - len(str(k)) - 4)
+            if budget < 0:
+                break
+        return budget
+    return budget - len(str(o)) - 2
+
+
 class _Index:
     """An object's leaves by canonical text, and its numeric leaves."""
 
@@ -281,7 +324,7 @@ class _Index:
         self.by_text: dict[str, list[Path]] = {}
         self.numbers: list[tuple[Path, float]] = []
         for path, leaf in leaves(obj):
-            self.by_text.setdefault(canonical_json(leaf), []).append(path)
+            self.by_text.setdefault(text_of(leaf), []).append(path)
             if _is_number(leaf):
                 self.numbers.append((path, float(leaf)))
 
@@ -354,12 +397,12 @@ def _list_variants(base: Derivation, obj: Any, at: int, ctx: Context, counter: s
             selectors = _selectors(ctx, cache, obj)
         rest = path[q + 1:]
         for key_path, leaf in leaves(items[p], max_depth=3):
-            text = canonical_json(leaf)
+            text = text_of(leaf)
             sel = selectors.get(text)
-            if sel is None or key_path == rest or isinstance(leaf, Mapping | list):
+            if sel is None or key_path == rest or type(leaf) is list or _is_map(leaf):
                 continue
             first = next(j for j, it in enumerate(items[:_MAX_ITEMS])
-                         if canonical_json(_get(it, key_path)[1]) == text)
+                         if text_of(_get(it, key_path)[1]) == text)
             if first == p:  # the first item with this field's value is the one used
                 yield replace(base, path=(*path[:q], 0, *path[q + 1:]), match_at=q,
                               match_key=key_path, match=sel)
@@ -371,7 +414,7 @@ def candidates(value: Any, ctx: Context, *, counter: str = "",
     ``counter``: the tool being predicted, for loop positions; ``cache``: leaf indexes
     reused across calls (one per episode, say)."""
     out: list[Derivation] = []
-    text = canonical_json(value)
+    text = text_of(value)
     if len(text) <= _MAX_LEAF_CHARS:
         out.append(Derivation("const", value=value))
     cache = cache or LeafCache()

@@ -7,11 +7,13 @@ predictor in both modes. Every row gives task time (mean, p50, p95, p99), the
 reduction against the baseline, the fraction of the matching bound it reaches,
 accuracy, hits, waste, speculative writes and divergence from the baseline.
 Think-ahead rows of every predictor use the same result guesser (the mined
-result model), so they differ only in which calls they predict.
+result model, learning online from the same episodes where the predictors do),
+so they differ only in which calls they predict.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -20,7 +22,14 @@ from control.tools import ToolSpec
 from realtime.errors import ConfigError
 from speculation.executor import SpeculationOptions
 from speculation.patterns import PatternLibrary
-from speculation.predictors import PREDICTORS, PatternPredictor, Training, make_predictor
+from speculation.predictors import (
+    PREDICTORS,
+    Guesser,
+    PatternPredictor,
+    Predictor,
+    Training,
+    make_predictor,
+)
 from speculation.replay import OraclePredictor, RunResult, replay_run, task_stats
 from speculation.traces import Episode
 
@@ -87,13 +96,9 @@ def evaluate(specs: Sequence[ToolSpec], train: Sequence[Episode], test: Sequence
         for name in predictors:
             t = time.perf_counter()
             pred = make_predictor(name, training)
-            learn = getattr(pred, "learn", None) if online else None
-            hook: Callable[[Episode], None] | None = None
-            if callable(learn):
-                def hook(ep: Episode, f: Callable[[list[Episode]], None] = learn) -> None:
-                    f([ep])
+            guess, hook = _online(pred, library) if online else (guesser, None)
             run = replay_run(name, specs, test, predictor=pred, think_ahead=think, options=opts,
-                             history=train, guesser=guesser, online=hook)
+                             history=train, guesser=guess, online=hook)
             rows.append(_row(name, mode, run, base, base_stats, time.perf_counter() - t))
             say(f"{name} {mode}: {-rows[-1]['reduction']['mean']:+.1%} mean task time")
     for r in rows:
@@ -108,6 +113,26 @@ def evaluate(specs: Sequence[ToolSpec], train: Sequence[Episode], test: Sequence
     }
     report["targets"] = check_targets(report)
     return report
+
+
+def _online(pred: Predictor, library: PatternLibrary
+            ) -> tuple[Guesser, Callable[[Episode], None]]:
+    """The result guesser for a run learning online, and the hook that teaches both: the
+    predictor itself where it guesses results (as the executor uses it live), else a copy
+    of the mined result model, so every predictor's guesses learn the same episodes."""
+    learn = getattr(pred, "learn", None)
+    learners = [learn] if callable(learn) else []
+    if learners and isinstance(pred, Guesser):
+        guesser: Guesser = pred
+    else:
+        own = PatternPredictor(copy.deepcopy(library))
+        guesser = own
+        learners.append(own.learn)
+
+    def hook(ep: Episode) -> None:
+        for f in learners:
+            f([ep])
+    return guesser, hook
 
 
 def train_predictors(train: Sequence[Episode], predictors: Sequence[str] = PREDICTOR_NAMES,

@@ -37,6 +37,7 @@ from speculation.derive import (
     Prediction,
     candidates,
     combine_args,
+    text_of,
 )
 from speculation.traces import Episode, TraceError
 
@@ -229,54 +230,70 @@ class PatternLibrary:
                 return f"{key}\t{tool}"
         return f"{_ANY}\t{tool}" if f"{_ANY}\t{tool}" in self.arg_seen else None
 
-    def _values(self, slot: str, ctx: Context, total: int) -> list[tuple[Any, float]]:
+    def _values(self, slot: str, ctx: Context, total: int
+                ) -> tuple[list[tuple[Any, float]], float]:
         """The likeliest values of one argument now, each with P(it is the right one): its
         best derivation's share of the slot's occurrences, where the values together
         may not exceed 1 (they exclude each other); derivations about as good as the
-        best (which always agreed in training, say) share its probability."""
+        best (which always agreed in training, say) share its probability. Also how
+        much of the usual derivability is there now (1 when the best derivation applies,
+        0 when none does or the best one always explained the argument)."""
+        ranked_derivs = self._ranked_derivs(slot)
         values: dict[str, tuple[Any, int]] = {}
-        for k, n in self._ranked_derivs(slot):
+        for k, n in ranked_derivs:
             ok, v = self.deriv_table[k].apply(ctx)
             if ok:
-                values.setdefault(canonical_json(v), (v, n))
+                values.setdefault(text_of(v), (v, n))
                 if len(values) > self.max_variants:
                     break
         ranked = list(values.values())[:self.max_variants]
         if not ranked:
-            return []
+            return [], 0.0
         top = ranked[0][1]
         tied = [v for v, n in ranked if n >= _TIE * top]
         out = [(v, top / total / len(tied)) for v in tied]
         left = 1.0 - top / total
         for v, n in ranked[len(tied):]:
             p = min(n / total, left)
-            out.append((v, p))
-            left -= p
-        return out
+            if p > 0:
+                out.append((v, p))
+                left -= p
+        best = ranked_derivs[0][1]
+        if top >= best:
+            return out, 1.0
+        # The best derivation does not apply now: the tool was called without it at most
+        # as often as it failed to explain the argument.
+        return out, min(top / best, 1.0 - best / total)
+
+    def _arguments(self, tool: str, ctx: Context, context_key: str | None
+                   ) -> tuple[list[tuple[dict[str, Any], float]], float]:
+        last = ctx.history[-1].name if ctx.history else "^"
+        ct = self._arg_slot(tool, [context_key, json.dumps(["L1", last], separators=(",", ":"))])
+        if ct is None:
+            return [], 0.0
+        seen = self.arg_seen[ct]
+        total = seen["#"]
+        names = [a for a, n in seen.items() if a != "#" and n * 2 > total]
+        choices: list[list[tuple[Any, float]]] = []
+        derivable = 1.0
+        for arg in names:
+            opts, r = self._values(f"{ct}\t{arg}", ctx, total)
+            if not opts:
+                return [], 0.0
+            choices.append(opts)
+            derivable *= r
+        return combine_args(choices, names), derivable
 
     def derive_arguments(self, tool: str, ctx: Context,
                          context_key: str | None = None) -> list[tuple[dict[str, Any], float]]:
         """Likely argument sets for ``tool`` now, each with P(all arguments right): from the
         derivations counted under ``context_key`` (else the last tool's, else the tool's)."""
-        last = ctx.history[-1].name if ctx.history else "^"
-        ct = self._arg_slot(tool, [context_key, json.dumps(["L1", last], separators=(",", ":"))])
-        if ct is None:
-            return []
-        seen = self.arg_seen[ct]
-        total = seen["#"]
-        names = [a for a, n in seen.items() if a != "#" and n * 2 > total]
-        choices: list[list[tuple[Any, float]]] = []
-        for arg in names:
-            opts = self._values(f"{ct}\t{arg}", ctx, total)
-            if not opts:
-                return []
-            choices.append(opts)
-        return combine_args(choices, names)
+        return self._arguments(tool, ctx, context_key)[0]
 
     def predict(self, ctx: Context, k: int) -> list[Prediction]:
-        """The ``k`` most likely next calls in ``ctx``. Tools whose arguments cannot be
-        derived now (the loop's list is used up, the source is missing) drop out, and
-        those that can share their probability."""
+        """The ``k`` most likely next calls in ``ctx``. A tool whose usual derivations do not
+        apply now (the loop's list is used up, the source is missing) loses that share of
+        its probability, and the others gain it."""
         arg_keys = context_keys(ctx)
         best = self._best_context([*arg_keys, *feature_keys(ctx)])
         if best is None:
@@ -287,19 +304,18 @@ class PatternLibrary:
         else:  # nested-feature contexts count tools only; arguments from the best other one
             other = self._best_context(arg_keys)
             arg_key = other[0] if other else None
-        n = sum(counter.values())
-        feasible = []
+        mass = float(sum(counter.values()))
+        found = []
         for tool, c in counter.most_common(k + 4):
-            args = self.derive_arguments(tool, ctx, arg_key)
-            if args:
-                feasible.append((tool, c, args))
-            else:
-                n -= c
+            argsets, derivable = self._arguments(tool, ctx, arg_key)
+            mass -= c * (1.0 - derivable)
+            if argsets:
+                found.append((tool, c, argsets))
         out: dict[str, Prediction] = {}
-        for tool, c, argsets in feasible:
+        for tool, c, argsets in found:
             for values, p in argsets:
                 call = ToolCall(tool, values)
-                prob = c / n * p
+                prob = min(1.0, c / mass * p)
                 if call.key() not in out or out[call.key()].probability < prob:
                     out[call.key()] = Prediction(call, prob, "pattern")
         return sorted(out.values(), key=lambda pr: -pr.probability)[:k]
