@@ -10,6 +10,10 @@
 
   rtagent spec generate robot|voice -o DIR [--episodes 300]
       write realistic robot or voice episodes as DIR/train.jsonl and DIR/test.jsonl
+  rtagent spec generate families -o DIR [--seed 0] [--family-train 300] [--family-test 150]
+      write a random tool set (DIR/tools.json), training episodes of the training
+      families (DIR/train.jsonl) and test episodes of every family, held-out ones
+      included (DIR/test-FAMILY.jsonl); replay one with --tools/--train/--test
 
   rtagent spec replay --tools TOOLS.json --train TRAIN.jsonl --test TEST.jsonl --out REPORT.json
   rtagent spec replay --workload robot|voice --out REPORT.json
@@ -43,10 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--min-support", type=int, default=None,
                    help="occurrences a context needs (default 2; recorded runs: 1)")
     m.add_argument("--show", type=int, default=15, help="print this many top patterns")
-    g = sub.add_parser("generate", help="write a robot or voice workload as JSONL")
-    g.add_argument("workload", choices=["robot", "voice"])
+    g = sub.add_parser("generate", help="write a robot, voice or procedural workload as files")
+    g.add_argument("workload", choices=["robot", "voice", "families"])
     g.add_argument("-o", "--out", type=Path, required=True, help="directory for the files")
     add_workload_options(g)
+    add_family_options(g)
     r = sub.add_parser("replay", help="replay episodes with and without speculation")
     r.add_argument("--tools", type=Path, help="tool specs (JSON list with x- metadata)")
     r.add_argument("--train", type=Path, help="training episodes (JSONL)")
@@ -64,6 +69,26 @@ def add_workload_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=300, help="episodes to generate")
     p.add_argument("--train-fraction", type=float, default=2 / 3, help="share for training")
     p.add_argument("--seed", type=int, default=0)
+
+
+def add_family_options(p: argparse.ArgumentParser) -> None:
+    """How the procedural family workloads are sized (``--seed`` picks the tool set)."""
+    p.add_argument("--family-train", type=int, default=300,
+                   help="training episodes (of the training families)")
+    p.add_argument("--family-test", type=int, default=150, help="test episodes per family")
+    p.add_argument("--kinds-per-family", type=int, default=2,
+                   help="variants of each family on the tool set (tools, indices, constants)")
+
+
+def family_split_from(args: argparse.Namespace, seed: int) -> Any:
+    from speculation.families import family_split
+
+    if args.family_train < 1 or args.family_test < 1 or args.kinds_per_family < 1:
+        raise ConfigError(f"expected --family-train, --family-test and --kinds-per-family >= 1, "
+                          f"got {args.family_train}, {args.family_test}, "
+                          f"{args.kinds_per_family}")
+    return family_split(seed, train_episodes=args.family_train, test_episodes=args.family_test,
+                        per_family=args.kinds_per_family)
 
 
 def add_replay_options(p: argparse.ArgumentParser) -> None:
@@ -152,6 +177,14 @@ def plot(reports: list[dict[str, Any]], path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.spec_command == "mine":
         return _mine(args)
+    if args.spec_command == "generate" and args.workload == "families":
+        from speculation.families import HELD_OUT_FAMILIES, write_files
+
+        paths = write_files(family_split_from(args, args.seed), args.out)
+        print(f"wrote {len(paths)} files to {args.out}: tools.json, train.jsonl (training "
+              f"families), test-FAMILY.jsonl per family (held out: "
+              f"{', '.join(HELD_OUT_FAMILIES)})")
+        return 0
     if args.spec_command == "generate":
         from speculation.traces import save_jsonl
 

@@ -3,11 +3,21 @@
 A :class:`Context` is the calls made so far (committed ones, then perhaps
 hypothetical ones whose result is :data:`UNKNOWN` or a guess) and the current
 observation. A :class:`Derivation` says where one argument of a predicted
-call comes from: a constant, an argument of the latest call of some tool, a
-field of the latest result of some tool, or a field of the observation —
-numbers optionally with a constant offset (``z`` = located ``z`` + 0.1).
+call comes from, searched in the whole context rather than in known shapes:
+
+- a constant, or a field of the observation (the request) at any depth;
+- a field, at any depth, of the arguments or the result of an earlier call:
+  the latest call of a tool, the one before it, the first one, or simply the
+  previous call whatever its tool;
+- where the path crosses a list: a fixed position, a position from the end,
+  the loop counter (one further per successful call of the predicted tool
+  since that result: a loop over the items), or the item whose field equals
+  a value found elsewhere (the entry whose name the request gives);
+- numbers optionally with a constant offset (``z`` = located ``z`` + 0.1).
+
 :func:`candidates` lists every derivation that explains a value in a context;
-the miner and the draft model count them.
+the miner and the draft model count how often each one reproduces the
+arguments of the training traces and keep the best per slot.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from control.tools import ToolCall, canonical_json
@@ -25,11 +35,12 @@ __all__ = [
     "UNKNOWN",
     "Context",
     "Derivation",
+    "LeafCache",
     "Prediction",
     "candidates",
-    "context_keys",
-    "features",
+    "combine_args",
     "leaves",
+    "text_of",
 ]
 
 Path = tuple[str | int, ...]
@@ -44,6 +55,8 @@ UNKNOWN: Any = _Unknown()
 """The result of a hypothetical call that has not run (nothing can be derived from it)."""
 
 _MAX_LEAF_CHARS = 200
+_MAX_DEPTH = 8       # results nest payloads in envelopes ("response", "body", "data", ...)
+_MAX_ITEMS = 32      # list items searched (a loop over a page of results)
 _KIND_RANK = {"obs": 0, "arg": 1, "result": 2, "const": 3}
 
 
@@ -75,10 +88,28 @@ class Prediction:
     source: str = ""
 
 
+def text_of(v: Any) -> str:
+    """``canonical_json(v)``, quicker for the scalars that most values are."""
+    t = type(v)
+    if t is str:
+        return json.dumps(v, ensure_ascii=False)
+    if t is int:
+        return str(v)
+    if t is bool or v is None:
+        return "true" if v is True else "false" if v is False else "null"
+    if t is float and math.isfinite(v):
+        return str(int(v)) if v.is_integer() else repr(v)
+    return canonical_json(v)
+
+
+def _is_map(o: Any) -> bool:
+    return type(o) is dict or isinstance(o, Mapping)
+
+
 def _get(obj: Any, path: Path) -> tuple[bool, Any]:
     for p in path:
         in_list = isinstance(p, int) and isinstance(obj, list) and -len(obj) <= p < len(obj)
-        if not (in_list or (isinstance(p, str) and isinstance(obj, Mapping) and p in obj)):
+        if not (in_list or (isinstance(p, str) and _is_map(obj) and p in obj)):
             return False, None
         obj = obj[p]
     return True, obj
@@ -88,40 +119,105 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _occurrence(history: Sequence[Step], tool: str, occurrence: int) -> int | None:
+    """The index in ``history`` of ``tool``'s call number ``occurrence`` (Python-style:
+    -1 the latest, 0 the first), or None."""
+    seen = 0
+    if occurrence < 0:
+        for i in range(len(history) - 1, -1, -1):
+            if history[i].name == tool:
+                seen += 1
+                if seen == -occurrence:
+                    return i
+        return None
+    for i, s in enumerate(history):
+        if s.name == tool:
+            if seen == occurrence:
+                return i
+            seen += 1
+    return None
+
+
+def _loop_count(history: Sequence[Step], after: int, tool: str) -> int:
+    return sum(1 for s in history[after + 1:] if s.name == tool and s.ok)
+
+
 @dataclass(frozen=True)
 class Derivation:
-    """Where one argument's value comes from."""
+    """Where one argument's value comes from (see the module doc)."""
 
     kind: str  # "const" | "arg" | "result" | "obs"
     tool: str = ""
     path: Path = ()
     value: Any = None
     offset: float = 0.0
+    occurrence: int = -1   # which call of ``tool``: -1 the latest, -2 the one before, 0 the first
+    back: int = 0          # > 0: the call this many steps back, whatever its tool
+    loop_at: int = -1      # path[loop_at] + successful calls of ``counter`` since the source
+    counter: str = ""
+    match_at: int = -1     # path[match_at]: the first item whose ``match_key`` equals ``match``
+    match_key: Path = ()
+    match: Derivation | None = None
+
+    def source(self, ctx: Context) -> tuple[int, Any] | None:
+        """(index of the source call in the history, or -1 for the observation; the object)."""
+        if self.kind == "obs":
+            return -1, ctx.observation
+        h = ctx.history
+        if self.back:
+            i: int | None = len(h) - self.back if self.back <= len(h) else None
+        else:
+            i = _occurrence(h, self.tool, self.occurrence)
+        if i is None:
+            return None
+        step = h[i]
+        if self.kind == "arg":
+            return i, step.arguments
+        if step.result is UNKNOWN or not step.ok:
+            return None
+        return i, step.result
+
+    def _path(self, ctx: Context, at: int, obj: Any) -> Path | None:
+        if self.loop_at >= 0:
+            n = int(self.path[self.loop_at]) + _loop_count(ctx.history, at, self.counter)
+            return (*self.path[:self.loop_at], n, *self.path[self.loop_at + 1:])
+        if self.match_at >= 0 and self.match is not None:
+            ok, items = _get(obj, self.path[:self.match_at])
+            found, want = self.match.apply(ctx)
+            if not (ok and found and isinstance(items, list)):
+                return None
+            text = text_of(want)
+            for j, item in enumerate(items[:_MAX_ITEMS]):
+                got, v = _get(item, self.match_key)
+                if got and text_of(v) == text:
+                    return (*self.path[:self.match_at], j, *self.path[self.match_at + 1:])
+            return None
+        return self.path
 
     def apply(self, ctx: Context) -> tuple[bool, Any]:
         """(True, value) if this derivation gives a value in ``ctx``, else (False, None)."""
         if self.kind == "const":
             return True, self.value
-        if self.kind == "obs":
-            ok, v = _get(ctx.observation, self.path)
-        else:
-            step = ctx.latest(self.tool)
-            if step is None:
-                return False, None
-            source = step.arguments if self.kind == "arg" else step.result
-            if source is UNKNOWN or (self.kind == "result" and not step.ok):
-                return False, None
-            ok, v = _get(source, self.path)
+        src = self.source(ctx)
+        if src is None:
+            return False, None
+        path = self._path(ctx, *src)
+        if path is None:
+            return False, None
+        ok, v = _get(src[1], path)
         if not ok:
             return False, None
         if self.offset:
-            if not _is_number(v):
-                return False, None
-            return True, round(float(v) + self.offset, 6)
+            return (True, round(float(v) + self.offset, 6)) if _is_number(v) else (False, None)
         return True, v
 
     def key(self) -> str:
-        return canonical_json(self.to_json())
+        if self.kind == "const":
+            return canonical_json(self.to_json())
+        # the same text as canonical_json(to_json()), which is in saved libraries: the
+        # fields are strings, ints and paths, and to_json writes integral offsets as ints
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
@@ -131,39 +227,68 @@ class Derivation:
         if self.tool:
             out["tool"] = self.tool
         out["path"] = list(self.path)
-        if self.offset:
-            out["offset"] = self.offset
+        offset = int(self.offset) if float(self.offset).is_integer() else self.offset
+        extra = {"offset": offset, "back": self.back, "counter": self.counter,
+                 "match_key": list(self.match_key)}
+        out.update((k, v) for k, v in extra.items() if v)
+        if self.occurrence != -1:
+            out["occurrence"] = self.occurrence
+        if self.loop_at >= 0:
+            out["loop_at"] = self.loop_at
+        if self.match_at >= 0 and self.match is not None:
+            out.update(match_at=self.match_at, match=self.match.to_json())
         return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Derivation:
+        match = d.get("match")
         return cls(kind=str(d["kind"]), tool=str(d.get("tool", "")),
                    path=tuple(d.get("path", ())), value=d.get("value"),
-                   offset=float(d.get("offset", 0.0)))
+                   offset=float(d.get("offset", 0.0)), occurrence=int(d.get("occurrence", -1)),
+                   back=int(d.get("back", 0)), loop_at=int(d.get("loop_at", -1)),
+                   counter=str(d.get("counter", "")), match_at=int(d.get("match_at", -1)),
+                   match_key=tuple(d.get("match_key", ())),
+                   match=cls.from_json(match) if isinstance(match, Mapping) else None)
 
-    def rank(self) -> tuple[int, int]:
-        """Tie-break: prefer derivations that generalise (not constants, no offset)."""
-        return (_KIND_RANK.get(self.kind, 9), 1 if self.offset else 0)
+    def rank(self) -> tuple[int, ...]:
+        """Tie-break: prefer derivations that generalise (not constants, no offset), then the
+        simplest source (the latest call) and list position (a fixed one)."""
+        source = 1 if self.back else 0 if self.occurrence == -1 else 2
+        index = 1 if self.loop_at >= 0 else 3 if self.match_at >= 0 else \
+            2 if any(isinstance(p, int) and p < 0 for p in self.path) else 0
+        return (_KIND_RANK.get(self.kind, 9), 1 if self.offset else 0, source, index,
+                len(self.path))
 
     def describe(self) -> str:
         if self.kind == "const":
             return f"= {json.dumps(self.value)}"
-        where = "obs" if self.kind == "obs" else f"{self.tool}.{self.kind}"
-        text = where + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in self.path)
-        return text + (f" {self.offset:+g}" if self.offset else "")
+        where = "obs" if self.kind == "obs" else f"@{-self.back}.{self.kind}" if self.back \
+            else f"{self.tool}{'' if self.occurrence == -1 else f'#{self.occurrence}'}.{self.kind}"
+        parts = []
+        for i, p in enumerate(self.path):
+            if i == self.loop_at:
+                parts.append(f"[loop{int(p):+d}]" if p else "[loop]")
+            elif i == self.match_at and self.match is not None:
+                key = ".".join(str(k) for k in self.match_key)
+                parts.append(f"[{key}={self.match.describe()}]")
+            else:
+                parts.append(f"[{p!r}]" if isinstance(p, int) else f".{p}")
+        return where + "".join(parts) + (f" {self.offset:+g}" if self.offset else "")
 
 
-def leaves(obj: Any, max_depth: int = 4, max_items: int = 12) -> Iterator[tuple[Path, Any]]:
+def leaves(obj: Any, max_depth: int = _MAX_DEPTH, max_items: int = _MAX_ITEMS
+           ) -> Iterator[tuple[Path, Any]]:
     """(path, value) for the scalar and small container values inside ``obj``."""
 
     def walk(o: Any, path: Path, depth: int) -> Iterator[tuple[Path, Any]]:
-        small = not isinstance(o, Mapping | list) or len(canonical_json(o)) <= _MAX_LEAF_CHARS
-        if path and o is not None and o is not UNKNOWN and small:
+        container = type(o) is list or _is_map(o)
+        if path and o is not None and o is not UNKNOWN and (
+                not container or _small(o, _MAX_LEAF_CHARS) >= 0):
             yield path, o
         if depth >= max_depth:
             return
-        if isinstance(o, Mapping):
-            for k in list(o)[:max_items * 2]:
+        if container and type(o) is not list:
+            for k in list(o)[:max_items]:
                 yield from walk(o[k], (*path, str(k)), depth + 1)
         elif isinstance(o, list):
             for i, v in enumerate(o[:max_items]):
@@ -174,78 +299,139 @@ def leaves(obj: Any, max_depth: int = 4, max_items: int = 12) -> Iterator[tuple[
     return walk(obj, (), 0)
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) != isinstance(b, bool):
-        return False
-    return canonical_json(a) == canonical_json(b)
+def _small(o: Any, budget: int) -> int:
+    """``budget`` less about the length of ``o`` as JSON (negative: longer than budget)."""
+    if type(o) is list:
+        for v in o:
+            budget = _small(v, budget - 1)
+            if budget < 0:
+                break
+        return budget
+    if _is_map(o):
+        for k, v in o.items():
+            budget = _small(v, budget - len(str(k)) - 4)
+            if budget < 0:
+                break
+        return budget
+    return budget - len(str(o)) - 2
 
 
-def candidates(value: Any, ctx: Context, *, lookback: int = 8) -> list[Derivation]:
-    """Every derivation that gives ``value`` in ``ctx`` (a constant always among them)."""
-    out: list[Derivation] = []
-    if len(canonical_json(value)) <= _MAX_LEAF_CHARS:
-        out.append(Derivation("const", value=value))
-    seen_tools: set[str] = set()
-    sources: list[tuple[str, str, Any]] = [("obs", "", ctx.observation)]
-    for step in reversed(ctx.history[-lookback:]):
-        if step.name in seen_tools:
-            continue
-        seen_tools.add(step.name)
-        sources.append(("arg", step.name, step.arguments))
-        if step.ok:
-            sources.append(("result", step.name, step.result))
-    num = _is_number(value)
-    for kind, tool, obj in sources:
+class _Index:
+    """An object's leaves by canonical text, and its numeric leaves."""
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj  # held so the id() the cache keys on stays this object's
+        self.by_text: dict[str, list[Path]] = {}
+        self.numbers: list[tuple[Path, float]] = []
         for path, leaf in leaves(obj):
-            if _same(leaf, value):
-                out.append(Derivation(kind, tool, path))
-            elif num and _is_number(leaf):
-                offset = round(float(value) - float(leaf), 6)
-                if offset and round(float(leaf) + offset, 6) == round(float(value), 6):
-                    out.append(Derivation(kind, tool, path, offset=offset))
+            self.by_text.setdefault(text_of(leaf), []).append(path)
+            if _is_number(leaf):
+                self.numbers.append((path, float(leaf)))
+
+
+class LeafCache:
+    """Indexes of objects' leaves, kept while the objects are in use (e.g. one episode)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, _Index] = {}
+
+    def index(self, obj: Any) -> _Index:
+        ix = self._by_id.get(id(obj))
+        if ix is None or ix.obj is not obj:
+            ix = self._by_id[id(obj)] = _Index(obj)
+        return ix
+
+
+def _sources(ctx: Context) -> Iterator[tuple[Derivation, int, Any]]:
+    """(a derivation with an empty path, the source's history index, its object) for every
+    source a derivation may name: the observation, then calls by tool and position."""
+    yield Derivation("obs"), -1, ctx.observation
+    h = ctx.history
+    calls: dict[str, list[int]] = {}
+    for i, s in enumerate(h):
+        calls.setdefault(s.name, []).append(i)
+    refs: list[tuple[int, dict[str, Any]]] = []
+    for tool, idx in calls.items():
+        refs.append((idx[-1], {"tool": tool}))
+        if len(idx) > 1:
+            refs.append((idx[-2], {"tool": tool, "occurrence": -2}))
+            refs.append((idx[0], {"tool": tool, "occurrence": 0}))
+    if h:
+        refs.append((len(h) - 1, {"back": 1}))
+    for i, ref in refs:
+        step = h[i]
+        yield Derivation("arg", **ref), i, step.arguments
+        if step.ok and step.result is not UNKNOWN:
+            yield Derivation("result", **ref), i, step.result
+
+
+def _selectors(ctx: Context, cache: LeafCache, skip: Any) -> dict[str, Derivation]:
+    """Values found in the observation and the latest calls' arguments and results (not
+    in ``skip``, the list's own source), each with a derivation that gives it."""
+    out: dict[str, Derivation] = {}
+    for base, _, obj in _sources(ctx):
+        if obj is skip or base.back or base.occurrence != -1:
+            continue
+        for text, paths in cache.index(obj).by_text.items():
+            out.setdefault(text, replace(base, path=paths[0]))
     return out
 
 
-def _scalar_features(prefix: str, obj: Any) -> list[str]:
-    out: list[str] = []
-    if isinstance(obj, Mapping):
-        for k, v in list(obj.items())[:16]:
-            if isinstance(v, bool) or (isinstance(v, str) and len(v) <= 24):
-                out.append(f"{prefix}{k}={v}")
-            elif isinstance(v, list):
-                out.append(f"{prefix}len({k})={min(len(v), 4)}")
-    elif isinstance(obj, list):
-        out.append(f"{prefix}len={min(len(obj), 4)}")
-    elif isinstance(obj, bool | str) and len(str(obj)) <= 24:
-        out.append(f"{prefix}={obj}")
+def _list_variants(base: Derivation, obj: Any, at: int, ctx: Context, counter: str,
+                   cache: LeafCache) -> Iterator[Derivation]:
+    """The same leaf reached through each list on its path by other positions: from the
+    end, the loop counter, the item matched by one of its fields."""
+    path = base.path
+    selectors: dict[str, Derivation] | None = None
+    for q, p in enumerate(path):
+        if not isinstance(p, int):
+            continue
+        _, items = _get(obj, path[:q])
+        yield replace(base, path=(*path[:q], p - len(items), *path[q + 1:]))
+        if counter:
+            offset = p - _loop_count(ctx.history, at, counter)
+            if offset >= 0:
+                yield replace(base, path=(*path[:q], offset, *path[q + 1:]), loop_at=q,
+                              counter=counter)
+        if selectors is None:
+            selectors = _selectors(ctx, cache, obj)
+        rest = path[q + 1:]
+        for key_path, leaf in leaves(items[p], max_depth=3):
+            text = text_of(leaf)
+            sel = selectors.get(text)
+            if sel is None or key_path == rest or type(leaf) is list or _is_map(leaf):
+                continue
+            first = next(j for j, it in enumerate(items[:_MAX_ITEMS])
+                         if text_of(_get(it, key_path)[1]) == text)
+            if first == p:  # the first item with this field's value is the one used
+                yield replace(base, path=(*path[:q], 0, *path[q + 1:]), match_at=q,
+                              match_key=key_path, match=sel)
+
+
+def candidates(value: Any, ctx: Context, *, counter: str = "",
+               cache: LeafCache | None = None) -> list[Derivation]:
+    """Every derivation that gives ``value`` in ``ctx`` (a constant always among them).
+    ``counter``: the tool being predicted, for loop positions; ``cache``: leaf indexes
+    reused across calls (one per episode, say)."""
+    out: list[Derivation] = []
+    text = text_of(value)
+    if len(text) <= _MAX_LEAF_CHARS:
+        out.append(Derivation("const", value=value))
+    cache = cache or LeafCache()
+    num = _is_number(value)
+    for base, at, obj in _sources(ctx):
+        ix = cache.index(obj)
+        for path in ix.by_text.get(text, ()):
+            found = replace(base, path=path)
+            out.append(found)
+            if not base.back and base.occurrence == -1:
+                out.extend(_list_variants(found, obj, at, ctx, counter, cache))
+        if num and not base.back and base.occurrence == -1:
+            for path, leaf in ix.numbers:
+                offset = round(float(value) - leaf, 6)
+                if offset and round(leaf + offset, 6) == round(float(value), 6):
+                    out.append(replace(base, path=path, offset=offset))
     return out
-
-
-def features(step: Step | None) -> list[str]:
-    """Categorical features of a call's result: failure, small string/bool fields, list sizes."""
-    if step is None or step.result is UNKNOWN:
-        return []
-    if not step.ok:
-        return ["error"]
-    return _scalar_features("", step.result)
-
-
-def context_keys(ctx: Context) -> list[str]:
-    """Context keys from most to least specific (recent tool names, result and observation
-    features); the miner counts next calls under each and backs off along the list."""
-    names = [s.name for s in ctx.history]
-    pad = ["^", "^", "^", *names]
-    p3, p2, p1 = pad[-3], pad[-2], pad[-1]
-    last = ctx.history[-1] if ctx.history else None
-    keys = [["L3", p3, p2, p1], ["L2", p2, p1]]
-    keys += [["F", p2, p1, f] for f in features(last)]
-    keys += [["O", p1, f] for f in _scalar_features("", ctx.observation)]
-    keys += [["L1", p1], ["L0"]]
-    return [json.dumps(k, separators=(",", ":")) for k in keys]
-
-
-def call_from(tool: str, arguments: Mapping[str, Any]) -> ToolCall:
-    return ToolCall(tool, dict(arguments))
 
 
 def combine_args(choices: Sequence[Sequence[tuple[Any, float]]], names: Sequence[str],

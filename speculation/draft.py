@@ -19,7 +19,15 @@ from torch import nn
 
 from control.tools import ToolCall, canonical_json
 from realtime.errors import ConfigError
-from speculation.derive import Context, Derivation, Prediction, candidates, combine_args, features
+from speculation.contexts import features
+from speculation.derive import (
+    Context,
+    Derivation,
+    LeafCache,
+    Prediction,
+    candidates,
+    combine_args,
+)
 from speculation.traces import Episode
 
 __all__ = ["DraftPredictor"]
@@ -53,7 +61,7 @@ class DraftPredictor:
     name = "draft"
 
     def __init__(self, tools: Sequence[str], slots: dict[str, list[Derivation]],
-                 slot_args: dict[str, list[str]], hidden: int = 64, lookback: int = 8) -> None:
+                 slot_args: dict[str, list[str]], hidden: int = 64, lookback: int = 64) -> None:
         self.tools = list(tools)
         self.index = {t: i for i, t in enumerate(self.tools)}
         self.slots = slots                 # "tool\targ" -> derivations
@@ -85,7 +93,7 @@ class DraftPredictor:
 
     @classmethod
     def train(cls, episodes: Sequence[Episode], *, epochs: int = 150, hidden: int = 64,
-              lr: float = 0.01, seed: int = 0, lookback: int = 8) -> DraftPredictor:
+              lr: float = 0.01, seed: int = 0, lookback: int = 64) -> DraftPredictor:
         """Fit on ``episodes`` (full-batch Adam; seconds on a CPU)."""
         if epochs < 1:
             raise ConfigError(f"epochs: expected >= 1, got {epochs}")
@@ -96,12 +104,13 @@ class DraftPredictor:
         table: dict[str, Derivation] = {}
         for ep in episodes:
             hist: tuple[Any, ...] = ()
+            cache = LeafCache()
             for i, step in enumerate(ep.steps):
                 ctx = Context(hist[-lookback:], ep.observation_at(i))
                 matches: dict[str, list[str]] = {}
                 for a, val in step.arguments.items():
                     keys = []
-                    for d in candidates(val, ctx, lookback=lookback):
+                    for d in candidates(val, ctx, counter=step.name, cache=cache):
                         k = d.key()
                         table.setdefault(k, d)
                         keys.append(k)
@@ -188,18 +197,17 @@ class DraftPredictor:
                 ds = self.slots[slot]
                 o = self.offsets[slot]
                 probs = torch.softmax(deriv_logits[0, o:o + len(ds)], 0).tolist()
-                opts: list[tuple[Any, float]] = []
-                seen: set[str] = set()
+                # a value's probability: the sum over the derivations that give it (several
+                # often agree: the latest call's field, the previous call's, by position...)
+                by_value: dict[str, tuple[Any, float]] = {}
                 for j in sorted(range(len(ds)), key=lambda j: -probs[j]):
                     if probs[j] < 0.01:
                         break
                     ok, v = ds[j].apply(ctx)
-                    text = canonical_json(v) if ok else ""
-                    if ok and text not in seen:
-                        seen.add(text)
-                        opts.append((v, probs[j]))
-                        if len(opts) >= 2:
-                            break
+                    if ok:
+                        text = canonical_json(v)
+                        by_value[text] = (v, by_value.get(text, (v, 0.0))[1] + probs[j])
+                opts = sorted(by_value.values(), key=lambda vp: -vp[1])[:2]
                 if not opts:
                     break
                 choices.append(opts)

@@ -7,11 +7,13 @@ predictor in both modes. Every row gives task time (mean, p50, p95, p99), the
 reduction against the baseline, the fraction of the matching bound it reaches,
 accuracy, hits, waste, speculative writes and divergence from the baseline.
 Think-ahead rows of every predictor use the same result guesser (the mined
-result model), so they differ only in which calls they predict.
+result model, learning online from the same episodes where the predictors do),
+so they differ only in which calls they predict.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -20,11 +22,18 @@ from control.tools import ToolSpec
 from realtime.errors import ConfigError
 from speculation.executor import SpeculationOptions
 from speculation.patterns import PatternLibrary
-from speculation.predictors import PREDICTORS, PatternPredictor, Training, make_predictor
+from speculation.predictors import (
+    PREDICTORS,
+    Guesser,
+    PatternPredictor,
+    Predictor,
+    Training,
+    make_predictor,
+)
 from speculation.replay import OraclePredictor, RunResult, replay_run, task_stats
 from speculation.traces import Episode
 
-__all__ = ["PREDICTOR_NAMES", "evaluate", "check_targets"]
+__all__ = ["PREDICTOR_NAMES", "check_targets", "evaluate", "train_predictors"]
 
 PREDICTOR_NAMES = ("pattern", "draft", "combined")
 _PCTS = ("mean_s", "p50_s", "p95_s", "p99_s")
@@ -59,24 +68,21 @@ def _row(name: str, mode: str, run: RunResult, base: RunResult, base_stats: Mapp
 def evaluate(specs: Sequence[ToolSpec], train: Sequence[Episode], test: Sequence[Episode], *,
              predictors: Sequence[str] = PREDICTOR_NAMES, options: SpeculationOptions | None = None,
              online: bool = True, draft_epochs: int = 150, label: str = "",
-             progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The replay report (a JSON-able dict); see the module doc."""
+             progress: Callable[[str], None] | None = None,
+             training: Training | None = None) -> dict[str, Any]:
+    """The replay report (a JSON-able dict); see the module doc. ``training`` (mined and
+    trained on ``train``) is reused when given, e.g. for several test sets."""
     if not test:
         raise ConfigError("evaluate: expected at least one test episode, got none")
     say = progress or (lambda _m: None)
     opts = options or SpeculationOptions()
-    t0 = time.perf_counter()
-    library = PatternLibrary()
-    library.update(train)
-    guesser = PatternPredictor(library)
     unknown = [n for n in predictors if n not in PREDICTORS]
     if unknown:
         raise ConfigError(f"unknown predictor(s) {unknown}; expected some of {sorted(PREDICTORS)}")
-    training = Training(train, library, draft_epochs)
-    if any(n in ("draft", "combined") for n in predictors):
-        training.draft()
-    fit_s = time.perf_counter() - t0
-    say(f"mined {len(library.next_tool)} contexts and trained in {fit_s:.1f} s")
+    if training is None:
+        training = train_predictors(train, predictors, draft_epochs, say)
+    library = training.library
+    guesser = PatternPredictor(library)
     base = replay_run("baseline", specs, test, predictor=None, history=train)
     base_stats = task_stats(base.task_s)
     rows = []
@@ -90,13 +96,9 @@ def evaluate(specs: Sequence[ToolSpec], train: Sequence[Episode], test: Sequence
         for name in predictors:
             t = time.perf_counter()
             pred = make_predictor(name, training)
-            learn = getattr(pred, "learn", None) if online else None
-            hook: Callable[[Episode], None] | None = None
-            if callable(learn):
-                def hook(ep: Episode, f: Callable[[list[Episode]], None] = learn) -> None:
-                    f([ep])
+            guess, hook = _online(pred, library) if online else (guesser, None)
             run = replay_run(name, specs, test, predictor=pred, think_ahead=think, options=opts,
-                             history=train, guesser=guesser, online=hook)
+                             history=train, guesser=guess, online=hook)
             rows.append(_row(name, mode, run, base, base_stats, time.perf_counter() - t))
             say(f"{name} {mode}: {-rows[-1]['reduction']['mean']:+.1%} mean task time")
     for r in rows:
@@ -111,6 +113,42 @@ def evaluate(specs: Sequence[ToolSpec], train: Sequence[Episode], test: Sequence
     }
     report["targets"] = check_targets(report)
     return report
+
+
+def _online(pred: Predictor, library: PatternLibrary
+            ) -> tuple[Guesser, Callable[[Episode], None]]:
+    """The result guesser for a run learning online, and the hook that teaches both: the
+    predictor itself where it guesses results (as the executor uses it live), else a copy
+    of the mined result model, so every predictor's guesses learn the same episodes."""
+    learn = getattr(pred, "learn", None)
+    learners = [learn] if callable(learn) else []
+    if learners and isinstance(pred, Guesser):
+        guesser: Guesser = pred
+    else:
+        own = PatternPredictor(copy.deepcopy(library))
+        guesser = own
+        learners.append(own.learn)
+
+    def hook(ep: Episode) -> None:
+        for f in learners:
+            f([ep])
+    return guesser, hook
+
+
+def train_predictors(train: Sequence[Episode], predictors: Sequence[str] = PREDICTOR_NAMES,
+                     draft_epochs: int = 150, progress: Callable[[str], None] | None = None
+                     ) -> Training:
+    """Mine the pattern library on ``train`` (and train the draft model if a predictor uses it)."""
+    t0 = time.perf_counter()
+    library = PatternLibrary()
+    library.update(train)
+    training = Training(train, library, draft_epochs)
+    if any(n in ("draft", "combined") for n in predictors):
+        training.draft()
+    if progress is not None:
+        progress(f"mined {len(library.next_tool)} contexts and trained in "
+                 f"{time.perf_counter() - t0:.1f} s")
+    return training
 
 
 def check_targets(report: Mapping[str, Any], predictor: str = "combined") -> dict[str, Any]:
@@ -135,3 +173,23 @@ def check_targets(report: Mapping[str, Any], predictor: str = "combined") -> dic
         "overhead<=0.02": row["overhead_core_s_per_s_saved"] <= 0.02,
     }
     return checks
+
+
+def summarize(reports: Sequence[Mapping[str, Any]], predictor: str = "combined",
+              mode: str = "think-ahead") -> dict[str, float]:
+    """One predictor's figures over several reports: the mean share of the bound, top-1
+    weighted by calls, and the overhead (core-s of predicting per s saved) over all."""
+    rows = [next(r for r in rep["rows"] if r["predictor"] == predictor and r["mode"] == mode)
+            for rep in reports]
+    calls = [rep["test_calls"] for rep in reports]
+    saved = sum(r["task_s_saved"] for r in rows)
+    return {
+        "fraction_of_bound": sum(r["fraction_of_bound"] for r in rows) / max(1, len(rows)),
+        "top1": sum(r["top1"] * n for r, n in zip(rows, calls, strict=True)) / max(1, sum(calls)),
+        "overhead_core_s_per_s_saved": sum(r["overhead_cpu_s"] for r in rows) / saved
+        if saved > 0 else 0.0,
+        "divergent_episodes": sum(r["divergent_episodes"] for rep in reports
+                                  for r in rep["rows"]),
+        "spec_writes_executed": sum(r["spec_writes_executed"] for rep in reports
+                                    for r in rep["rows"]),
+    }

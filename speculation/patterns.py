@@ -2,12 +2,17 @@
 
 A pattern is (context -> predicted tool, one derivation per argument, empirical
 success probability, support). Contexts are the recent tool names, features of
-the last result and of the observation (:func:`speculation.derive.context_keys`);
-the library counts, for each context, which tool came next and which
-derivations explained each of its arguments. Prediction picks the most
-decisive context with enough support (backing off from specific to general),
-and fills arguments with the best derivations that apply now. Counting makes
-the library cheap to update online as new episodes arrive; it is saved as JSON.
+the last result (nested fields too) and of the observation
+(:mod:`speculation.contexts`); the library counts, for each context, which tool
+came next and which derivations (:func:`speculation.derive.candidates`: every
+source in the context, any depth, list positions fixed, from the end, by loop
+counter or by matching field) explained each of its arguments. Prediction picks
+the most decisive context with enough support (the Wilson lower bound of its
+top tool's share, so a context seen twice does not outvote one seen a hundred
+times), keeps the tools whose arguments can be derived now (a loop whose list
+is used up drops out, and the rest share its probability) and fills arguments
+with the derivations that reproduced them most often. Counting makes the
+library cheap to update online as new episodes arrive; it is saved as JSON.
 
 The library also guesses results ("think ahead"): how often a tool (with
 these arguments) returned the same value.
@@ -24,13 +29,15 @@ from typing import Any
 
 from control.tools import ToolCall, canonical_json
 from realtime.errors import ConfigError
+from speculation.contexts import context_keys, feature_keys
 from speculation.derive import (
     Context,
     Derivation,
+    LeafCache,
     Prediction,
     candidates,
     combine_args,
-    context_keys,
+    text_of,
 )
 from speculation.traces import Episode, TraceError
 
@@ -38,7 +45,9 @@ __all__ = ["Guess", "Pattern", "PatternLibrary"]
 
 _ANY = '["*"]'
 _MAX_PER_SLOT = 64
-FORMAT = "rtagent-patterns/1"
+_TIE = 0.9  # derivations within this share of the best count are as good as it
+FORMAT = "rtagent-patterns/2"
+_READABLE = ("rtagent-patterns/1", FORMAT)  # /1 libraries name only the older derivations
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,7 @@ class PatternLibrary:
         if min_support < 1:
             raise ConfigError(f"min_support: expected >= 1, got {min_support}")
         self.min_support = min_support
-        self.lookback = lookback
+        self.lookback = lookback  # kept in files; derivations now search the whole history
         self.max_variants = max_variants
         self.guess_min_probability = guess_min_probability
         self.next_tool: dict[str, Counter[str]] = {}
@@ -99,11 +108,12 @@ class PatternLibrary:
         for ep in episodes:
             self.episodes += 1
             history: tuple[Any, ...] = tuple(context)
+            cache = LeafCache()
             for i, step in enumerate(ep.steps):
                 ctx = Context(history, ep.observation_at(i))
-                self._count(ctx, step.name, step.arguments)
+                self._count(ctx, step.name, step.arguments, cache)
                 if step.ok:
-                    self._count_result(ctx, step)
+                    self._count_result(ctx, step, cache)
                     res = canonical_json(step.result)
                     self.results.setdefault(step.name, Counter())[res] += 1
                     self.results.setdefault(step.key(), Counter())[res] += 1
@@ -123,15 +133,19 @@ class PatternLibrary:
                 if len(c) > _MAX_PER_SLOT:
                     table[slot] = Counter(dict(c.most_common(_MAX_PER_SLOT // 2)))
 
-    def _count(self, ctx: Context, tool: str, arguments: Mapping[str, Any]) -> None:
+    def _count(self, ctx: Context, tool: str, arguments: Mapping[str, Any],
+               cache: LeafCache) -> None:
         cands: dict[str, list[str]] = {}
         for a, v in arguments.items():
-            cands[a] = []
-            for d in candidates(v, ctx, lookback=self.lookback):
+            keys = []
+            for d in candidates(v, ctx, counter=tool, cache=cache):
                 k = d.key()
                 self.deriv_table.setdefault(k, d)
-                cands[a].append(k)
+                keys.append(k)
+            cands[a] = list(dict.fromkeys(keys))
         self._ranked.clear()
+        for key in feature_keys(ctx):
+            self.next_tool.setdefault(key, Counter())[tool] += 1
         for key in [*context_keys(ctx), _ANY]:
             self.next_tool.setdefault(key, Counter())[tool] += 1
             ct = f"{key}\t{tool}"
@@ -142,7 +156,7 @@ class PatternLibrary:
                 c = self.derivs.setdefault(f"{ct}\t{arg}", Counter())
                 c.update(ds)
 
-    def _count_result(self, ctx: Context, step: Any) -> None:
+    def _count_result(self, ctx: Context, step: Any, cache: LeafCache) -> None:
         if not isinstance(step.result, Mapping):
             return
         call = ToolCall(step.name, dict(step.arguments))
@@ -151,7 +165,7 @@ class PatternLibrary:
             json.dumps(sorted(step.result))] += 1
         for k, v in step.result.items():
             c = self.result_fields.setdefault(f"{step.name}\t{k}", Counter())
-            for d in candidates(v, ctx2, lookback=self.lookback):
+            for d in candidates(v, ctx2, cache=cache):
                 dk = d.key()
                 self.deriv_table.setdefault(dk, d)
                 c[dk] += 1
@@ -186,70 +200,124 @@ class PatternLibrary:
         return Guess(value, p)
 
     # ---- prediction ----
-    def _best_context(self, ctx: Context) -> tuple[str, Counter[str]] | None:
+    def _best_context(self, keys: Iterable[str]) -> tuple[str, Counter[str]] | None:
         best: tuple[str, Counter[str]] | None = None
-        best_p = -1.0
-        for key in context_keys(ctx):
+        best_score = -1.0
+        for key in keys:
             c = self.next_tool.get(key)
             if not c:
                 continue
             n = sum(c.values())
             if n < self.min_support:
                 continue
-            p = max(c.values()) / n
-            if p > best_p + 1e-9:
-                best, best_p = (key, c), p
+            score = max(c.values()) / n
+            if score > best_score + 1e-9:
+                best, best_score = (key, c), score
         return best
 
     def tool_distribution(self, ctx: Context) -> dict[str, float]:
         """P(next tool | best context), empty if no context has support."""
-        best = self._best_context(ctx)
+        best = self._best_context([*context_keys(ctx), *feature_keys(ctx)])
         if best is None:
             return {}
         n = sum(best[1].values())
         return {t: c / n for t, c in best[1].items()}
 
-    def derive_arguments(self, tool: str, ctx: Context,
-                         context_key: str | None = None) -> list[tuple[dict[str, Any], float]]:
-        """Likely argument sets for ``tool`` now, each with P(all arguments right)."""
-        ct = f"{context_key}\t{tool}" if context_key else ""
-        seen = self.arg_seen.get(ct)
-        if not seen or seen["#"] < self.min_support:
-            ct, seen = f"{_ANY}\t{tool}", self.arg_seen.get(f"{_ANY}\t{tool}")
-        if not seen:
-            return []
+    def _arg_slot(self, tool: str, keys: Iterable[str | None]) -> str | None:
+        for key in keys:
+            if key is None:
+                continue
+            seen = self.arg_seen.get(f"{key}\t{tool}")
+            if seen and seen["#"] >= self.min_support:
+                return f"{key}\t{tool}"
+        return f"{_ANY}\t{tool}" if f"{_ANY}\t{tool}" in self.arg_seen else None
+
+    def _values(self, slot: str, ctx: Context, total: int
+                ) -> tuple[list[tuple[Any, float]], float]:
+        """The likeliest values of one argument now, each with P(it is the right one): its
+        best derivation's share of the slot's occurrences, where the values together
+        may not exceed 1 (they exclude each other); derivations about as good as the
+        best (which always agreed in training, say) share its probability. Also how
+        much of the usual derivability is there now (1 when the best derivation applies,
+        0 when none does or the best one always explained the argument)."""
+        ranked_derivs = self._ranked_derivs(slot)
+        values: dict[str, tuple[Any, int]] = {}
+        for k, n in ranked_derivs:
+            ok, v = self.deriv_table[k].apply(ctx)
+            if ok:
+                values.setdefault(text_of(v), (v, n))
+                if len(values) > self.max_variants:
+                    break
+        ranked = list(values.values())[:self.max_variants]
+        if not ranked:
+            return [], 0.0
+        top = ranked[0][1]
+        tied = [v for v, n in ranked if n >= _TIE * top]
+        out = [(v, top / total / len(tied)) for v in tied]
+        left = 1.0 - top / total
+        for v, n in ranked[len(tied):]:
+            p = min(n / total, left)
+            if p > 0:
+                out.append((v, p))
+                left -= p
+        best = ranked_derivs[0][1]
+        if top >= best:
+            return out, 1.0
+        # The best derivation does not apply now: the tool was called without it at most
+        # as often as it failed to explain the argument.
+        return out, min(top / best, 1.0 - best / total)
+
+    def _arguments(self, tool: str, ctx: Context, context_key: str | None
+                   ) -> tuple[list[tuple[dict[str, Any], float]], float]:
+        last = ctx.history[-1].name if ctx.history else "^"
+        ct = self._arg_slot(tool, [context_key, json.dumps(["L1", last], separators=(",", ":"))])
+        if ct is None:
+            return [], 0.0
+        seen = self.arg_seen[ct]
         total = seen["#"]
         names = [a for a, n in seen.items() if a != "#" and n * 2 > total]
         choices: list[list[tuple[Any, float]]] = []
+        derivable = 1.0
         for arg in names:
-            ranked = self._ranked_derivs(f"{ct}\t{arg}")
-            opts: list[tuple[Any, float]] = []
-            values: set[str] = set()
-            for k, n in ranked:
-                ok, v = self.deriv_table[k].apply(ctx)
-                if not ok or canonical_json(v) in values:
-                    continue
-                values.add(canonical_json(v))
-                opts.append((v, n / total))
-                if len(opts) >= self.max_variants:
-                    break
+            opts, r = self._values(f"{ct}\t{arg}", ctx, total)
             if not opts:
-                return []
+                return [], 0.0
             choices.append(opts)
-        return combine_args(choices, names)
+            derivable *= r
+        return combine_args(choices, names), derivable
+
+    def derive_arguments(self, tool: str, ctx: Context,
+                         context_key: str | None = None) -> list[tuple[dict[str, Any], float]]:
+        """Likely argument sets for ``tool`` now, each with P(all arguments right): from the
+        derivations counted under ``context_key`` (else the last tool's, else the tool's)."""
+        return self._arguments(tool, ctx, context_key)[0]
 
     def predict(self, ctx: Context, k: int) -> list[Prediction]:
-        """The ``k`` most likely next calls in ``ctx``."""
-        best = self._best_context(ctx)
+        """The ``k`` most likely next calls in ``ctx``. A tool whose usual derivations do not
+        apply now (the loop's list is used up, the source is missing) loses that share of
+        its probability, and the others gain it."""
+        arg_keys = context_keys(ctx)
+        best = self._best_context([*arg_keys, *feature_keys(ctx)])
         if best is None:
             return []
         key, counter = best
-        n = sum(counter.values())
+        if not key.startswith('["N"'):
+            arg_key: str | None = key
+        else:  # nested-feature contexts count tools only; arguments from the best other one
+            other = self._best_context(arg_keys)
+            arg_key = other[0] if other else None
+        mass = float(sum(counter.values()))
+        found = []
+        for tool, c in counter.most_common(k + 4):
+            argsets, derivable = self._arguments(tool, ctx, arg_key)
+            mass -= c * (1.0 - derivable)
+            if argsets:
+                found.append((tool, c, argsets))
         out: dict[str, Prediction] = {}
-        for tool, c in counter.most_common(k + 2):
-            for args, p in self.derive_arguments(tool, ctx, key):
-                call = ToolCall(tool, args)
-                prob = c / n * p
+        for tool, c, argsets in found:
+            for values, p in argsets:
+                call = ToolCall(tool, values)
+                prob = min(1.0, c / mass * p)
                 if call.key() not in out or out[call.key()].probability < prob:
                     out[call.key()] = Prediction(call, prob, "pattern")
         return sorted(out.values(), key=lambda pr: -pr.probability)[:k]
@@ -311,7 +379,7 @@ class PatternLibrary:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> PatternLibrary:
-        if d.get("format") != FORMAT:
+        if d.get("format") not in _READABLE:
             raise TraceError(f"expected a pattern library in format {FORMAT!r}, "
                              f"got {d.get('format')!r}; mine one with `rtagent spec mine`")
         lib = cls(min_support=int(d["min_support"]), lookback=int(d["lookback"]))

@@ -26,7 +26,7 @@ from control.tools import ToolCall
 from realtime.errors import ConfigError
 from speculation.derive import Context, Prediction
 from speculation.patterns import Guess, PatternLibrary
-from speculation.traces import Episode
+from speculation.traces import Episode, Step
 
 __all__ = [
     "PREDICTORS",
@@ -113,7 +113,13 @@ class CombinedPredictor:
 
     A cascade: when the first part's best guess reaches ``confident``, the
     others (slower: the draft model) are not asked and its answer stands.
+    Learning online, it also re-weights the parts by how often each one's
+    top prediction was the call made (recent episodes count most), so a part
+    that does not know a new kind of task (the draft model learns nothing
+    after training) stops outvoting one that does.
     """
+
+    _DECAY = 0.995  # per scored call: about the last 200 calls count
 
     name = "combined"
 
@@ -130,7 +136,10 @@ class CombinedPredictor:
             raise ConfigError(f"CombinedPredictor: expected {len(parts)} non-negative weights "
                               f"with a positive sum, got {w}")
         self.parts = list(parts)
-        self.weights = [x / sum(w) for x in w]
+        self.prior = [x / sum(w) for x in w]
+        self.weights = list(self.prior)
+        self._right = [0.0] * len(parts)
+        self._scored = 0.0
 
     def predict(self, ctx: Context, k: int) -> list[Prediction]:
         first = self.parts[0].predict(ctx, k + 2)
@@ -156,10 +165,28 @@ class CombinedPredictor:
 
     def learn(self, episodes: Iterable[Episode]) -> None:
         eps = list(episodes)
+        self._score(eps)  # before the parts learn these episodes
         for part in self.parts:
             learn = getattr(part, "learn", None)
             if callable(learn):
                 learn(eps)
+
+    def _score(self, episodes: Sequence[Episode]) -> None:
+        if len(self.parts) == 1:
+            return
+        for ep in episodes:
+            history: tuple[Step, ...] = ()
+            for i, step in enumerate(ep.steps):
+                ctx = Context(history, ep.observation_at(i))
+                self._scored = self._scored * self._DECAY + 1.0
+                for j, part in enumerate(self.parts):
+                    top = part.predict(ctx, 1)
+                    hit = 1.0 if top and top[0].call.key() == step.key() else 0.0
+                    self._right[j] = self._right[j] * self._DECAY + hit
+                history = history + (step,)
+        accuracy = [(r + 1.0) / (self._scored + 2.0) for r in self._right]
+        w = [p * a for p, a in zip(self.prior, accuracy, strict=True)]
+        self.weights = [x / sum(w) for x in w]
 
 
 @dataclass
