@@ -40,6 +40,7 @@ __all__ = [
     "ToolResult",
     "ToolSpec",
     "UnknownToolError",
+    "UnknownValueError",
     "canonical_json",
     "load_tool_specs",
 ]
@@ -58,6 +59,15 @@ class UnknownToolError(ToolError, KeyError):
 
 class InvalidArgumentsError(ToolError, ValueError):
     """A call's arguments do not satisfy the tool's JSON Schema."""
+
+
+class UnknownValueError(ToolError, LookupError):
+    """A valid call names a value the tool does not know (a city it has no data for).
+
+    Raise it (or a subclass) from a tool where an open value (free text) finds nothing:
+    the result says so (``ToolResult.unknown_value``) and the agent tells the user
+    instead of replanning, since another decode would only guess another value.
+    """
 
 
 class Effect(StrEnum):
@@ -220,6 +230,7 @@ class ToolResult:
     started_ns: int = 0
     ended_ns: int = 0
     speculative: bool = False
+    unknown_value: bool = False  # failed with UnknownValueError: tell the user, don't replan
 
     @property
     def duration_ms(self) -> float:
@@ -314,7 +325,8 @@ class ToolRegistry:
             value = await _call(fn, call.arguments)
         except Exception as exc:  # a tool's failure is data for the agent, not a crash
             return ToolResult(call, False, error=f"{type(exc).__name__}: {exc}",
-                              started_ns=started, ended_ns=time.monotonic_ns())
+                              started_ns=started, ended_ns=time.monotonic_ns(),
+                              unknown_value=isinstance(exc, UnknownValueError))
         return ToolResult(call, True, value=value, started_ns=started, ended_ns=time.monotonic_ns())
 
 

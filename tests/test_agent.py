@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from control.agent import Agent, AgentOptions
-from control.tools import Effect, SpeculationPolicy, ToolCall, ToolRegistry, ToolSpec, load_tool_specs
+from control.tools import (
+    Effect,
+    SpeculationPolicy,
+    ToolCall,
+    ToolRegistry,
+    ToolSpec,
+    UnknownValueError,
+    load_tool_specs,
+)
 from realtime.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +109,43 @@ def test_a_failing_turn_is_reported_not_lost() -> None:
         agent.close()
     assert [t.ok for t in turns] == [False, False]
     assert "gripper jammed" in turns[0].error and "IndexError" in turns[1].error
+
+
+def test_a_turn_without_a_call_is_ok_and_says_so() -> None:
+    dec = ScriptedDecoder([[], [ToolCall("look", {"x": 1})]])
+    agent = Agent(dec, _registry([]), _context)
+    try:
+        agent.submit("never mind")
+        agent.submit("look")
+        nothing, looked = agent.wait(10)
+    finally:
+        agent.close()
+    assert nothing.ok and nothing.no_call and nothing.calls == [] and nothing.error is None
+    assert nothing.to_json()["no_call"] is True
+    assert looked.ok and not looked.no_call
+
+
+def test_a_value_the_tool_does_not_know_ends_the_turn_without_a_replan() -> None:
+    reg = ToolRegistry()
+
+    def weather(city: str) -> dict:
+        if city != "Oslo":
+            raise UnknownValueError(f"no data for city {city!r}")
+        return {"celsius": 3}
+
+    text = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    reg.register(ToolSpec("weather", parameters=text, effect=Effect.READ), weather)
+    dec = ScriptedDecoder([[ToolCall("weather", {"city": "Atlantis"})],
+                           [ToolCall("weather", {"city": "Oslo"})]])
+    agent = Agent(dec, reg, _context, options=AgentOptions(max_replans=1))
+    try:
+        agent.submit("weather in Atlantis")
+        (turn,) = agent.wait(10)
+    finally:
+        agent.close()
+    assert not turn.ok and turn.unknown_value and turn.replans == 0
+    assert len(dec.contexts) == 1  # no second decode guessing another city
+    assert "no data for city 'Atlantis'" in turn.results[0]["error"]
 
 
 class ForeseeingWorld:
