@@ -1,16 +1,20 @@
 """Eval cases and the exact-match scorer.
 
-A case is one line of ``robot.jsonl`` / ``voice.jsonl``: ``{"id", "messages",
-"enums"?, "tools"?, "expected": [{"name", "arguments"}]}``.
+A case is one line of ``robot.jsonl`` / ``voice.jsonl`` / ``compound.jsonl``: ``{"id",
+"messages", "enums"?, "tools"?, "toolset"?, "expected": [{"name", "arguments"}],
+"order"?: [[i, j], ...]}``. ``toolset`` names the tools the case is decoded against
+(``robot`` / ``voice``; default: the set's own, :data:`SET_TOOLS`); ``order`` lists the
+order constraints that matter: expected call ``i`` must come before call ``j``.
 
-Exact match: the same calls (as a multiset: independent calls may come in any
-order), each with the same arguments — numbers equal within 1e-6, enum ids
-equal, free text equal after case folding, trimming and dropping end
-punctuation. ``tool_match`` only compares the multiset of tool names.
+Exact match: the full set of calls (as a multiset: independent calls may come in any
+order), each with the same arguments — numbers equal within 1e-6, enum ids equal, free
+text equal after case folding, trimming and dropping end punctuation — and every
+order constraint kept. ``tool_match`` only compares the multiset of tool names.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,9 +23,13 @@ from typing import Any
 
 from realtime.errors import RtAgentError
 
-__all__ = ["EVALSETS", "Case", "Score", "call_key", "exact_match", "load_cases", "tool_match"]
+__all__ = ["EVALSETS", "SET_TOOLS", "Case", "Score", "call_key", "exact_match", "load_cases",
+           "order_kept", "tool_match"]
 
-EVALSETS = {name: Path(__file__).resolve().parent / f"{name}.jsonl" for name in ("robot", "voice")}
+EVALSETS = {name: Path(__file__).resolve().parent / f"{name}.jsonl"
+            for name in ("robot", "voice", "compound")}
+SET_TOOLS = {"robot": "robot", "voice": "voice"}
+"""The tool set (``speculation.workloads.SPEC_FILES`` name) of a set's cases that name none."""
 
 
 class EvalSetError(RtAgentError):
@@ -35,6 +43,12 @@ class Case:
     expected: tuple[Mapping[str, Any], ...] | None = None
     enums: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     tools: tuple[Mapping[str, Any], ...] | None = None
+    toolset: str | None = None
+    order: tuple[tuple[int, int], ...] = ()
+
+    def toolset_in(self, set_name: str) -> str:
+        """The tool set this case is decoded against, as a case of set ``set_name``."""
+        return self.toolset or SET_TOOLS.get(set_name, set_name)
 
 
 def load_cases(path: str | Path, limit: int | None = None) -> list[Case]:
@@ -53,7 +67,9 @@ def load_cases(path: str | Path, limit: int | None = None) -> list[Case]:
             cases.append(Case(
                 id=str(d.get("id", n)), messages=tuple(d["messages"]),
                 expected=None if "expected" not in d else tuple(d["expected"]),
-                enums=d.get("enums") or {}, tools=None if "tools" not in d else tuple(d["tools"])))
+                enums=d.get("enums") or {}, tools=None if "tools" not in d else tuple(d["tools"]),
+                toolset=d.get("toolset"),
+                order=tuple((int(i), int(j)) for i, j in d.get("order") or ())))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise EvalSetError(f"{p}:{n}: expected a JSON object with 'messages' ({exc})") from exc
         if limit is not None and len(cases) >= limit:
@@ -76,8 +92,33 @@ def call_key(call: Mapping[str, Any]) -> str:
     return f"{call['name']}:{json.dumps(args, sort_keys=True)}"
 
 
-def exact_match(expected: Iterable[Mapping[str, Any]], got: Iterable[Mapping[str, Any]]) -> bool:
-    return sorted(call_key(c) for c in expected) == sorted(call_key(c) for c in got)
+def order_kept(expected: Sequence[Mapping[str, Any]], got: Sequence[Mapping[str, Any]],
+               order: Iterable[tuple[int, int]]) -> bool:
+    """Whether ``got`` (the same calls as ``expected``) keeps every ``(i, j)``: expected call
+    ``i`` before call ``j``. Identical expected calls may be matched either way round."""
+    pairs = list(order)
+    if not pairs:
+        return True
+    where: dict[str, list[int]] = {}
+    for pos, c in enumerate(got):
+        where.setdefault(call_key(c), []).append(pos)
+    keys = [call_key(c) for c in expected]
+    groups = {k: [i for i, kk in enumerate(keys) if kk == k] for k in dict.fromkeys(keys)}
+    for choice in itertools.product(*(itertools.permutations(where.get(k, []))
+                                      for k in groups)):
+        pos = {i: p for idx, (_, ids) in zip(choice, groups.items(), strict=True)
+               for i, p in zip(ids, idx, strict=False)}
+        if all(i in pos and j in pos and pos[i] < pos[j] for i, j in pairs):
+            return True
+    return False
+
+
+def exact_match(expected: Sequence[Mapping[str, Any]], got: Sequence[Mapping[str, Any]],
+                order: Iterable[tuple[int, int]] = ()) -> bool:
+    """The same calls (any order), and the order constraints ``order`` kept."""
+    if sorted(call_key(c) for c in expected) != sorted(call_key(c) for c in got):
+        return False
+    return order_kept(expected, got, order)
 
 
 def tool_match(expected: Iterable[Mapping[str, Any]], got: Iterable[Mapping[str, Any]]) -> bool:
@@ -93,13 +134,13 @@ class Score:
     tools: int = 0
     errors: int = 0
 
-    def add(self, expected: Sequence[Mapping[str, Any]], got: Sequence[Mapping[str, Any]] | None
-            ) -> bool:
+    def add(self, expected: Sequence[Mapping[str, Any]], got: Sequence[Mapping[str, Any]] | None,
+            order: Iterable[tuple[int, int]] = ()) -> bool:
         self.cases += 1
         if got is None:
             self.errors += 1
             return False
-        ok = exact_match(expected, got)
+        ok = exact_match(expected, got, order)
         self.exact += ok
         self.tools += tool_match(expected, got)
         return ok

@@ -144,7 +144,7 @@ def score_decoder(base_gguf: str | Path, adapter_gguf: str | Path | None,
                 got: list[Mapping[str, Any]] | None = [c.to_json() for c in res.calls]
             except DecodeError:
                 got = None
-            score.add(expected, got)
+            score.add(expected, got, sc.case.order)
             rows.append({"id": sc.case.id, "expected": expected, "got": got})
             if on_case is not None:
                 on_case(i + 1)
