@@ -8,6 +8,8 @@ Tools are described as OpenAI-style function specs (``name``, ``description``,
   (only its dry-run may run ahead) or ``"deny"`` (never runs speculatively).
 - ``x-resources``: ``{"reads": [...], "writes": [...]}``, resource templates
   such as ``"light:{room}"`` filled from the call's arguments.
+- ``x-returns`` (optional): a JSON Schema of the result; where a field fits a later
+  call's argument, the decoder may write a ``$k.field`` reference to it.
 
 A spec without metadata is treated as the unsafe case: a write, never speculated.
 ``models``, ``speculation``, ``sim_envs`` and ``audio`` import this module.
@@ -113,6 +115,7 @@ class ToolSpec:
     speculation: SpeculationPolicy = SpeculationPolicy.DENY
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
+    returns: Mapping[str, Any] | None = None  # JSON Schema of the result (``x-returns``)
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace(".", "").isalnum():
@@ -135,10 +138,12 @@ class ToolSpec:
                     f"tool {self.name!r}: resource {template!r} names unknown argument(s) "
                     f"{missing}; known: {sorted(known)}"
                 )
-        try:
-            jsonschema.Draft202012Validator.check_schema(dict(self.parameters))
-        except jsonschema.SchemaError as exc:
-            raise ToolError(f"tool {self.name!r}: invalid parameters schema: {exc.message}") from exc
+        for what, schema in (("parameters", self.parameters), ("x-returns", self.returns)):
+            try:
+                if schema is not None:
+                    jsonschema.Draft202012Validator.check_schema(dict(schema))
+            except jsonschema.SchemaError as exc:
+                raise ToolError(f"tool {self.name!r}: invalid {what} schema: {exc.message}") from exc
 
     @property
     def properties(self) -> Mapping[str, Any]:
@@ -169,6 +174,7 @@ class ToolSpec:
             speculation=policy,
             reads=tuple(resources.get("reads", ())),
             writes=tuple(resources.get("writes", ())),
+            returns=fn.get("x-returns"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -182,6 +188,7 @@ class ToolSpec:
                 "x-effect": str(self.effect),
                 "x-speculation": str(self.speculation),
                 "x-resources": {"reads": list(self.reads), "writes": list(self.writes)},
+                **({} if self.returns is None else {"x-returns": dict(self.returns)}),
             },
         }
 
