@@ -79,6 +79,32 @@ class WithReferences(Matcher):
     def lead(self) -> list[int]:
         return self._lead
 
+    # Where a matcher's value starts (``=`` after a name, nothing inside a list) and what
+    # closes it are the base's; a reference closes with nothing (no quote).
+    @property  # type: ignore[override, unused-ignore]
+    def prefix(self) -> str:
+        return str(getattr(self.base, "prefix", "="))
+
+    @prefix.setter
+    def prefix(self, value: str) -> None:
+        self.set_prefix(value)
+
+    def set_prefix(self, prefix: str) -> None:
+        for m in (self.base, self.refs):
+            setter = getattr(m, "set_prefix", None)
+            if setter is not None:
+                setter(prefix)
+
+    def prefix_ok(self, grown: str) -> bool:
+        ok = getattr(self.base, "prefix_ok", None)
+        return True if ok is None else bool(ok(grown))
+
+    def close_for(self, text: str) -> str:
+        if self.refs.complete(text):
+            return ""
+        close_for = getattr(self.base, "close_for", None)
+        return self.base.close if close_for is None else str(close_for(text))
+
     def allowed(self, text: str) -> np.ndarray:
         parts = [m.allowed(text) for m in (self.base, self.refs) if m.viable(text)]
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
