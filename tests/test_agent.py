@@ -268,6 +268,40 @@ def test_real_decoder_drives_real_tools() -> None:
     assert turn.results[0]["value"] == {"done": "get_weather"}
 
 
+@pytest.mark.slow
+def test_a_compound_request_decodes_to_two_calls_the_dag_runs_at_once() -> None:
+    """Greedy decoding is deterministic: the real model (with the shipped adapter) answers
+    "the weather in Oslo and in Rome" with two calls, streamed into the DAG, which runs
+    the two reads side by side (the second starts before the first ends)."""
+    from models.decoder import DecodeContext
+    from models.factory import make_decoder
+    from models.resolve import resolve_model
+
+    specs = load_tool_specs(json.loads((ROOT / "audio/voice_tools.json").read_text()))
+    log: list[str] = []
+    reg = ToolRegistry()
+    for spec in specs:
+        def fn(_name=spec.name, **kw):
+            log.append(f"start {kw.get('city')}")
+            time.sleep(0.3)
+            log.append(f"end {kw.get('city')}")
+            return {"done": _name}
+        reg.register(spec, fn)
+    decoder = make_decoder("simpletool", resolve_model())
+    agent = Agent(decoder, reg, lambda text, history: DecodeContext.from_request(text))
+    try:
+        agent.submit("what's the weather in Oslo and in Rome?")
+        agent.submit("never mind")
+        both, nothing = agent.wait(120)
+    finally:
+        agent.close()
+        decoder.close()
+    assert both.ok and [(c.name, dict(c.arguments)) for c in both.calls] == [
+        ("get_weather", {"city": "Oslo"}), ("get_weather", {"city": "Rome"})]
+    assert log.index("start Rome") < log.index("end Oslo")  # in parallel, not one by one
+    assert nothing.ok and nothing.no_call and nothing.calls == [] and len(log) == 4
+
+
 class HangingDecoder:
     """A fake decoder (unit test only) whose first decode hangs until released."""
 
