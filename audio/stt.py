@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 HOP = 160  # samples per mel frame (10 ms)
+MAX_PROMPT_TOKENS = 223  # Whisper's "previous text" budget (half its text context, less one)
 FULL_FRAMES = 3000  # Whisper's 30 s window
 
 
@@ -163,10 +164,16 @@ class WhisperStt:
         multilingual = self._model.model.is_multilingual
         self._tok = Tokenizer(self._model.hf_tokenizer, multilingual, task="transcribe",
                               language="en" if multilingual else None)
+        self.set_prompt(self.options.initial_prompt)
+
+    def set_prompt(self, text: str | None) -> None:
+        """Whisper's "previous text" from now on (None or "": none); the next
+        transcription uses it (a list swapped whole: safe from another thread)."""
         prev: list[int] = []
-        if self.options.initial_prompt:
-            prev = [self._tok.sot_prev, *self._tok.encode(" " + self.options.initial_prompt.strip())]
+        if text and text.strip():  # Whisper keeps at most 223 tokens of previous text
+            prev = [self._tok.sot_prev, *self._tok.encode(" " + text.strip())[-MAX_PROMPT_TOKENS:]]
         self._prompt = [*prev, *self._tok.sot_sequence, self._tok.no_timestamps]
+        self.prompt_text = (text or "").strip()
 
     @property
     def whisper(self) -> Any:
@@ -193,9 +200,10 @@ class WhisperStt:
         t1 = time.perf_counter()
         enc = self._model.encode(feats)
         t2 = time.perf_counter()
+        prompt = self._prompt  # (set_prompt may swap it meanwhile)
         res = self._model.model.generate(
-            enc, [self._prompt], beam_size=self.options.beam_size,
-            max_length=len(self._prompt) + max_tokens,
+            enc, [prompt], beam_size=self.options.beam_size,
+            max_length=len(prompt) + max_tokens,
             return_no_speech_prob=True, suppress_blank=True)[0]
         t3 = time.perf_counter()
         ids = [t for t in res.sequences_ids[0] if t < self._tok.eot]

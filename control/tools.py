@@ -7,9 +7,17 @@ Tools are described as OpenAI-style function specs (``name``, ``description``,
 - ``x-speculation``: ``"allow"`` (may run ahead of the agent), ``"dry_run"``
   (only its dry-run may run ahead) or ``"deny"`` (never runs speculatively).
 - ``x-resources``: ``{"reads": [...], "writes": [...]}``, resource templates
-  such as ``"light:{room}"`` filled from the call's arguments.
+  such as ``"light:{room}"`` filled from the call's arguments; a plain list is
+  what a read tool reads (for a write tool: what it reads and writes).
+- ``x-max-age-ms``: how long a read's result stays valid (a speculative result
+  older than this is not served); ``x-depends-on-clock``: the result changes as
+  time passes (time, timers, calendar), so speculation bounds its age even
+  without ``x-max-age-ms``.
 - ``x-returns`` (optional): a JSON Schema of the result; where a field fits a later
   call's argument, the decoder may write a ``$k.field`` reference to it.
+
+Spec files are checked item by item (:mod:`control.tool_schema`): a bad one is
+a :class:`ToolError` naming the file, the tool and what was expected.
 
 A spec without metadata is treated as the unsafe case: a write, never speculated.
 ``models``, ``speculation``, ``sim_envs`` and ``audio`` import this module.
@@ -25,10 +33,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 
+from control.tool_schema import read_json_file, spec_problem, unwrap
 from realtime.errors import RtAgentError
 
 __all__ = [
@@ -44,6 +54,7 @@ __all__ = [
     "UnknownToolError",
     "UnknownValueError",
     "canonical_json",
+    "load_tool_spec_file",
     "load_tool_specs",
 ]
 
@@ -99,7 +110,16 @@ def _canonical(value: Any) -> Any:
 
 
 def _template_fields(template: str) -> list[str]:
-    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    """The argument names in ``template``; ``ValueError`` unless each is a plain ``{name}``."""
+    names = []
+    for _, name, spec, conversion in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            raise ValueError(f"{{{name}{'!' + conversion if conversion else ''}"
+                             f"{':' + spec if spec else ''}}} is not a plain {{argument}}")
+        names.append(name)
+    return names
 
 
 @dataclass(frozen=True)
@@ -115,6 +135,8 @@ class ToolSpec:
     speculation: SpeculationPolicy = SpeculationPolicy.DENY
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
+    max_age_ms: float | None = None
+    depends_on_clock: bool = False
     returns: Mapping[str, Any] | None = None  # JSON Schema of the result (``x-returns``)
 
     def __post_init__(self) -> None:
@@ -130,20 +152,34 @@ class ToolSpec:
                 f"tool {self.name!r} writes, so x-speculation must be 'dry_run' or 'deny', "
                 "not 'allow'"
             )
+        if self.max_age_ms is not None and not 0 <= self.max_age_ms < float("inf"):
+            raise ToolError(f"tool {self.name!r}: x-max-age-ms: expected a finite number of "
+                            f"milliseconds >= 0, got {self.max_age_ms}")
+        try:
+            jsonschema.Draft202012Validator.check_schema(dict(self.parameters))
+        except jsonschema.SchemaError as exc:
+            raise ToolError(f"tool {self.name!r}: invalid parameters schema: {exc.message}") from exc
+        except RecursionError:
+            raise ToolError(f"tool {self.name!r}: parameters schema nested too deeply") from None
+        if self.returns is not None:
+            try:
+                jsonschema.Draft202012Validator.check_schema(dict(self.returns))
+            except (jsonschema.SchemaError, RecursionError) as exc:
+                raise ToolError(f"tool {self.name!r}: invalid x-returns schema: "
+                                f"{getattr(exc, 'message', exc)}") from exc
         known = set(self.properties)
         for template in self.reads + self.writes:
-            missing = [f for f in _template_fields(template) if f not in known]
+            try:
+                fields = _template_fields(template)
+            except ValueError as exc:
+                raise ToolError(f"tool {self.name!r}: resource {template!r}: {exc}; write "
+                                "names such as 'light:{room}'") from exc
+            missing = [f for f in fields if f not in known]
             if missing:
                 raise ToolError(
                     f"tool {self.name!r}: resource {template!r} names unknown argument(s) "
                     f"{missing}; known: {sorted(known)}"
                 )
-        for what, schema in (("parameters", self.parameters), ("x-returns", self.returns)):
-            try:
-                if schema is not None:
-                    jsonschema.Draft202012Validator.check_schema(dict(schema))
-            except jsonschema.SchemaError as exc:
-                raise ToolError(f"tool {self.name!r}: invalid {what} schema: {exc.message}") from exc
 
     @property
     def properties(self) -> Mapping[str, Any]:
@@ -157,40 +193,50 @@ class ToolSpec:
     @classmethod
     def from_json(cls, spec: Mapping[str, Any]) -> ToolSpec:
         """Read an OpenAI-style spec, bare or wrapped in ``{"type": "function", "function": ...}``."""
-        fn = spec.get("function", spec) if spec.get("type") == "function" else spec
-        if "name" not in fn:
-            raise ToolError(f"tool spec has no 'name': {json.dumps(spec)[:200]}")
-        resources = fn.get("x-resources", {}) or {}
-        try:
-            effect = Effect(fn.get("x-effect", Effect.WRITE))
-            policy = SpeculationPolicy(fn.get("x-speculation", SpeculationPolicy.DENY))
-        except ValueError as exc:
-            raise ToolError(f"tool {fn['name']!r}: {exc}") from exc
+        fn, problem = unwrap(spec)
+        problem = problem or spec_problem(fn)
+        if problem is not None:
+            name = fn.get("name") if isinstance(fn, Mapping) else None
+            who = f"tool {name!r}" if isinstance(name, str) else "tool spec"
+            raise ToolError(f"{who}: {problem}")
+        effect = Effect(fn.get("x-effect", Effect.WRITE))
+        resources = fn.get("x-resources") or {}
+        if isinstance(resources, list):  # the short form: what it reads (a write: and writes)
+            reads = writes = tuple(resources)
+            writes = writes if effect is Effect.WRITE else ()
+        else:
+            reads, writes = tuple(resources.get("reads", ())), tuple(resources.get("writes", ()))
+        age = fn.get("x-max-age-ms")
         return cls(
             name=fn["name"],
             description=fn.get("description", ""),
             parameters=fn.get("parameters") or {"type": "object", "properties": {}},
             effect=effect,
-            speculation=policy,
-            reads=tuple(resources.get("reads", ())),
-            writes=tuple(resources.get("writes", ())),
+            speculation=SpeculationPolicy(fn.get("x-speculation", SpeculationPolicy.DENY)),
+            reads=reads,
+            writes=writes,
+            max_age_ms=None if age is None else float(age),
+            depends_on_clock=bool(fn.get("x-depends-on-clock", False)),
             returns=fn.get("x-returns"),
         )
 
     def to_json(self) -> dict[str, Any]:
         """The OpenAI-style spec with rtagent's ``x-`` metadata."""
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": dict(self.parameters),
-                "x-effect": str(self.effect),
-                "x-speculation": str(self.speculation),
-                "x-resources": {"reads": list(self.reads), "writes": list(self.writes)},
-                **({} if self.returns is None else {"x-returns": dict(self.returns)}),
-            },
+        fn: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "parameters": dict(self.parameters),
+            "x-effect": str(self.effect),
+            "x-speculation": str(self.speculation),
+            "x-resources": {"reads": list(self.reads), "writes": list(self.writes)},
         }
+        if self.max_age_ms is not None:
+            fn["x-max-age-ms"] = self.max_age_ms
+        if self.depends_on_clock:
+            fn["x-depends-on-clock"] = True
+        if self.returns is not None:
+            fn["x-returns"] = dict(self.returns)
+        return {"type": "function", "function": fn}
 
     def with_enum(self, argument: str, values: Iterable[Any]) -> ToolSpec:
         """A copy whose ``argument`` is restricted to ``values`` (e.g. objects seen now)."""
@@ -337,15 +383,30 @@ class ToolRegistry:
         return ToolResult(call, True, value=value, started_ns=started, ended_ns=time.monotonic_ns())
 
 
-def load_tool_specs(data: Any) -> list[ToolSpec]:
-    """Specs from parsed JSON: a list of specs, or ``{"tools": [...]}``."""
+def load_tool_specs(data: Any, source: str = "tool specs") -> list[ToolSpec]:
+    """Specs from parsed JSON: a list of specs, or ``{"tools": [...]}``. ``source`` (the
+    file) starts every error message, which also names the item and what was expected."""
     items = data.get("tools") if isinstance(data, Mapping) else data
     if not isinstance(items, list):
-        raise ToolError("expected a JSON list of tool specs (or {\"tools\": [...]}), "
+        raise ToolError(f"{source}: expected a JSON list of tool specs (or {{\"tools\": [...]}}), "
                         f"got {type(data).__name__}")
-    specs = [ToolSpec.from_json(item) for item in items]
+    specs = []
+    for i, item in enumerate(items):
+        try:
+            specs.append(ToolSpec.from_json(item))
+        except ToolError as exc:
+            raise ToolError(f"{source}: item {i}: {exc}") from exc
     names = [s.name for s in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ToolError(f"duplicate tool names in spec list: {dupes}")
+        raise ToolError(f"{source}: duplicate tool names in spec list: {dupes}")
     return specs
+
+
+def load_tool_spec_file(path: str | Path) -> list[ToolSpec]:
+    """Specs from a JSON file; every problem is a :class:`ToolError` naming the file."""
+    try:
+        data = read_json_file(path, "tool specs")
+    except ValueError as exc:
+        raise ToolError(f"{exc}; expected a JSON list of tool specs") from exc
+    return load_tool_specs(data, str(path))

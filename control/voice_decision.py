@@ -16,7 +16,12 @@ neither waits for a tick:
 - a finished turn becomes a spoken reply (``SpeechOut`` to actuation) and a
   ``turn`` event with the latency breakdown, all on the monotonic clock shared
   by the processes of one host: end of speech -> final transcript -> first call
-  -> first result (first committed action) -> all results.
+  -> first result (first committed action) -> all results;
+- a turn whose reply asks back (an irreversible call held for a yes, "Call
+  Mom?"; a lookup unsure of its argument, "Did you mean Reykjavik?") leaves
+  its calls waiting (:mod:`control.voice_confirm`): the next final transcript,
+  within :data:`ANSWER_WINDOW_NS`, is read as the answer first — yes runs them,
+  no drops them, anything else drops them and is a new request.
 
 The process around it (sockets, decoder, agent, executor) and its config are
 :mod:`control.voice_node`.
@@ -32,6 +37,7 @@ from typing import Any, Protocol
 
 from control.agent import Turn
 from control.tools import Effect, ToolCall, ToolSpec
+from control.voice_confirm import Waiting, waiting_calls
 from models.decoder import DecodeContext
 from realtime import messages as m
 from realtime.bus import Latest, Publisher, ReplyServer, Subscriber
@@ -50,6 +56,8 @@ MAX_DRAIN = 64  # transcripts handled per tick at most
 STATUS_EVERY_TICKS = 4
 WAIT_MARGIN_NS = 3_000_000  # between ticks, stop waiting this long before the next release
 WAIT_SLICE_MS = 5.0  # while waiting for a transcript, look for finished turns this often
+ANSWER_WINDOW_NS = 30_000_000_000  # a question asked longer ago than this is no longer open
+RECENT_CITIES = 8  # the cities last asked about, announced for Whisper's prompt
 
 
 def decode_context(text: str, history: Sequence[Any]) -> DecodeContext:
@@ -104,6 +112,17 @@ class Utterance:
     received_ns: int
 
 
+class AnsweredCalls(Protocol):
+    """Runs calls the user said yes to (:class:`control.voice_confirm.ConfirmedCalls`)."""
+
+    @property
+    def busy(self) -> bool: ...
+
+    def submit(self, text: str, calls: Sequence[ToolCall]) -> int: ...
+
+    def poll(self) -> list[Turn]: ...
+
+
 class TurnAgent(Protocol):
     """The agent as the decision uses it (:class:`control.agent.Agent`)."""
 
@@ -148,18 +167,25 @@ class VoiceDecision:
     ``preflight`` (a :class:`~control.voice_preflight.PreflightDecoder`) and
     ``speculation`` (``speculate(calls)`` callable from any thread, and ``metrics``) are
     given together when speculation is on; ``heart`` (the node) beats between ticks.
+    ``answered`` runs the calls a question waited on once the user says yes; the
+    ``confirm`` tools (held by the agent's invoke chain) are never run ahead.
     """
 
     def __init__(self, loop_options: LoopOptions, *, clock: Clock, agent: TurnAgent,
                  specs: Sequence[ToolSpec], ports: DecisionPorts, decoder: DecoderChoice,
                  calls: CallLog, preflight: Any = None, speculation: Any = None,
-                 heart: Heart | None = None, tracer: Tracer | None = None) -> None:
+                 heart: Heart | None = None, tracer: Tracer | None = None,
+                 answered: AnsweredCalls | None = None,
+                 confirm: frozenset[str] = frozenset()) -> None:
         self.clock, self.agent, self.ports = clock, agent, ports
         self.specs = list(specs)
         self.decoder, self.calls = decoder, calls
         self.preflight, self.speculation, self.heart = preflight, speculation, heart
+        self.answered = answered
         self.tracer = tracer or Tracer("decision", enabled=False)
-        self.read_only = {s.name for s in self.specs if s.effect is Effect.READ}
+        self.read_only = {s.name for s in self.specs if s.effect is Effect.READ} - confirm
+        self.waiting: Waiting | None = None  # calls the last reply asked the user about
+        self.cities: deque[str] = deque(maxlen=RECENT_CITIES)  # asked about lately (Whisper)
         self.partial = ""  # the latest partial transcript of the utterance being heard
         self.hearing = False  # speech started (barge-in) or partials came, no final yet
         self.preflights = 0  # partials handed to the preflight decoder
@@ -171,7 +197,8 @@ class VoiceDecision:
 
     @property
     def busy(self) -> bool:
-        return self.agent.busy or bool(self.pending)
+        return (self.agent.busy or bool(self.pending)
+                or (self.answered is not None and self.answered.busy))
 
     # -- each tick ----------------------------------------------------------------------------
     def tick(self, info: TickInfo) -> None:
@@ -224,7 +251,26 @@ class VoiceDecision:
             self._answer({**asdict(heard), "turn": None, "reply": NOT_UNDERSTOOD, "reply_id": 0,
                           "error": "no words recognised in the utterance"})
             return
+        if self.waiting is not None and self._answers(self.waiting, heard):
+            return
         self.pending[self.agent.submit(text)] = heard
+
+    def _answers(self, waiting: Waiting, heard: Utterance) -> bool:
+        """Whether ``heard`` answered the open question (then it is dealt with); the
+        question is closed either way."""
+        self.waiting = None
+        if heard.received_ns - waiting.asked_ns > ANSWER_WINDOW_NS:
+            return False
+        answer = waiting.answer(heard.text)
+        if answer.reply is not None:
+            self._answer({**asdict(heard), "turn": None, "reply": answer.reply, "reply_id": 0,
+                          "error": None})
+            return True
+        if answer.run and self.answered is not None:
+            self.tracer.instant("answered", "decision", calls=", ".join(c.name for c in answer.run))
+            self.pending[self.answered.submit(heard.text, answer.run)] = heard
+            return True
+        return False
 
     def speculate(self, found: list[ToolCall], complete: bool) -> None:
         """The preflight's calls (on its thread): the read-only ones run ahead."""
@@ -238,6 +284,9 @@ class VoiceDecision:
     def finish_turns(self) -> None:
         for turn in self.agent.poll():
             self.finish(turn)
+        if self.answered is not None:
+            for turn in self.answered.poll():
+                self.finish(turn)
 
     def finish(self, turn: Turn) -> None:
         heard = self.pending.pop(turn.id, None)
@@ -246,10 +295,29 @@ class VoiceDecision:
             served = self.calls.take(c, turn.submitted_ns)
             if served is not None:
                 r.update(asdict(served))
+        self.waiting = waiting_calls(tj, self.clock.now_ns())
+        self._note_cities(tj)
+        held = [r for r in tj["results"] if isinstance(r.get("value"), dict) and r["value"].get("held")]
+        # A call held for a yes is no action: a turn of held calls only has none.
+        acted = turn.first_result_ns if len(held) < len(tj["results"]) else 0
         self._answer({**(asdict(heard) if heard else {}), "turn": tj, "reply": reply_text(tj),
-                      "reply_id": turn.id, "error": turn.error,
-                      "first_call_ns": turn.first_call_ns, "first_result_ns": turn.first_result_ns,
+                      "reply_id": turn.id, "error": turn.error, "held": len(held),
+                      "first_call_ns": turn.first_call_ns, "first_result_ns": acted,
                       "done_ns": turn.done_ns, "submitted_ns": turn.submitted_ns})
+
+    def _note_cities(self, tj: dict[str, Any]) -> None:
+        """Announce the cities a turn found (``vocabulary`` event), if any is new."""
+        new = False
+        for r in tj["results"]:
+            v = r.get("value")
+            if r.get("ok") and isinstance(v, dict) and v.get("city") and not v.get("question"):
+                city = str(v["city"])
+                new |= city not in self.cities
+                if city in self.cities:
+                    self.cities.remove(city)
+                self.cities.append(city)
+        if new:
+            publish_event(self.ports.events, "vocabulary", source="recent", cities=list(self.cities))
 
     def _answer(self, turn_event: dict[str, Any]) -> None:
         """Speak the reply, then report the turn."""

@@ -20,6 +20,8 @@ from typing import Any
 
 from control.agent import Agent
 from control.tools import ToolCall, ToolRegistry, ToolResult, ToolSpec
+from control.voice_confirm import ConfirmedCalls, ConfirmGate
+from control.voice_dates import DatedDecoder
 from control.voice_decision import CallLog, DecisionPorts, DecoderChoice, VoiceDecision, decode_context
 from control.voice_preflight import PreflightDecoder
 from models.decoder import DecodeContext
@@ -37,7 +39,8 @@ from realtime.node_trace import node_tracer, run_traced
 from realtime.trace import Tracer
 from sim_envs.home.errors import HomeError
 from sim_envs.home.services import ServiceOptions, Services
-from sim_envs.home.tools import HOME_TOOLS, voice_tool_specs
+from sim_envs.home.tools import HOME_TOOLS, confirm_tools, voice_tool_specs
+from sim_envs.home.weather import OPEN_METEO_URL
 from speculation.executor import SpeculationOptions, SpeculativeExecutor
 from speculation.trace_hooks import TracedInvoke, TracedRegistry, TracedSpeculation
 
@@ -59,7 +62,9 @@ class VoiceDecisionConfig:
         the preflight it waits for): one, as waking a second thread sleeping at each
         barrier costs more than it computes in this VM (BF16, 20 tokens after 600
         cached: 60 ms on 1 thread, 115 on 2).
-    service_min_ms / service_max_ms: the simulated remote services' latency range.
+    service_min_ms / service_max_ms: the simulated latency range of the offline services.
+    weather: "offline" (the deterministic stand-in) or "online" (Open-Meteo at
+        ``weather_url``; the stand-in while it cannot be reached, said once in the log).
     trace_label: with tracing on, the process is named "LABEL/decision".
     """
 
@@ -72,6 +77,8 @@ class VoiceDecisionConfig:
     final_decoder_threads: int = 1
     service_min_ms: float = 150.0
     service_max_ms: float = 400.0
+    weather: str = "offline"
+    weather_url: str = OPEN_METEO_URL
     trace_label: str = ""
 
     def __post_init__(self) -> None:
@@ -90,7 +97,8 @@ class VoiceDecisionConfig:
         return LoopOptions(hz=self.hz)
 
     def service_options(self) -> ServiceOptions:
-        return ServiceOptions(self.service_min_ms, self.service_max_ms)
+        return ServiceOptions(self.service_min_ms, self.service_max_ms, weather=self.weather,
+                              weather_url=self.weather_url)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -115,9 +123,10 @@ class HomeRpc:
         return json.loads(got.value_json)
 
 
-def build_registry(cfg: VoiceDecisionConfig, home_call: HomeCall) -> ToolRegistry:
+def build_registry(cfg: VoiceDecisionConfig, home_call: HomeCall,
+                   services: Services | None = None) -> ToolRegistry:
     """Every voice tool: home tools through ``home_call(name, args)``, services here."""
-    services = Services(cfg.service_options())
+    services = services or Services(cfg.service_options())
     registry = ToolRegistry()
     for spec in voice_tool_specs():
         if spec.name in services.handlers:
@@ -192,20 +201,24 @@ def run_decision(cfg: VoiceDecisionConfig, node: Node) -> None:
         events=node.own(Publisher(rd.endpoint("decision"), source="decision", options=EVENT_OPTIONS)),
         control=node.own(ReplyServer(rd.endpoint("decision_ctl"), source="decision")))
     specs = voice_tool_specs()
+    services = Services(cfg.service_options())
     with node.beating():
         # lora "default": the model's shipped adapter, if any; the JSON baseline runs the
         # base model alone. Resolving may make the run-time file (seconds).
         model = resolve_model(cfg.model, cfg.lora if cfg.decoder == "simpletool" else None)
-        decoder = node.own(load_decoder(cfg, model, tracer))
+        decoder = node.own(DatedDecoder(load_decoder(cfg, model, tracer)))
         warm_up(decoder, specs, tracer)  # (a PreflightDecoder's decode is its inner one's)
+        services.warm_up()  # the gazetteer and the date parser
 
     home = HomeRpc()
-    registry = build_registry(cfg, home.call)
+    registry = build_registry(cfg, home.call, services)
     # Traced: every tool run (direct or ahead), and how each of the agent's calls was served.
     tools = TracedRegistry(registry, tracer) if tracer.enabled else registry
     clock = MonotonicClock(spin_us=200.0)
     calls = CallLog(clock)
-    invoke = LoggedInvoke(calls)
+    invoke = LoggedInvoke(calls)  # the agent's calls: confirm tools held at the gate
+    gate = ConfirmGate(confirm_tools())
+    answered_invoke = LoggedInvoke(calls)  # the calls the user said yes to: past the gate
     agent = Agent(decoder, registry, decode_context, tools_fn=lambda: specs, invoke=invoke,
                   tracer=tracer)
     node.report_turns(agent.progress)  # heartbeats carry the turn's progress
@@ -216,10 +229,11 @@ def run_decision(cfg: VoiceDecisionConfig, node: Node) -> None:
         spec = agent.run_on_loop(lambda: SpeculativeExecutor(
             tools, None, SpeculationOptions(top_k=0, max_concurrency=6)))
     if tracer.enabled:
-        invoke.inner = (TracedSpeculation(spec, tracer).call if spec is not None
-                        else TracedInvoke(tools, tracer).call)
+        gate.inner = (TracedSpeculation(spec, tracer).call if spec is not None
+                      else TracedInvoke(tools, tracer).call)
     else:
-        invoke.inner = spec.call if spec is not None else registry.invoke
+        gate.inner = spec.call if spec is not None else registry.invoke
+    invoke.inner, answered_invoke.inner = gate, gate.inner
     node.own(home.client)
     node.own(agent)
     decision = VoiceDecision(
@@ -228,7 +242,8 @@ def run_decision(cfg: VoiceDecisionConfig, node: Node) -> None:
                               model.adapter.name if model.adapter else None),
         preflight=decoder if spec is not None else None,
         speculation=LoopSpeculation(spec, agent.loop) if spec is not None else None,
-        heart=node, tracer=tracer)
+        heart=node, tracer=tracer, answered=ConfirmedCalls(answered_invoke, agent.loop),
+        confirm=gate.confirm)
     node.beat("running", force=True)
     run_traced(decision.loop, tracer, node)
 

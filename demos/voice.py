@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-lora", action="store_true", help="decode with the base model only")
     parser.add_argument("--voice", default="en-us", help="espeak-ng voice of the replies (default en-us)")
     parser.add_argument("--timeout-s", type=float, help="stop the whole run after this long")
+    parser.add_argument("--offline", action="store_true",
+                        help="weather from the deterministic offline stand-in, not Open-Meteo "
+                             "(without a network the stand-in answers anyway, said once in the log)")
 
 
 def _list_devices() -> int:
@@ -149,7 +152,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         hz=args.hz, speculation=not args.no_speculation, decoder=args.decoder, model=args.model,
         lora=None if args.no_lora else (args.lora or "default"),
         home_db=str(Path(args.home).resolve()) if args.home else None,
-        silence_ms=args.silence_ms, early_silence_ms=args.early_silence_ms, voice=args.voice)
+        silence_ms=args.silence_ms, early_silence_ms=args.early_silence_ms, voice=args.voice,
+        weather="offline" if args.offline else "online")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -66,8 +66,9 @@ class VoiceDemoConfig:
     """Every option of the voice demo. Each process gets its part (:meth:`parts`): the
     fields mean the same there and have the same defaults
     (:class:`~audio.nodes.PerceptionConfig`, :class:`~sim_envs.home.nodes.ActuationConfig`,
-    :class:`~control.voice_node.VoiceDecisionConfig`), but for one: Whisper's
-    prompt here is the home's vocabulary (:data:`sim_envs.home.tools.STT_PROMPT`).
+    :class:`~control.voice_node.VoiceDecisionConfig`), but for two: Whisper's
+    prompt here starts as the home's vocabulary (:data:`sim_envs.home.tools.STT_PROMPT`)
+    and follows the live vocabulary the processes announce (``live_vocabulary``).
 
     decoder_threads / stt_threads: one core each by default; on a 2-core machine two
     OpenMP pools of 2 threads stall each other at every barrier (decodes 2-9x slower).
@@ -92,8 +93,12 @@ class VoiceDemoConfig:
     partial_interval_ms: float = PerceptionConfig.partial_interval_ms
     stt_threads: int = PerceptionConfig.stt_threads
     stt_prompt: str | None = STT_PROMPT
+    live_vocabulary: bool = True
+    echo_cancel: bool = True
     service_min_ms: float = VoiceDecisionConfig.service_min_ms
     service_max_ms: float = VoiceDecisionConfig.service_max_ms
+    weather: str = VoiceDecisionConfig.weather
+    weather_url: str = VoiceDecisionConfig.weather_url
     voice: str = ActuationConfig.voice
     words_per_min: int = ActuationConfig.words_per_min
     trace_label: str = ""  # with tracing on: process names become "LABEL/perception", ...

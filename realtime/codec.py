@@ -14,13 +14,17 @@ buffers with ``numpy.frombuffer`` (read-only views, no copy).
 Anything that is not a well-formed message of this vocabulary and version
 raises a :class:`CodecError` subclass with a short ``reason`` that receivers
 use as a counter key: ``malformed``, ``truncated``, ``oversized``,
-``wrong_version``, ``unknown_type``. Decoding never raises anything else.
+``wrong_version``, ``unknown_type``, ``out_of_range`` (a number outside its
+bound in :mod:`realtime.bounds`: NaN, infinity, a negative timestamp, a
+target beyond reach). Decoding never raises anything else, not even for
+frames of the wrong Python type (a ``str`` header, an ``int`` frame).
 
 A :class:`Codec` is not thread-safe; give each socket its own.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +41,7 @@ __all__ = [
     "CodecError",
     "CodecLimits",
     "MalformedMessageError",
+    "OutOfRangeError",
     "OversizedMessageError",
     "TruncatedMessageError",
     "UnknownMessageError",
@@ -54,6 +59,10 @@ _ALLOWED_DTYPES = frozenset(
 
 Buffer = bytes | bytearray | memoryview
 
+# msgspec's wording for a failed numeric constraint (Meta ge/le) or a number outside a Literal
+_RANGE = re.compile(r"Expected `(?:int|float)` [<>]=? |Invalid enum value -?[0-9]")
+_FINITE = re.compile(r"Expected `float` [<>]=? -?1\.7976931348623157e\+308")
+
 
 class CodecError(RtAgentError):
     """A message could not be encoded or decoded. ``reason`` is a counter key."""
@@ -65,6 +74,12 @@ class MalformedMessageError(CodecError):
     """Not a well-formed rtagent message (bad magic, bad msgpack, bad fields, extra frames)."""
 
     reason = "malformed"
+
+
+class OutOfRangeError(MalformedMessageError):
+    """A number is not finite or outside its physical range (see :mod:`realtime.bounds`)."""
+
+    reason = "out_of_range"
 
 
 class TruncatedMessageError(CodecError):
@@ -109,6 +124,29 @@ class CodecLimits:
 
 def _nbytes(frame: Buffer) -> int:
     return frame.nbytes if isinstance(frame, memoryview) else len(frame)
+
+
+def _checked_frames(frames: object) -> list[Buffer]:
+    """``frames`` as a list of byte buffers, or a :class:`MalformedMessageError` saying what
+    was passed instead (a caller's bug, e.g. a ``str`` header: name it, don't crash in here)."""
+    if isinstance(frames, bytes | bytearray | memoryview | str) or not isinstance(frames, Sequence):
+        raise MalformedMessageError(
+            "decode takes a list of frames (bytes, bytearray or memoryview), not one of type "
+            f"{type(frames).__name__!r}; wrap a lone header as [header]")
+    out: list[Buffer] = []
+    for i, frame in enumerate(frames):
+        if isinstance(frame, memoryview) and (frame.ndim != 1 or frame.format != "B"):
+            try:
+                frame = frame.cast("B")
+            except TypeError as exc:
+                raise MalformedMessageError(f"frame {i}: a memoryview that is not "
+                                            f"contiguous bytes ({exc})") from exc
+        elif not isinstance(frame, bytes | bytearray | memoryview):
+            raise MalformedMessageError(
+                f"frame {i} is of type {type(frame).__name__!r}, expected bytes, bytearray or "
+                "memoryview (what a bus socket receives); encode text before sending")
+        out.append(frame)
+    return out
 
 
 class Codec:
@@ -166,6 +204,7 @@ class Codec:
 
     def decode(self, frames: Sequence[Buffer]) -> Message:
         """The message in ``frames`` (header first), or a :class:`CodecError`."""
+        frames = _checked_frames(frames)
         if not frames:
             raise TruncatedMessageError("no frames")
         header = frames[0]
@@ -211,7 +250,12 @@ class Codec:
             pass
         if tag is not None and (not isinstance(tag, str) or tag not in self._types):
             raise UnknownMessageError(f"unknown message type {tag!r:.60}") from exc
-        raise MalformedMessageError(f"invalid message: {exc}") from exc
+        text = str(exc)
+        if _RANGE.match(text):
+            text = _FINITE.sub("Expected a finite `float`", text)
+            raise OutOfRangeError(f"{tag or 'message'}: number out of range (NaN and infinity "
+                                  f"are refused too): {text}") from exc
+        raise MalformedMessageError(f"invalid message: {text}") from exc
 
     def _dec_hook(self, typ: type, obj: Any) -> Any:
         if not (isinstance(obj, dict) and set(obj) == {"nd", "dt", "sh"}):

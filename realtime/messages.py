@@ -19,6 +19,10 @@ numpy arrays (camera frames, audio) are plain ``numpy.ndarray`` fields here;
 the codec sends each as its own zero-copy frame with dtype and shape in the
 header. Arrays decoded from the wire are read-only views of the received
 buffer. Units are in field names (``_m``, ``_rad``, ``_ns``, ``_hz``, ``_px``).
+
+Every number is bounded (:mod:`realtime.bounds`): finite, and within its
+physical range where it has one, checked by the decoder itself, so a NaN
+target or a negative timestamp never reaches a handler.
 """
 
 from __future__ import annotations
@@ -27,6 +31,23 @@ from typing import Any, ClassVar, Literal, TypeAlias
 
 import msgspec
 import numpy.typing as npt
+
+from realtime.bounds import (
+    Angle,
+    AudioRate,
+    Channels,
+    Count,
+    Finite,
+    FocalLength,
+    GripperWidth,
+    Int64,
+    LogProb,
+    NonNegative,
+    Position,
+    QuatPart,
+    Reach,
+    WordsPerMinute,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -55,22 +76,25 @@ __all__ = [
 ]
 
 #: Version of this vocabulary on the wire. Receivers drop other versions.
-SCHEMA_VERSION = 1
+#: 2: every number bounded (:mod:`realtime.bounds`); version 1 took NaN and uint64.
+SCHEMA_VERSION = 2
 
 #: A numpy array field; sent as a separate zero-copy frame.
 Array: TypeAlias = npt.NDArray[Any]
 
-Vec3: TypeAlias = tuple[float, float, float]
-Quat: TypeAlias = tuple[float, float, float, float]
-Scalar: TypeAlias = str | int | float | bool | None
+Vec3: TypeAlias = tuple[Position, Position, Position]  # something sensed
+Target3: TypeAlias = tuple[Reach, Reach, Reach]  # something commanded
+Size3: TypeAlias = tuple[NonNegative, NonNegative, NonNegative]
+Quat: TypeAlias = tuple[QuatPart, QuatPart, QuatPart, QuatPart]
+Scalar: TypeAlias = str | Int64 | Finite | bool | None
 
 
 class Message(msgspec.Struct, tag_field="type", tag=True, kw_only=True):
     """Base of every message: who sent it, its sequence number, when (monotonic ns)."""
 
     source: str = ""
-    seq: int = 0
-    t_ns: int = 0
+    seq: Count = 0
+    t_ns: Count = 0
 
     schema_version: ClassVar[int] = SCHEMA_VERSION
 
@@ -82,20 +106,20 @@ class JointState(Message):
     """The arm's measured joint state (sim or hardware -> everyone)."""
 
     names: list[str] = []
-    positions_rad: list[float] = []
-    velocities_rad_s: list[float] = []
-    efforts_nm: list[float] = []
-    gripper_opening_m: float = 0.0
-    sim_time_s: float = 0.0  # the simulator's clock (0 on hardware)
+    positions_rad: list[Angle] = []
+    velocities_rad_s: list[Finite] = []
+    efforts_nm: list[Finite] = []
+    gripper_opening_m: GripperWidth = 0.0
+    sim_time_s: NonNegative = 0.0  # the simulator's clock (0 on hardware)
 
 
 class CameraIntrinsics(msgspec.Struct, kw_only=True):
     """Pinhole intrinsics in pixels."""
 
-    fx_px: float
-    fy_px: float
-    cx_px: float
-    cy_px: float
+    fx_px: FocalLength
+    fy_px: FocalLength
+    cx_px: Finite
+    cy_px: Finite
 
 
 class CameraFrame(Message):
@@ -107,18 +131,18 @@ class CameraFrame(Message):
     """
 
     camera: str = "main"
-    width_px: int = 0
-    height_px: int = 0
+    width_px: Count = 0
+    height_px: Count = 0
     rgb: Array | None = None
     depth_m: Array | None = None
     segmentation: Array | None = None
     intrinsics: CameraIntrinsics | None = None
-    view_matrix: list[float] = []
-    projection_matrix: list[float] = []
+    view_matrix: list[Finite] = []
+    projection_matrix: list[Finite] = []
     camera_position_m: Vec3 | None = None
-    near_m: float = 0.0
-    far_m: float = 0.0
-    sim_time_s: float = 0.0
+    near_m: NonNegative = 0.0
+    far_m: NonNegative = 0.0
+    sim_time_s: NonNegative = 0.0
 
 
 class ObjectState(msgspec.Struct, kw_only=True):
@@ -129,17 +153,17 @@ class ObjectState(msgspec.Struct, kw_only=True):
     shape: str = ""
     position_m: Vec3 = (0.0, 0.0, 0.0)
     orientation_xyzw: Quat | None = None
-    size_m: Vec3 = (0.0, 0.0, 0.0)
+    size_m: Size3 = (0.0, 0.0, 0.0)
     visible: bool = True
-    yaw_rad: float = 0.0  # rotation about the vertical axis
+    yaw_rad: Angle = 0.0  # rotation about the vertical axis
     held: bool = False  # in the gripper
-    pixels: int = 0  # how many image pixels it covered (0: not seen in the last frame)
-    seen_s: float = 0.0  # when it was last seen (sim time)
+    pixels: Count = 0  # how many image pixels it covered (0: not seen in the last frame)
+    seen_s: NonNegative = 0.0  # when it was last seen (sim time)
 
 
 class GripperState(msgspec.Struct, kw_only=True):
     position_m: Vec3 = (0.0, 0.0, 0.0)
-    opening_m: float = 0.0
+    opening_m: GripperWidth = 0.0
     holding: str | None = None  # id of the held object
 
 
@@ -147,12 +171,12 @@ class WorldState(Message):
     """Perception's view of the world. ``version`` increases whenever it changes
     (speculation keys results on it); ``frame_seq`` is the camera frame it came from."""
 
-    version: int = 0
-    frame_seq: int = 0
+    version: Count = 0
+    frame_seq: Count = 0
     objects: list[ObjectState] = []
     gripper: GripperState = msgspec.field(default_factory=GripperState)
-    arm_q_rad: list[float] = []  # the joint angles the world state was computed with
-    sim_time_s: float = 0.0
+    arm_q_rad: list[Angle] = []  # the joint angles the world state was computed with
+    sim_time_s: NonNegative = 0.0
 
 
 CommandMode = Literal["hold", "move", "safe_stop"]
@@ -167,25 +191,25 @@ class Command(Message):
     """
 
     mode: CommandMode = "hold"
-    target_position_m: Vec3 | None = None
+    target_position_m: Target3 | None = None
     target_orientation_xyzw: Quat | None = None
     gripper: Literal["open", "close"] | None = None
-    gripper_width_m: float | None = None  # finger opening; overrides ``gripper`` when set
-    yaw_rad: float = 0.0  # gripper rotation about the vertical (top-down grasps)
-    joint_target_rad: list[float] | None = None  # a joint-space target instead of a position
-    max_speed_m_s: float | None = None
-    deadline_ns: int = 0
-    tick: int = 0
+    gripper_width_m: GripperWidth | None = None  # finger opening; overrides ``gripper`` when set
+    yaw_rad: Angle = 0.0  # gripper rotation about the vertical (top-down grasps)
+    joint_target_rad: list[Angle] | None = None  # a joint-space target instead of a position
+    max_speed_m_s: NonNegative | None = None
+    deadline_ns: Count = 0
+    tick: Count = 0
     reason: str = ""
 
 
 class JointTargets(Message):
     """Actuation -> sim: what the arm is actually told to do (after IK and limits)."""
 
-    positions_rad: list[float] = []
-    gripper_opening_m: float | None = None
-    max_velocity_rad_s: float | None = None
-    command_seq: int = 0  # seq of the Command this came from (0: none)
+    positions_rad: list[Angle] = []
+    gripper_opening_m: GripperWidth | None = None
+    max_velocity_rad_s: NonNegative | None = None
+    command_seq: Count = 0  # seq of the Command this came from (0: none)
     held: bool = False  # True when this is a hold (watchdog or mode=hold)
 
 
@@ -201,9 +225,9 @@ class AudioChunk(Message):
 
     stream: str = "mic"
     pcm: Array | None = None
-    sample_rate_hz: int = 16000
-    channels: int = 1
-    start_sample: int = 0
+    sample_rate_hz: AudioRate = 16000
+    channels: Channels = 1
+    start_sample: Count = 0
 
 
 class Transcript(Message):
@@ -211,19 +235,19 @@ class Transcript(Message):
 
     text: str = ""
     is_final: bool = False
-    utterance_id: int = 0
-    audio_start_ns: int = 0
-    audio_end_ns: int = 0
-    avg_logprob: float | None = None
+    utterance_id: Count = 0
+    audio_start_ns: Count = 0
+    audio_end_ns: Count = 0
+    avg_logprob: LogProb | None = None
 
 
 class SpeechOut(Message):
     """A request to speak (TTS). ``interrupt`` cuts what is playing now."""
 
     text: str = ""
-    reply_id: int = 0
+    reply_id: Count = 0
     voice: str = ""
-    words_per_minute: int | None = None
+    words_per_minute: WordsPerMinute | None = None
     interrupt: bool = False
 
 
@@ -231,7 +255,7 @@ class PlaybackControl(Message):
     """Control of audio playback; ``stop`` is sent on barge-in."""
 
     action: Literal["stop", "pause", "resume"] = "stop"
-    reply_id: int = 0  # 0: whatever is playing
+    reply_id: Count = 0  # 0: whatever is playing
     reason: str = ""
 
 
@@ -245,8 +269,8 @@ class ToolRequest(Message):
     name: str = ""
     arguments_json: str = "{}"
     speculative: bool = False
-    state_version: int = 0
-    deadline_ns: int = 0
+    state_version: Count = 0
+    deadline_ns: Count = 0
 
 
 class ToolReply(Message):
@@ -256,13 +280,13 @@ class ToolReply(Message):
     ok: bool = True
     value_json: str = "null"
     error: str = ""
-    duration_ns: int = 0
+    duration_ns: Count = 0
 
 
 class Ack(Message):
     """Acknowledges the message ``ack_seq`` from ``ack_source``; ``detail`` says what was done."""
 
-    ack_seq: int = 0
+    ack_seq: Count = 0
     ack_source: str = ""
     ok: bool = True
     detail: str = ""
@@ -279,12 +303,12 @@ class Heartbeat(Message):
     """
 
     node: str = ""
-    pid: int = 0
+    pid: Count = 0
     state: Literal["starting", "running", "degraded", "stopping"] = "running"
-    counters: dict[str, int] = {}
-    ticks: int | None = None
-    turn_started_ns: int = 0
-    turns_ended: int = 0
+    counters: dict[str, Int64] = {}
+    ticks: Count | None = None
+    turn_started_ns: Count = 0
+    turns_ended: Count = 0
 
 
 class LogEvent(Message):
@@ -299,8 +323,8 @@ class TraceEvent(Message):
 
     name: str = ""
     ph: Literal["B", "E", "X", "i", "C"] = "i"
-    ts_ns: int = 0
-    dur_ns: int = 0
+    ts_ns: Int64 = 0
+    dur_ns: Count = 0
     track: str = ""
     cat: str = ""
     args: dict[str, Scalar] = {}

@@ -1,11 +1,12 @@
 """Speculative results (finished or in flight), keyed by tool + canonical arguments,
-valid only while the resources they read keep the versions they had at start."""
+valid only while the resources they read keep the versions they had at start and,
+for a tool with a max age, until that age (on the executor's clock)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from control.tools import ToolCall, ToolResult
@@ -30,6 +31,7 @@ class Entry:
     gen: int                        # committed-call count when it was last wanted
     chain: tuple[Step, ...] = ()    # hypothetical calls it was predicted after
     ended_s: float | None = None
+    fresh_until_s: float | None = None  # on the cache's clock; None: no age limit
     used: bool = False
     dropped: bool = False
 
@@ -47,9 +49,11 @@ class Entry:
 class SpeculationCache:
     """A bounded table of speculative runs; see the module doc."""
 
-    def __init__(self, versions: ResourceVersions, max_entries: int = 256) -> None:
+    def __init__(self, versions: ResourceVersions, max_entries: int = 256,
+                 clock_s: Callable[[], float] | None = None) -> None:
         self.versions = versions
         self.max_entries = max_entries
+        self.clock_s = clock_s
         self._entries: OrderedDict[str, Entry] = OrderedDict()
 
     def __len__(self) -> int:
@@ -64,8 +68,18 @@ class SpeculationCache:
             self._entries.move_to_end(key)
         return e
 
-    def valid(self, entry: Entry) -> bool:
-        return self.versions.valid(entry.snapshot)
+    def valid(self, entry: Entry, at_s: float | None = None) -> bool:
+        """What it read is unchanged and it is fresh at ``at_s`` (default: now)."""
+        return self.versions.valid(entry.snapshot) and self.fresh(entry, at_s)
+
+    def fresh(self, entry: Entry, at_s: float | None = None) -> bool:
+        if entry.fresh_until_s is None:
+            return True
+        if at_s is None:
+            if self.clock_s is None:
+                return False  # an age limit and no clock to check it on: not fresh
+            at_s = self.clock_s()
+        return at_s <= entry.fresh_until_s
 
     def put(self, entry: Entry) -> list[Entry]:
         """Add ``entry``; returns the entries evicted to stay within the bound."""

@@ -14,7 +14,11 @@ Lossless by construction:
 - a ``dry_run`` tool only has its dry run run ahead, and a dry-run result is
   never served (it lives under another key);
 - a real write bumps the versions of what it writes when it starts and when it
-  ends, and drops (cancels) every speculative result that read those resources.
+  ends, and drops (cancels) every speculative result that read those resources;
+- a read that changes with time (``x-max-age-ms``, ``x-depends-on-clock``) is
+  served only while its result is younger than that bound when the agent asks,
+  measured on ``options.clock_s`` (default: the event loop's clock); an older
+  one is dropped and the call runs for real.
 
 Multi-step: when a speculative run finishes, the executor predicts the call after
 it from its result and prepares that too (up to ``max_depth``). At issue time it
@@ -25,6 +29,7 @@ Times come from the event loop's clock, so a virtual-time loop replays exactly.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -39,6 +44,7 @@ from speculation.metadata import (
     ahead_mode,
     call_resources,
     guard_speculative,
+    max_age_s,
     registry_tool,
     resources_overlap,
 )
@@ -67,7 +73,7 @@ class SpeculativeExecutor:
         self.episode_id = episode_id
         self.metrics = SpeculationMetrics()
         self._versions = ResourceVersions()
-        self._cache = SpeculationCache(self._versions, self.options.max_entries)
+        self._cache = SpeculationCache(self._versions, self.options.max_entries, self._now_s)
         self._history: list[Step] = []
         self._observation: Mapping[str, Any] = {}
         self._gen = 0
@@ -84,6 +90,7 @@ class SpeculativeExecutor:
             self._observation = dict(observation)
         loop = asyncio.get_running_loop()
         now = loop.time()
+        asked_s = self._now_s()
         self._score(call)
         tool = registry_tool(self.registry, call.name)
         if tool is None:
@@ -102,7 +109,7 @@ class SpeculativeExecutor:
                 ctx = self.context().then(call, UNKNOWN if guess is None else guess.value)
                 self._schedule(ctx, depth=1, chain=ctx.history[-1:], score=False)
             entry = self._cache.get(key)
-            served = None if entry is None else await self._serve(entry, call, now)
+            served = None if entry is None else await self._serve(entry, call, now, asked_s)
             if served is None:
                 result = await self.registry.invoke(call)
                 self.metrics.direct += 1
@@ -186,17 +193,27 @@ class SpeculativeExecutor:
             await asyncio.wait(tasks)
 
     # ---- serving and running ----
-    async def _serve(self, entry: Entry, call: ToolCall, now: float) -> ToolResult | None:
-        if entry.dry_run or not self._cache.valid(entry):
+    def _now_s(self) -> float:
+        """The clock results' ages are measured on."""
+        if self.options.clock_s is not None:
+            return self.options.clock_s()
+        try:
+            return asyncio.get_running_loop().time()
+        except RuntimeError:  # outside the loop (closing): any monotonic reading will do
+            return time.monotonic()
+
+    async def _serve(self, entry: Entry, call: ToolCall, now: float, asked_s: float
+                     ) -> ToolResult | None:
+        if entry.dry_run or not self._cache.valid(entry, asked_s):
             if not entry.dry_run:
-                self._drop(entry, invalidated=True)
+                self._drop_invalid(entry)
             return None
         joined = not entry.task.done()
         if joined:
             entry.used = True  # not evicted as stale while the agent waits on it
             await asyncio.wait({entry.task})
         res = entry.done_ok()
-        if res is None or not self._cache.valid(entry):
+        if res is None or not self._cache.valid(entry, asked_s):
             entry.used = False
             self._drop(entry, invalidated=res is not None)
             return None
@@ -296,7 +313,7 @@ class SpeculativeExecutor:
             if self._cache.valid(existing):
                 existing.gen = max(existing.gen, self._gen)
                 return
-            self._drop(existing, invalidated=True)
+            self._drop_invalid(existing)
         if not self._valid_arguments(tool, call):
             return  # a malformed prediction is simply not run
         fn = self.options.cpu_s_fn
@@ -311,11 +328,13 @@ class SpeculativeExecutor:
             self.metrics.skipped_budget += 1
             return
         loop = asyncio.get_running_loop()
+        age = max_age_s(tool.spec, self.options.clock_read_max_age_ms)
+        fresh_until = None if age is None else self._now_s() + age
         task = loop.create_task(self._invoke_ahead(tool, call, dry_run=dry_run))
         entry = Entry(call=call, dry_run=dry_run, reads=reads,
                       snapshot=self._versions.snapshot(reads), task=task,
                       started_s=loop.time(), depth=depth, probability=pred.probability,
-                      gen=self._gen, chain=chain)
+                      gen=self._gen, chain=chain, fresh_until_s=fresh_until)
         for old in self._cache.put(entry):
             self._drop(old)
         if dry_run:
@@ -361,6 +380,13 @@ class SpeculativeExecutor:
         chain = entry.chain + (step,)
         ctx = Context(tuple(self._history) + chain, self._observation)
         self._schedule(ctx, depth=entry.depth + 1, chain=chain, score=False)
+
+    def _drop_invalid(self, entry: Entry) -> None:
+        """Drop an entry that may not be served: a write changed what it read, or it is too old."""
+        expired = self._versions.valid(entry.snapshot)
+        if expired:
+            self.metrics.expired += 1
+        self._drop(entry, invalidated=not expired)
 
     def _drop(self, entry: Entry, *, invalidated: bool = False) -> None:
         self._cache.pop(entry)

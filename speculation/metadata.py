@@ -8,7 +8,9 @@ speculative executor may do with a predicted call:
 - :func:`guard_speculative` is the check made at the point of invocation
   (the executor calls it immediately before it runs anything speculatively);
 - :class:`ResourceVersions` counts writes per resource, so a result is valid
-  only while the resources it read keep the version they had when it started.
+  only while the resources it read keep the version they had when it started;
+- :func:`max_age_s` bounds how long a result stays valid at all, for reads that
+  change with time, which no write announces (``x-max-age-ms``, ``x-depends-on-clock``).
 
 Resources are names such as ``"light:kitchen"``; a ``"*"`` part (an argument
 the call did not give) matches any value there.
@@ -30,6 +32,7 @@ __all__ = [
     "SpeculationPolicyError",
     "ahead_mode",
     "call_resources",
+    "max_age_s",
     "guard_speculative",
     "resources_overlap",
     "spare_cores",
@@ -73,6 +76,17 @@ def guard_speculative(tool: Tool, *, dry_run: bool) -> None:
         raise SpeculationPolicyError(
             f"tool {tool.spec.name!r} (x-effect {tool.spec.effect!s}, x-speculation "
             f"{tool.spec.speculation!s}) may not run ahead for real")
+
+
+def max_age_s(spec: ToolSpec, clock_read_max_age_ms: float) -> float | None:
+    """How long after it started a speculative result of ``spec`` may be served (None: for
+    as long as what it read is unchanged): the spec's ``x-max-age-ms``, else, for a read that
+    depends on the clock, ``clock_read_max_age_ms``."""
+    if spec.max_age_ms is not None:
+        return spec.max_age_ms / 1000.0
+    if spec.depends_on_clock:
+        return clock_read_max_age_ms / 1000.0
+    return None
 
 
 def call_resources(spec: ToolSpec, call: ToolCall) -> tuple[frozenset[str], frozenset[str]]:

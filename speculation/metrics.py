@@ -27,6 +27,7 @@ class SpeculationMetrics:
     dry_runs: int = 0          # dry runs started ahead (never served as results)
     cancelled: int = 0         # speculative runs cancelled as useless
     invalidated: int = 0       # speculative results dropped because a write changed a read
+    expired: int = 0           # speculative results not served: older than their tool's max age
     unused: int = 0            # speculative results never served
     writes_attempted: int = 0  # predictions of tools that write or are denied
     writes_blocked: int = 0    # ...of which none ran for real (all of them, by construction)

@@ -32,6 +32,10 @@ class SpeculationOptions:
     history_len: int = 64            # committed calls kept for derivations
     cpu_s_fn: Callable[[ToolCall, float], float] | None = None  # CPU-s of a run lasting s
     cpu_clock: Callable[[], float] = time.thread_time  # for the overhead figure only
+    # Reads that change with time (x-depends-on-clock) and declare no x-max-age-ms are served
+    # at most this old: a turn (from a partial transcript's speculation to the decoded call).
+    clock_read_max_age_ms: float = 5000.0
+    clock_s: Callable[[], float] | None = None  # ages are measured on it; None: the event loop's
 
     def __post_init__(self) -> None:
         for name in ("max_concurrency", "top_k", "max_depth", "max_entries", "history_len"):
@@ -41,6 +45,9 @@ class SpeculationOptions:
         if not 0.0 <= self.min_probability <= 1.0:
             raise ConfigError("SpeculationOptions.min_probability: expected 0..1, "
                               f"got {self.min_probability}")
+        if not 0.0 <= self.clock_read_max_age_ms < float("inf"):
+            raise ConfigError("SpeculationOptions.clock_read_max_age_ms: expected a finite "
+                              f"number of ms >= 0, got {self.clock_read_max_age_ms}")
         if self.cpu_headroom < 0:
             raise ConfigError(f"SpeculationOptions.cpu_headroom: expected >= 0 cores, "
                               f"got {self.cpu_headroom}")

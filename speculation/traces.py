@@ -12,6 +12,10 @@ state or partial transcript when the call was made); otherwise the last one
 holds. :class:`TraceStore` keeps every executed call (tool, arguments,
 result, start and end, the observation before it, served from speculation or
 not) in SQLite in WAL mode, and imports and exports the JSONL form.
+
+Files are read with ``msgspec`` against the shapes below (:class:`StepRecord`,
+:class:`EpisodeRecord`): anything else is a :class:`TraceError` naming the file,
+the line and the field, never a traceback from inside the reader.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from control.tools import canonical_json
 from realtime.errors import RtAgentError
@@ -32,6 +38,51 @@ __all__ = ["Episode", "Step", "TraceError", "TraceStore", "load_jsonl", "save_js
 
 class TraceError(RtAgentError):
     """A trace file or store is missing or malformed."""
+
+
+Millis = Annotated[float, msgspec.Meta(ge=0.0, le=1e12)]  # finite, >= 0
+
+
+class StepRecord(msgspec.Struct):
+    """One step as a trace file writes it."""
+
+    name: str
+    arguments: dict[str, Any] | None = None
+    result: Any = None
+    tool_ms: Millis = 0.0
+    think_ms: Millis = 0.0
+    ok: bool = True
+    observation: dict[str, Any] | None = None
+    cpu_ms: Millis | None = None
+    speculative: bool = False
+
+
+class EpisodeRecord(msgspec.Struct):
+    """One episode (one JSONL line) as a trace file writes it."""
+
+    steps: list[StepRecord]
+    id: str | int | None = None
+    observation: dict[str, Any] | None = None
+
+
+def _step(r: StepRecord) -> Step:
+    return Step(name=r.name, arguments=r.arguments or {}, result=r.result, tool_ms=r.tool_ms,
+                think_ms=r.think_ms, ok=r.ok, observation=r.observation, cpu_ms=r.cpu_ms,
+                speculative=r.speculative)
+
+
+def _convert(d: Any, kind: type[msgspec.Struct], where: str, what: str) -> Any:
+    try:
+        return msgspec.convert(d, kind)
+    except msgspec.ValidationError as exc:
+        raise TraceError(f"{where}: {exc} (expected {what})") from None
+    except RecursionError:
+        raise TraceError(f"{where}: nested too deeply (expected {what})") from None
+
+
+_STEP = ("an object with a string 'name', an 'arguments' object and numbers "
+         "tool_ms/think_ms >= 0")
+_EPISODE = "an object with a 'steps' list of steps and an 'observation' object"
 
 
 @dataclass(frozen=True)
@@ -67,26 +118,7 @@ class Step:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any], where: str = "step") -> Step:
-        if not isinstance(d, Mapping) or not isinstance(d.get("name"), str):
-            raise TraceError(f"{where}: expected an object with a string 'name', got {d!r:.120}")
-        args = d.get("arguments", {}) or {}
-        if not isinstance(args, Mapping):
-            raise TraceError(f"{where}: expected 'arguments' to be an object, got {args!r:.80}")
-        try:
-            tool_ms = float(d.get("tool_ms", 0.0))
-            think_ms = float(d.get("think_ms", 0.0))
-            cpu = d.get("cpu_ms")
-            cpu_ms = None if cpu is None else float(cpu)
-        except (TypeError, ValueError) as exc:
-            raise TraceError(f"{where}: tool_ms/think_ms/cpu_ms must be numbers ({exc})") from exc
-        if tool_ms < 0 or think_ms < 0:
-            raise TraceError(f"{where}: expected tool_ms and think_ms >= 0, "
-                             f"got {tool_ms} and {think_ms}")
-        obs = d.get("observation")
-        return cls(name=d["name"], arguments=dict(args), result=d.get("result"),
-                   tool_ms=tool_ms, think_ms=think_ms, ok=bool(d.get("ok", True)),
-                   observation=dict(obs) if isinstance(obs, Mapping) else None,
-                   cpu_ms=cpu_ms, speculative=bool(d.get("speculative", False)))
+        return _step(_convert(d, StepRecord, where, _STEP))
 
 
 @dataclass(frozen=True)
@@ -113,13 +145,12 @@ class Episode:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any], where: str = "episode") -> Episode:
-        if not isinstance(d, Mapping) or not isinstance(d.get("steps"), list):
-            raise TraceError(f"{where}: expected an object with a 'steps' list, got {d!r:.120}")
-        steps = tuple(Step.from_json(s, f"{where} step {i}") for i, s in enumerate(d["steps"]))
-        obs = d.get("observation") or {}
-        if not isinstance(obs, Mapping):
-            raise TraceError(f"{where}: expected 'observation' to be an object")
-        return cls(id=str(d.get("id", where)), steps=steps, observation=dict(obs))
+        return _episode(_convert(d, EpisodeRecord, where, _EPISODE), where)
+
+
+def _episode(r: EpisodeRecord, where: str) -> Episode:
+    return Episode(id=where if r.id is None else str(r.id), steps=tuple(_step(s) for s in r.steps),
+                   observation=r.observation or {})
 
 
 def load_jsonl(path: str | Path) -> list[Episode]:
@@ -128,16 +159,26 @@ def load_jsonl(path: str | Path) -> list[Episode]:
     if not p.is_file():
         raise TraceError(f"trace file not found: {p}; generate one with "
                          "`rtagent spec replay --workload robot` or record episodes first")
+    try:
+        lines = p.read_bytes().splitlines()
+    except OSError as exc:
+        raise TraceError(f"cannot read trace file {p}: {exc}") from exc
+    decoder = msgspec.json.Decoder(EpisodeRecord)
     episodes = []
-    with p.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TraceError(f"{p}:{n}: not JSON ({exc.msg})") from exc
-            episodes.append(Episode.from_json(d, f"{p}:{n}"))
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{p}:{n}"
+        try:
+            record = decoder.decode(line)
+        except msgspec.ValidationError as exc:
+            raise TraceError(f"{where}: {exc} (expected {_EPISODE})") from None
+        except msgspec.DecodeError as exc:
+            raise TraceError(f"{where}: not a JSON episode ({exc}); each line is one "
+                             "episode object") from None
+        except RecursionError:
+            raise TraceError(f"{where}: nested too deeply (expected {_EPISODE})") from None
+        episodes.append(_episode(record, where))
     return episodes
 
 

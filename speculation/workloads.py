@@ -13,13 +13,12 @@ web APIs. Deterministic for a seed. Every call's arguments satisfy the tool spec
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from control.tools import ToolSpec, load_tool_specs
+from control.tools import ToolSpec, load_tool_spec_file
 from speculation.traces import Episode, Step
 
 __all__ = ["WORKLOADS", "load_specs", "robot_episodes", "voice_episodes"]
@@ -52,8 +51,9 @@ QUERIES = ["train times to the airport", "best ramen nearby", "opening hours of 
 
 
 def load_specs(name_or_path: str) -> list[ToolSpec]:
-    path = SPEC_FILES.get(name_or_path, Path(name_or_path))
-    return load_tool_specs(json.loads(Path(path).read_text(encoding="utf-8")))
+    """The specs of a workload (``robot``, ``voice``) or of a spec file; a
+    :class:`control.tools.ToolError` names the file and the item when one is wrong."""
+    return load_tool_spec_file(SPEC_FILES.get(name_or_path, Path(name_or_path)))
 
 
 class _Builder:

@@ -44,7 +44,7 @@ def connected_pair(run_dir: RunDirectory, **sub_kw: object) -> tuple[Publisher, 
     sub = LatestValueSubscriber(run_dir.endpoint("t"), **sub_kw)  # type: ignore[arg-type]
 
     def probe() -> bool:  # slow joiner: publish until the subscription is live
-        pub.publish(WorldState(version=-1), topic="probe")
+        pub.publish(WorldState(version=0), topic="probe")
         return sub.poll() > 0 or sub.read_latest(1e9, "probe") is not None
 
     wait_for(probe)
@@ -215,7 +215,7 @@ def test_subscriber_delivers_every_message_in_order(run_dir: RunDirectory) -> No
         assert sub.recv(timeout_ms=10) is None
 
         def subscribed() -> bool:
-            pub.publish(AudioChunk(start_sample=-1))
+            pub.publish(AudioChunk(stream="probe"))
             return sub.recv(timeout_ms=10) is not None
 
         wait_for(subscribed)

@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="Whisper cpu_threads")
     parser.add_argument("--requests", metavar="JSONL", help="the utterances to speak (default: the "
                         "voice request set; audio/stt_heldout_requests.jsonl holds 50 other ones)")
+    parser.add_argument("--biased", action="store_true", help="also the fitted window with Whisper "
+                        "biased: the demo's fixed prompt, and the home's live vocabulary")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -145,6 +147,16 @@ def run(args: argparse.Namespace) -> int:
     out["full"] = _batch(full, items)
     out["fit"] = _batch(fit, items)
     out["speedup_fit_vs_full"] = out["full"]["p50_ms"] / out["fit"]["p50_ms"]
+    if args.biased:
+        from audio.vocabulary import stt_prompt
+        from sim_envs.home.store import HomeStore
+        from sim_envs.home.tools import STT_PROMPT
+
+        for name, prompt in (("fixed prompt", STT_PROMPT),
+                             ("live vocabulary", stt_prompt(**HomeStore().vocabulary()))):
+            opts = SttOptions(window="fit", margin_ms=args.margin_ms, cpu_threads=args.threads,
+                              initial_prompt=prompt)
+            out[f"fit, {name}"] = {**_batch(WhisperStt(opts), items), "prompt": prompt}
     out["vad"] = _vad_cost(items)
     if args.streaming:
         some = items[:args.streaming]
@@ -156,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{out['n']} espeak-ng utterances, mean {out['audio_s_mean']:.2f} s, "
           f"Whisper tiny.en int8, {args.threads} threads")
-    for name in ("full", "fit"):
+    for name in ("full", "fit", "fit, fixed prompt", "fit, live vocabulary"):
+        if name not in out:
+            continue
         r = out[name]
         print(f"  {name:4s} window: p50 {r['p50_ms']:6.0f} ms  p90 {r['p90_ms']:6.0f} ms  "
               f"encode p50 {r['encode_p50_ms']:5.0f} ms  WER {100 * r['wer']:5.1f}%")

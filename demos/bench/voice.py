@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="early endpoint on a finished-sounding partial (0: off)")
     parser.add_argument("--only", choices=("spec", "plain"), help="run one mode only")
     model_options(parser)
+    parser.add_argument("--requests", metavar="JSONL", help="the spoken requests (default: "
+                        "audio/voice_requests.jsonl; audio/voice_open_requests.jsonl holds 49 "
+                        "with cities and items no list here has, other voices and speeds)")
     json_output(parser, "every figure and turn")
     trace_output(parser, 'both modes (process names "speculation/decision", ...)')
 
@@ -60,9 +63,12 @@ def _pct(xs: list[float], q: float) -> float | None:
 
 
 def _key(call: dict[str, Any]) -> str:
+    """The call as what it does: "Cracow" and "Kraków", "tomorrow" and its ISO date agree."""
     from control.tools import ToolCall
+    from sim_envs.home.tools import canonical_call
 
-    return ToolCall(call["name"], call["arguments"]).key()
+    c = canonical_call(call)
+    return ToolCall(c["name"], c["arguments"]).key()
 
 
 def said_last(text: str, call: dict[str, Any]) -> bool:
@@ -100,6 +106,14 @@ def score(requests: list[Any], result: Any) -> dict[str, Any]:
         return any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
 
     multi = [t for t in result.turns if len((t.get("turn") or {}).get("calls", [])) > 1]
+    from sim_envs.home.tools import confirm_tools
+
+    # irreversible calls that ran without a yes (a held one answers {"held": true}; the
+    # calls a yes ran are turns of their own, with negative ids)
+    unconfirmed = sum(1 for t in result.turns if ((t.get("turn") or {}).get("id") or 0) > 0
+                      for r in t["turn"].get("results", [])
+                      if r.get("name") in confirm_tools() and r.get("ok")
+                      and not (r.get("value") or {}).get("held"))
 
     def col(name: str) -> list[float]:
         return [r[name] for r in rows if r.get(name) is not None]
@@ -122,6 +136,7 @@ def score(requests: list[Any], result: Any) -> dict[str, Any]:
         "lookups_said_last": sum(said_last(text, c) for text, c in expected),
         "multi_call_turns": len(multi), "parallel_turns": sum(map(overlapped, multi)),
         "barge_ins": result.barge_ins, "error": result.error, "stats": result.stats,
+        "unconfirmed_irreversible": unconfirmed,
     }
     for name in ("endpoint_ms", "final_ms", "first_call_ms", "first_action_ms", "first_audio_ms",
                  "endpoint_to_first_action_ms", "endpoint_to_first_audio_ms"):
@@ -164,7 +179,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                      f"{r.get('early_endpoints', 0)} ended early on a finished sentence), "
                      f"{r['lookups']} read-only lookups, {r['multi_call_turns']} turns with "
                      f"several calls ({r['parallel_turns']} ran them in parallel), "
-                     f"{r['barge_ins']} barge-ins"
+                     f"{r['barge_ins']} barge-ins, {r['unconfirmed_irreversible']} irreversible "
+                     f"calls run without a yes"
                      + (f", error: {r['error']}" if r["error"] else ""))
     some = next(iter(results.values()), None)
     if some and some.get("expected_lookups"):
@@ -181,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     from demos.voice_session import VoiceDemoConfig, VoiceSession
     from realtime.trace_run import TraceRun
 
-    reqs = load_requests()
+    reqs = load_requests(args.requests)
     reqs = reqs[::max(1, args.every)]
     if args.limit:
         reqs = reqs[:args.limit]

@@ -10,6 +10,10 @@ Exact match: the full set of calls (as a multiset: independent calls may come in
 order), each with the same arguments — numbers equal within 1e-6, enum ids equal, free
 text equal after case folding, trimming and dropping end punctuation — and every
 order constraint kept. ``tool_match`` only compares the multiset of tool names.
+
+Lines are read with ``msgspec`` against :class:`CaseRecord` (a case's own
+``tools`` with :func:`control.tools.load_tool_specs`): a malformed line is an
+:class:`EvalSetError` naming the file, the line and the field.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
+
+from control.tools import ToolError, load_tool_specs
 from realtime.errors import RtAgentError
 
 __all__ = ["EVALSETS", "SET_TOOLS", "Case", "Score", "call_key", "exact_match", "load_cases",
@@ -34,6 +41,32 @@ SET_TOOLS = {"robot": "robot", "voice": "voice"}
 
 class EvalSetError(RtAgentError):
     """An eval-set or input file is malformed."""
+
+
+class MessageRecord(msgspec.Struct):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+
+
+class CallRecord(msgspec.Struct):
+    name: str
+    arguments: dict[str, Any] = {}
+
+
+class CaseRecord(msgspec.Struct):
+    """One line of an eval set."""
+
+    messages: list[MessageRecord]
+    id: str | int | None = None
+    expected: list[CallRecord] | None = None
+    enums: dict[str, list[str | int | float | bool | None]] | None = None
+    tools: list[Any] | None = None
+    toolset: str | None = None
+    order: list[tuple[int, int]] | None = None
+
+
+_EXPECTED = ('an object {"id", "messages": [{"role", "content"}], "expected": '
+             '[{"name", "arguments"}], "enums"?, "tools"?, "toolset"?, "order"?: [[i, j]]}')
 
 
 @dataclass(frozen=True)
@@ -55,26 +88,39 @@ def load_cases(path: str | Path, limit: int | None = None) -> list[Case]:
     """Cases of a JSONL file (a name in :data:`EVALSETS` also works)."""
     p = EVALSETS.get(str(path), Path(path))
     try:
-        lines = p.read_text().splitlines()
+        lines = p.read_bytes().splitlines()
     except OSError as exc:
         raise EvalSetError(f"cannot read cases from {p}: {exc}") from exc
+    decoder = msgspec.json.Decoder(CaseRecord)
     cases = []
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            d = json.loads(line)
-            cases.append(Case(
-                id=str(d.get("id", n)), messages=tuple(d["messages"]),
-                expected=None if "expected" not in d else tuple(d["expected"]),
-                enums=d.get("enums") or {}, tools=None if "tools" not in d else tuple(d["tools"]),
-                toolset=d.get("toolset"),
-                order=tuple((int(i), int(j)) for i, j in d.get("order") or ())))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise EvalSetError(f"{p}:{n}: expected a JSON object with 'messages' ({exc})") from exc
+        cases.append(_case(decoder, line, f"{p}:{n}", n))
         if limit is not None and len(cases) >= limit:
             break
     return cases
+
+
+def _case(decoder: msgspec.json.Decoder[CaseRecord], line: bytes, where: str, n: int) -> Case:
+    try:
+        r = decoder.decode(line)
+    except msgspec.ValidationError as exc:
+        raise EvalSetError(f"{where}: {exc}; expected {_EXPECTED}") from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise EvalSetError(f"{where}: not a JSON case ({exc}); expected {_EXPECTED}") from None
+    if r.tools is not None:
+        try:
+            load_tool_specs(r.tools, f"{where}: tools")
+        except ToolError as exc:
+            raise EvalSetError(str(exc)) from None
+    return Case(
+        id=str(n if r.id is None else r.id),
+        messages=tuple({"role": m.role, "content": m.content} for m in r.messages),
+        expected=None if r.expected is None else tuple(
+            {"name": c.name, "arguments": c.arguments} for c in r.expected),
+        enums=r.enums or {}, tools=None if r.tools is None else tuple(r.tools),
+        toolset=r.toolset, order=tuple((int(i), int(j)) for i, j in r.order or ()))
 
 
 def _norm(value: Any) -> Any:

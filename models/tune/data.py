@@ -130,7 +130,7 @@ def load_toolsets(paths: Iterable[str | Path]) -> list[ToolSet]:
     for p in paths:
         path = Path(p)
         try:
-            specs = load_tool_specs(json.loads(path.read_text()))
+            specs = load_tool_specs(json.loads(path.read_text()), str(path))
         except FileNotFoundError:
             raise TuneDataError(f"tool spec file not found: {path}; pass --tools FILE.json") from None
         except json.JSONDecodeError as exc:

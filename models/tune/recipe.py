@@ -24,6 +24,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from models.tune.data import DataOptions
 from models.tune.train import TrainOptions, TuneError
 
@@ -57,20 +59,40 @@ class TuneRecipe:
 
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self.data, f.name) for f in fields(DataOptions)
-                if f.name != "exclude_requests"}
+                if f.name not in ("exclude_requests", "exclude_values")}
         return {"tools": list(self.tools), "model": self.model, "data": data,
                 "train": self.train.to_json(), "dtype": self.dtype,
                 "check_cases": self.check_cases, "eval_cases": self.eval_cases}
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> TuneRecipe:
-        train = dict(d.get("train", {}))
-        if "target_modules" in train:
-            train["target_modules"] = tuple(train["target_modules"])
-        return cls(tools=tuple(d.get("tools", DEFAULT_TOOLS)), model=d.get("model"),
-                   data=DataOptions(**d.get("data", {})), train=TrainOptions(**train),
-                   dtype=d.get("dtype", "f16"), check_cases=int(d.get("check_cases", 4)),
-                   eval_cases=int(d.get("eval_cases", 60)))
+    def from_json(cls, d: Any, where: str = "recipe") -> TuneRecipe:
+        """The recipe in ``d`` (parsed JSON), checked field by field with ``msgspec``;
+        a :class:`TuneError` starting with ``where`` says which field and what was expected."""
+        _known_keys(d, cls, where)
+        if isinstance(d, dict):
+            _known_keys(d.get("data", {}), DataOptions, f"{where}: data")
+            _known_keys(d.get("train", {}), TrainOptions, f"{where}: train")
+        try:
+            recipe = msgspec.convert(d, cls)
+        except msgspec.ValidationError as exc:
+            raise TuneError(f"{where}: {exc}") from None
+        if recipe.dtype not in ("f16", "f32"):
+            raise TuneError(f"{where}: dtype: expected \"f16\" or \"f32\", got {recipe.dtype!r}")
+        if recipe.check_cases < 0 or recipe.eval_cases < 0:
+            raise TuneError(f"{where}: check_cases and eval_cases: expected >= 0, got "
+                            f"{recipe.check_cases} and {recipe.eval_cases}")
+        return recipe
+
+
+def _known_keys(d: Any, kind: type, where: str) -> None:
+    if not isinstance(d, dict):
+        got = {list: "an array", str: "a string", bool: "a boolean", int: "a number",
+               float: "a number", type(None): "null"}.get(type(d), type(d).__name__)
+        raise TuneError(f"{where}: expected a JSON object of {kind.__name__} fields, got {got}")
+    known = {f.name for f in fields(kind)}
+    unknown = sorted(str(k) for k in d if k not in known)
+    if unknown:
+        raise TuneError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
 
 
 @dataclass
@@ -174,10 +196,13 @@ def run_recipe(recipe: TuneRecipe, out: str | Path, hooks: Hooks | None = None,
 def load_recipe(path: str | Path) -> TuneRecipe:
     """The recipe of a written report (``NAME.json``), or of a bare recipe JSON."""
     try:
-        d = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise TuneError(f"cannot read the recipe {path}: {exc}") from exc
-    return TuneRecipe.from_json(d.get("recipe", d))
+        d = msgspec.json.decode(Path(path).read_bytes())
+    except (OSError, msgspec.DecodeError, RecursionError) as exc:
+        raise TuneError(f"cannot read the recipe {path}: {exc}; expected a JSON object "
+                        "(a recipe, or the report `rtagent tune` wrote beside an adapter)") from None
+    if isinstance(d, dict) and "recipe" in d:  # a report: its recipe
+        return TuneRecipe.from_json(d["recipe"], f"{path}: recipe")
+    return TuneRecipe.from_json(d, str(path))
 
 
 def describe(report: dict[str, Any], labels: Sequence[str] = ("base", "adapter")) -> str:

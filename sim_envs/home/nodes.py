@@ -5,7 +5,11 @@ It serves the home tools (:data:`~sim_envs.home.tools.HOME_TOOLS`, and
 speaks each ``speech`` reply (:class:`~realtime.messages.SpeechOut`) from the
 decision process with espeak-ng, stopping the one being spoken when a newer
 reply comes or perception hears the user talk over it (``barge_in``); and
-publishes on ``actuation`` an ``event`` per reply played (and per barge-in).
+publishes on ``actuation`` an ``event`` per reply played (and per barge-in), and
+a ``vocabulary`` event with the home's words (rooms, devices, contacts, shopping
+items) when they change and every few seconds (for Whisper's prompt); and, as
+``playback_audio``, what it plays, stamped (:class:`ReferenceTap`), so that
+perception can take the reply's echo out of the microphone (:mod:`audio.echo`).
 
 ``python -m sim_envs.home.nodes actuation CONFIG_JSON`` runs it (an
 :class:`ActuationConfig` as JSON) under :class:`realtime.supervisor.Supervisor`.
@@ -14,8 +18,12 @@ publishes on ``actuation`` an ``event`` per reply played (and per barge-in).
 from __future__ import annotations
 
 import json
+import queue
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+
+import numpy as np
 
 from audio.tts import AudioSink, EspeakTts, PyAudioSink, SpeechPlayer, TtsOptions, WavSink
 from realtime import messages as m
@@ -28,7 +36,10 @@ from realtime.trace import Tracer
 from sim_envs.home.store import HomeStore
 from sim_envs.home.tools import HOME_TOOLS
 
-__all__ = ["ActuationConfig", "run_actuation"]
+__all__ = ["ActuationConfig", "HomeVocabulary", "ReferenceTap", "run_actuation"]
+
+VOCABULARY_EVERY_S = 5.0  # re-sent this often: a subscriber that joined late gets it too
+NEW_REPLY_GAP_NS = 200_000_000  # played blocks further apart than this are not one stream
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,40 @@ def open_output(cfg: ActuationConfig, rate_hz: int) -> AudioSink:
     return _NullSink()
 
 
+class ReferenceTap:
+    """A sink that also keeps each block it plays with the time it began (for echo
+    cancellation); ``publish`` (on the thread that owns the socket) sends them."""
+
+    def __init__(self, inner: AudioSink, rate_hz: int,
+                 now_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        self.inner, self.rate_hz, self._now_ns = inner, rate_hz, now_ns
+        self._played: queue.SimpleQueue[tuple[int, int, bytes]] = queue.SimpleQueue()
+        self._samples = 0  # written so far: a gap in it marks a new reply
+        self._last_ns = 0
+
+    def write(self, pcm: bytes) -> None:  # (the player's thread)
+        now = self._now_ns()
+        if now - self._last_ns > NEW_REPLY_GAP_NS:
+            self._samples += self.rate_hz  # not contiguous with the last block
+        self._played.put((self._samples, now, pcm))
+        self._samples += len(pcm) // 2
+        self.inner.write(pcm)
+        self._last_ns = self._now_ns()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def publish(self, pub: Publisher) -> None:
+        while True:
+            try:
+                start, t_ns, pcm = self._played.get_nowait()
+            except queue.Empty:
+                return
+            pub.publish(m.AudioChunk(stream="playback", pcm=np.frombuffer(pcm, "<i2"),
+                                     sample_rate_hz=self.rate_hz, start_sample=start, t_ns=t_ns),
+                        topic="playback_audio")
+
+
 class HomeServer:
     """Answers the home's RPC: a home tool by name (JSON arguments), or ``snapshot``."""
 
@@ -99,6 +144,25 @@ class HomeServer:
                 return ok_reply(getattr(self.store, req.name)(**args))
         except (ValueError, TypeError) as exc:  # a bad room or contact: the agent hears why
             return error_reply(str(exc))
+
+
+class HomeVocabulary:
+    """Announces the home's words: at once, when a request changed them, and every
+    :data:`VOCABULARY_EVERY_S` seconds."""
+
+    def __init__(self, store: HomeStore, pub: Publisher) -> None:
+        self.store, self.pub = store, pub
+        self.words: dict[str, list[str]] | None = None
+        self.sent_s = 0.0
+
+    def poll(self, handled: bool) -> None:
+        now = time.monotonic()
+        if not handled and now - self.sent_s < VOCABULARY_EVERY_S:
+            return
+        words = self.store.vocabulary()
+        if words != self.words or now - self.sent_s >= VOCABULARY_EVERY_S:
+            publish_event(self.pub, "vocabulary", source="home", **words)
+            self.words, self.sent_s = words, now
 
 
 class Speaker:
@@ -158,16 +222,19 @@ def run_actuation(cfg: ActuationConfig, node: Node) -> None:
                                 types=(m.PlaybackControl,)))
     server = HomeServer(node.own(HomeStore(cfg.home_db or ":memory:")), tracer)
     tts = EspeakTts(cfg.tts_options())
-    speaker = Speaker(node.own(SpeechPlayer(tts, open_output(cfg, tts.rate_hz))), pub, tracer)
+    tap = ReferenceTap(open_output(cfg, tts.rate_hz), tts.rate_hz)
+    speaker = Speaker(node.own(SpeechPlayer(tts, tap)), pub, tracer)
+    vocabulary = HomeVocabulary(server.store, pub)
 
     node.beat("running", force=True)
     while not node.stopping:
-        home.serve_once(server.handle, timeout_ms=2)
+        vocabulary.poll(home.serve_once(server.handle, timeout_ms=2))
         while (got := speech.recv(0)) is not None:
             speaker.speak(got.message)
         while barge.recv(0) is not None:
             speaker.barge_in()
         speaker.poll()
+        tap.publish(pub)
         node.beat()
 
 

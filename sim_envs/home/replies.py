@@ -13,10 +13,43 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["NOT_UNDERSTOOD", "NO_TOOL", "reply_text"]
+from sim_envs.home.intents import Intent, social_intents
+
+__all__ = ["NOT_UNDERSTOOD", "NO_TOOL", "confirm_question", "declined_text", "reply_text",
+           "social_reply"]
 
 NO_TOOL = "Sorry, I can't help with that."
 NOT_UNDERSTOOD = "Sorry, I didn't catch that."
+# An utterance that asks for nothing, by what it holds (first match wins).
+_SOCIAL = ((Intent.GRATITUDE, "You're welcome."), (Intent.FAREWELL, "Goodbye!"),
+           (Intent.GREETING, "Hello! What can I do for you?"), (Intent.PRAISE, "Glad I could help."),
+           (Intent.CANCEL, "Okay, never mind."), (Intent.STOP, "Okay."), (Intent.DENY, "Okay."),
+           (Intent.AFFIRM, "Okay."))
+
+
+def social_reply(text: str) -> str | None:
+    """A short fitting reply to an utterance that asks for nothing ("thanks", "never mind",
+    "stop"); None if it asks for something."""
+    kinds = social_intents(text)
+    return next((say for kind, say in _SOCIAL if kind in kinds), None)
+
+
+def confirm_question(name: str, arguments: Mapping[str, Any]) -> str:
+    """What to ask before an irreversible call runs ("Call Mom?")."""
+    if name == "call_contact":
+        return f"Call {arguments.get('contact', 'them')}?"
+    if name == "send_message":
+        return f"Send {arguments.get('contact', 'them')} the message: {arguments.get('text', '')}?"
+    return f"Should I {name.replace('_', ' ')}?"
+
+
+def declined_text(names: Sequence[str], arguments: Sequence[Mapping[str, Any]]) -> str:
+    """The reply to a "no" to :func:`confirm_question`."""
+    if list(names) == ["call_contact"]:
+        return f"Okay, I won't call {arguments[0].get('contact', 'them')}."
+    if list(names) == ["send_message"]:
+        return "Okay, I won't send it."
+    return "Okay, I won't."
 
 
 def _room(value: Any) -> str:
@@ -37,8 +70,12 @@ def _join(items: Sequence[str]) -> str:
 
 
 def _weather(v: Mapping[str, Any]) -> str:
-    return (f"In {v['city']} it is {_num(v['celsius'])} degrees and {v['condition']}, "
-            f"with a high of {_num(v['high_celsius'])}.")
+    hi, lo = _num(round(v["high_celsius"])), _num(round(v["low_celsius"]))
+    if v.get("celsius") is not None:
+        return (f"In {v['city']} it is {_num(round(v['celsius']))} degrees and {v['condition']}, "
+                f"with a high of {hi}.")
+    when = v.get("when", "")
+    return f"{when.capitalize()} in {v['city']}: {v['condition']}, from {lo} to {hi} degrees."
 
 
 def _light_state(v: Mapping[str, Any]) -> str:
@@ -69,11 +106,12 @@ def _timer(v: Mapping[str, Any]) -> str:
 
 
 def _calendar(v: Mapping[str, Any]) -> str:
-    events = v.get("events", [])
+    events, when = v.get("events", []), v.get("when", "today")
     if not events:
-        return "Your calendar is free today."
+        return f"Your calendar is free {when}."
     parts = [f"{e['title']} at {e['time']}" for e in events]
-    return f"You have {len(events)} events today: {_join(parts)}."
+    count = "one event" if len(events) == 1 else f"{len(events)} events"
+    return f"You have {count} {when}: {_join(parts)}."
 
 
 def _search(v: Mapping[str, Any]) -> str:
@@ -97,6 +135,7 @@ _SAY: dict[str, Callable[[Mapping[str, Any]], str]] = {
     "add_to_shopping_list": lambda v: (f"Added {v['item']} to the shopping list." if v.get("added")
                                        else f"{v['item'].capitalize()} is already on the list."),
     "send_message": lambda v: f"Message sent to {v['contact']}.",
+    "call_contact": lambda v: f"Calling {v['contact']}.",
 }
 
 
@@ -111,12 +150,15 @@ def reply_text(turn: Mapping[str, Any]) -> str:
     if not results:
         if turn.get("error"):
             return _failure("that", str(turn["error"]))
-        return NO_TOOL
+        return social_reply(str(turn.get("text") or "")) or NO_TOOL
     sentences = []
     for r in results:
         name = str(r.get("name", ""))
         if not r.get("ok"):
             sentences.append(_failure(name, r.get("error")))
+            continue
+        if isinstance(r.get("value"), Mapping) and r["value"].get("question"):
+            sentences.append(str(r["value"]["question"]))  # unsure of an argument: ask back
             continue
         say = _SAY.get(name)
         try:

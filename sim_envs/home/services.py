@@ -1,9 +1,18 @@
-"""Read-only services standing in for remote APIs: weather, world clock, web search.
+"""Read-only services: weather, world clock, web search.
 
-Deterministic data with realistic, deterministic latency: each call sleeps a
-time drawn from ``[min_latency_ms, max_latency_ms]`` by a hash of its
-arguments (so the same call always takes the same time, and a benchmark can
-show what speculation saves). Plain classes: :class:`Services.handle` is a
+Weather and time answer for any city of the offline gazetteer
+(:mod:`sim_envs.home.places`; a misheard name is matched by spelling and sound,
+and an unsure match is answered with a question, ``{"question": "Did you mean
+Reykjavik?", "retry": {...arguments...}}``, which the assistant asks back):
+time from the IANA zone database, weather from Open-Meteo
+(``ServiceOptions(weather="online")``, the offline stand-in when it cannot be
+reached) or from the deterministic offline stand-in (``weather="offline"``,
+the default: tests and benchmarks need no network). Search ranks a fixed corpus.
+
+The offline answers (and time and search) sleep a simulated remote latency
+drawn from ``[min_latency_ms, max_latency_ms]`` by a hash of the arguments (the
+same call always takes the same time, so a benchmark can show what speculation
+saves); Open-Meteo takes what it takes. :class:`Services.handle` is a
 ``(name, arguments) -> result`` entry point a bus server can expose.
 """
 
@@ -18,36 +27,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from realtime.errors import ConfigError
+from sim_envs.home.dates import Now, day_phrase, local_now, parse_date
 from sim_envs.home.errors import HomeError
+from sim_envs.home.places import Ambiguous, Place, UnknownPlace, gazetteer
+from sim_envs.home.weather import (
+    OPEN_METEO_URL,
+    FallbackWeather,
+    OfflineWeather,
+    OpenMeteoWeather,
+    WeatherSource,
+    WeatherUnavailable,
+)
 
-__all__ = ["CITIES", "SearchService", "ServiceError", "ServiceOptions", "Services",
-           "TimeService", "WeatherService"]
+__all__ = ["SearchService", "ServiceError", "ServiceOptions", "Services", "TimeService",
+           "WeatherService"]
+
+WEATHER_MODES = ("offline", "online")
 
 
 class ServiceError(HomeError, LookupError):
     """A service has no answer for the request (unknown city, ...)."""
 
-
-# city -> (IANA zone, temperature C, condition, high C, low C)
-CITIES: dict[str, tuple[str, float, str, float, float]] = {
-    "oslo": ("Europe/Oslo", 4, "cloudy", 6, 1), "london": ("Europe/London", 11, "light rain", 13, 8),
-    "paris": ("Europe/Paris", 12, "sunny", 15, 7), "berlin": ("Europe/Berlin", 8, "overcast", 10, 4),
-    "madrid": ("Europe/Madrid", 17, "sunny", 20, 9), "rome": ("Europe/Rome", 16, "partly cloudy", 18, 10),
-    "stockholm": ("Europe/Stockholm", 3, "snow showers", 4, -1),
-    "dublin": ("Europe/Dublin", 10, "windy", 12, 7), "amsterdam": ("Europe/Amsterdam", 9, "drizzle", 11, 6),
-    "new york": ("America/New_York", 9, "clear", 12, 4),
-    "chicago": ("America/Chicago", 5, "windy", 7, 0),
-    "los angeles": ("America/Los_Angeles", 22, "sunny", 25, 14),
-    "toronto": ("America/Toronto", 2, "cloudy", 4, -3),
-    "mexico city": ("America/Mexico_City", 21, "thunderstorms", 24, 12),
-    "sao paulo": ("America/Sao_Paulo", 27, "humid", 30, 20),
-    "tokyo": ("Asia/Tokyo", 14, "clear", 17, 9), "beijing": ("Asia/Shanghai", 6, "hazy", 9, -1),
-    "singapore": ("Asia/Singapore", 30, "thunderstorms", 32, 25),
-    "mumbai": ("Asia/Kolkata", 31, "humid", 33, 24), "dubai": ("Asia/Dubai", 29, "sunny", 31, 22),
-    "sydney": ("Australia/Sydney", 24, "sunny", 27, 17), "cairo": ("Africa/Cairo", 23, "clear", 26, 15),
-    "nairobi": ("Africa/Nairobi", 21, "partly cloudy", 25, 13),
-    "moscow": ("Europe/Moscow", -2, "snow", 0, -6), "seattle": ("America/Los_Angeles", 9, "rain", 10, 6),
-}
 
 _DOCS = (
     ("How long to boil an egg", "Soft-boiled eggs take about 6 minutes, hard-boiled 10 to 12 minutes.",
@@ -87,27 +87,55 @@ _DOCS = (
 
 @dataclass(frozen=True)
 class ServiceOptions:
-    """min_latency_ms / max_latency_ms: the range each call's simulated latency is drawn from."""
+    """min_latency_ms / max_latency_ms: the range each offline call's simulated latency is
+    drawn from. weather: "offline" (the deterministic stand-in) or "online" (Open-Meteo at
+    ``weather_url``, the stand-in while it cannot be reached); weather_timeout_ms: how long
+    an Open-Meteo request may take."""
 
     min_latency_ms: float = 150.0
     max_latency_ms: float = 400.0
+    weather: str = "offline"
+    weather_url: str = OPEN_METEO_URL
+    weather_timeout_ms: float = 3000.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_latency_ms <= self.max_latency_ms <= 10_000:
             raise ConfigError("expected 0 <= min_latency_ms <= max_latency_ms <= 10000, got "
                              f"{self.min_latency_ms}, {self.max_latency_ms}")
+        if self.weather not in WEATHER_MODES:
+            raise ConfigError(f"weather: expected one of {', '.join(WEATHER_MODES)}, got "
+                              f"{self.weather!r}")
+        if not self.weather_url.startswith(("http://", "https://")):
+            raise ConfigError(f"weather_url: expected an http(s) URL, got {self.weather_url!r}")
+        if not 10 <= self.weather_timeout_ms <= 60_000:
+            raise ConfigError(f"weather_timeout_ms: expected 10..60000 ms, got "
+                              f"{self.weather_timeout_ms}")
 
     def latency_s(self, key: str) -> float:
         u = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") / 2**32
         return (self.min_latency_ms + u * (self.max_latency_ms - self.min_latency_ms)) / 1000
 
+    def weather_source(self) -> WeatherSource:
+        if self.weather == "offline":
+            return OfflineWeather()
+        online = OpenMeteoWeather(self.weather_url, timeout_s=self.weather_timeout_ms / 1000)
+        return FallbackWeather(online, OfflineWeather())
 
-def _city(city: str) -> tuple[str, tuple[str, float, str, float, float]]:
-    key = " ".join(city.lower().replace(".", "").replace("ã", "a").split())
-    if key not in CITIES:
-        raise ServiceError(f"no data for city {city!r}; known cities: "
-                           f"{', '.join(c.title() for c in sorted(CITIES))}")
-    return key, CITIES[key]
+
+def resolve_city(city: str) -> Place | dict[str, Any]:
+    """The gazetteer city ``city`` names, or the question to ask back when unsure: with the
+    ``choices`` of arguments it offers (``retry``: the one a "yes" means, if it offers one)."""
+    try:
+        got = gazetteer().resolve(city)
+    except UnknownPlace as exc:
+        raise ServiceError(str(exc)) from None
+    if isinstance(got, Ambiguous):
+        choices = [{"city": c.qualified()} for c in got.candidates]
+        out: dict[str, Any] = {"city": city, "question": got.question, "choices": choices}
+        if len(choices) == 1:
+            out["retry"] = choices[0]
+        return out
+    return got
 
 
 class _Remote:
@@ -123,15 +151,34 @@ class _Remote:
 
 
 class WeatherService(_Remote):
-    def get_weather(self, city: str) -> dict[str, Any]:
-        self._wait(f"weather:{city.lower()}")
-        key, (_, temp, cond, hi, lo) = _city(city)
-        return {"city": key.title(), "celsius": temp, "condition": cond, "high_celsius": hi,
-                "low_celsius": lo}
+    """A city's weather today or on a date (``date`` in any form :func:`parse_date` reads,
+    relative to the injected wall clock ``now``)."""
+
+    def __init__(self, options: ServiceOptions | None = None, *,
+                 sleep_s: Callable[[float], None] = time.sleep, now: Now = local_now,
+                 source: WeatherSource | None = None) -> None:
+        super().__init__(options, sleep_s=sleep_s)
+        self._now = now
+        self.source = source or self.options.weather_source()
+
+    def get_weather(self, city: str, date: str | None = None) -> dict[str, Any]:
+        if self.options.weather == "offline":
+            self._wait(f"weather:{city.lower()}:{date or ''}")
+        place = resolve_city(city)
+        if isinstance(place, dict):
+            return place
+        today = self._now().date()
+        day = parse_date(date, self._now())
+        try:
+            forecast = self.source.forecast(place, day, today)
+        except WeatherUnavailable as exc:
+            raise ServiceError(str(exc)) from None
+        return {"city": place.name, "country": place.country, "when": day_phrase(day, today),
+                **forecast.to_json()}
 
 
 class TimeService(_Remote):
-    """Local time in a city from the real time-zone database; ``now_utc`` is injected."""
+    """Local time in any gazetteer city from the IANA zone database; ``now_utc`` is injected."""
 
     def __init__(self, options: ServiceOptions | None = None, *,
                  now_utc: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
@@ -141,10 +188,17 @@ class TimeService(_Remote):
 
     def get_time(self, city: str) -> dict[str, Any]:
         self._wait(f"time:{city.lower()}")
-        key, (zone, *_) = _city(city)
-        local = self._now_utc().astimezone(zoneinfo.ZoneInfo(zone))
-        return {"city": key.title(), "time": local.strftime("%H:%M"), "timezone": zone,
-                "utc_offset": local.strftime("%z")}
+        place = resolve_city(city)
+        if isinstance(place, dict):
+            return place
+        try:
+            zone = zoneinfo.ZoneInfo(place.timezone)
+        except zoneinfo.ZoneInfoNotFoundError:
+            raise ServiceError(f"this machine's time-zone database has no {place.timezone}; "
+                               "install the tzdata package") from None
+        local = self._now_utc().astimezone(zone)
+        return {"city": place.name, "country": place.country, "time": local.strftime("%H:%M"),
+                "timezone": place.timezone, "utc_offset": local.strftime("%z")}
 
 
 class SearchService(_Remote):
@@ -168,14 +222,25 @@ class Services:
 
     def __init__(self, options: ServiceOptions | None = None, *,
                  sleep_s: Callable[[float], None] = time.sleep,
-                 now_utc: Callable[[], dt.datetime] | None = None) -> None:
-        self.weather = WeatherService(options, sleep_s=sleep_s)
+                 now_utc: Callable[[], dt.datetime] | None = None,
+                 weather_source: WeatherSource | None = None) -> None:
+        options = options or ServiceOptions()
+        # The user's "today" and "tomorrow": this machine's zone, at the injected instant.
+        now: Now = local_now if now_utc is None else (lambda: now_utc().astimezone())
+        self.weather = WeatherService(options, sleep_s=sleep_s, now=now, source=weather_source)
         self.clock = (TimeService(options, sleep_s=sleep_s) if now_utc is None
                       else TimeService(options, sleep_s=sleep_s, now_utc=now_utc))
         self.search = SearchService(options, sleep_s=sleep_s)
         self.handlers: dict[str, Callable[..., dict[str, Any]]] = {
             "get_weather": self.weather.get_weather, "get_time": self.clock.get_time,
             "web_search": self.search.web_search}
+
+    def warm_up(self) -> None:
+        """Load the gazetteer and the date parser now, not in the first request."""
+        from sim_envs.home.dates import warm_up
+
+        gazetteer()
+        warm_up()
 
     def handle(self, name: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
         try:

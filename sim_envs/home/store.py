@@ -1,5 +1,5 @@
 """The home the voice assistant controls: a SQLite store of lights, thermostats,
-timers, the shopping list, contacts, messages and today's calendar.
+timers, the shopping list, contacts, messages, calls and a weekly calendar.
 
 Every tool in ``audio/voice_tools.json`` that touches the home is a method here;
 writes return what they actually did. Each write bumps the version of the
@@ -8,7 +8,8 @@ the tools' ``x-resources``, so speculation can tell whether a result computed
 earlier is still valid (:meth:`HomeStore.version`).
 
 Thread-safe (one connection behind a lock): tools run in worker threads.
-Time comes from an injected ``now_s`` (monotonic seconds) for timers.
+Time comes from an injected ``now_s`` (monotonic seconds) for timers and an
+injected wall clock ``now`` (an aware local datetime) for the calendar's days.
 """
 
 from __future__ import annotations
@@ -20,15 +21,20 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from sim_envs.home.dates import Now, day_phrase, local_now, parse_date
 from sim_envs.home.errors import HomeError
+from sim_envs.home.names import best_name
 
-__all__ = ["CONTACTS", "ROOMS", "HomeStore", "HomeStoreError"]
+__all__ = ["CALENDAR", "CONTACTS", "ROOMS", "HomeStore", "HomeStoreError"]
 
 ROOMS = ("kitchen", "living_room", "bedroom", "bathroom", "office", "hallway")
+DEVICES = ("thermostat", "timer")  # besides each room's lights
 CONTACTS = {"Anna": "+47 400 00 001", "Ben": "+47 400 00 002", "Carla": "+47 400 00 003",
             "David": "+47 400 00 004", "Mom": "+47 400 00 005", "Dad": "+47 400 00 006"}
-CALENDAR = (("09:00", "Stand-up meeting"), ("12:30", "Lunch with Anna"),
-            ("15:00", "Dentist"), ("18:30", "Football practice"))
+# (time, title, weekdays it recurs on: 0 = Monday .. 6 = Sunday)
+CALENDAR = (("09:00", "Stand-up meeting", "01234"), ("12:30", "Lunch with Anna", "13"),
+            ("15:00", "Dentist", "3"), ("18:30", "Football practice", "03"),
+            ("10:00", "Farmers market", "5"), ("11:00", "Brunch with Mom and Dad", "6"))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lights (room TEXT PRIMARY KEY, is_on INTEGER NOT NULL,
@@ -41,8 +47,10 @@ CREATE TABLE IF NOT EXISTS shopping (item TEXT PRIMARY KEY COLLATE NOCASE,
 CREATE TABLE IF NOT EXISTS contacts (name TEXT PRIMARY KEY COLLATE NOCASE, phone TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, contact TEXT NOT NULL,
                                      text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS calls (id INTEGER PRIMARY KEY AUTOINCREMENT, contact TEXT NOT NULL,
+                                  phone TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS calendar (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL,
-                                     title TEXT NOT NULL);
+                                     title TEXT NOT NULL, weekdays TEXT NOT NULL DEFAULT '0123456');
 CREATE TABLE IF NOT EXISTS versions (resource TEXT PRIMARY KEY, version INTEGER NOT NULL);
 """
 
@@ -62,12 +70,16 @@ class HomeStore:
     """A home in SQLite (``path`` or in memory), seeded with a default household."""
 
     def __init__(self, path: str | Path = ":memory:", *, seed: bool = True,
-                 now_s: Callable[[], float] = time.monotonic) -> None:
+                 now_s: Callable[[], float] = time.monotonic, now: Now = local_now) -> None:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
-        self._now_s = now_s
+        self._now_s, self._now = now_s, now
         with self._lock:
             self._db.executescript(_SCHEMA)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(calendar)")}
+            if "weekdays" not in columns:  # a home saved before the calendar had days
+                self._db.execute("ALTER TABLE calendar ADD COLUMN weekdays TEXT NOT NULL "
+                                 "DEFAULT '0123456'")
             if seed and not self._db.execute("SELECT COUNT(*) FROM lights").fetchone()[0]:
                 self._seed()
 
@@ -78,7 +90,7 @@ class HomeStore:
         db.executemany("INSERT INTO thermostats VALUES (?, ?)", [(r, 21.0) for r in ROOMS])
         db.executemany("INSERT INTO shopping VALUES (?, ?)", [("milk", 1), ("eggs", 2)])
         db.executemany("INSERT INTO contacts VALUES (?, ?)", list(CONTACTS.items()))
-        db.executemany("INSERT INTO calendar (time, title) VALUES (?, ?)", CALENDAR)
+        db.executemany("INSERT INTO calendar (time, title, weekdays) VALUES (?, ?, ?)", CALENDAR)
 
     def close(self) -> None:
         with self._lock:
@@ -170,29 +182,65 @@ class HomeStore:
         return {"items": [r[0] for r in rows]}
 
     # --- contacts, messages, calendar -----------------------------------------------------
+    def contacts(self) -> list[str]:
+        with self._lock:
+            return [n for (n,) in self._db.execute("SELECT name FROM contacts ORDER BY name")]
+
+    def _contact(self, contact: str) -> tuple[str, str]:
+        """(name, phone) of the contact ``contact`` names, also as heard ("Mum" for Mom)."""
+        names = self.contacts()
+        name = best_name(contact, names)
+        if name is None:
+            raise HomeStoreError(f"unknown contact {contact!r}; contacts: {', '.join(names)}")
+        with self._lock:
+            (phone,) = self._db.execute("SELECT phone FROM contacts WHERE name = ?",
+                                        (name,)).fetchone()
+        return name, str(phone)
+
     def send_message(self, contact: str, text: str) -> dict[str, Any]:
         if not text.strip():
             raise HomeStoreError("expected a message text, got an empty one")
+        name, _ = self._contact(contact)
         with self._lock:
-            row = self._db.execute("SELECT name FROM contacts WHERE name = ?",
-                                   (contact.strip(),)).fetchone()
-            if row is None:
-                names = [n for (n,) in self._db.execute("SELECT name FROM contacts ORDER BY name")]
-                raise HomeStoreError(f"unknown contact {contact!r}; contacts: {', '.join(names)}")
             cur = self._db.execute("INSERT INTO messages (contact, text) VALUES (?, ?)",
-                                   (row[0], text.strip()))
+                                   (name, text.strip()))
             self._bump(["messages"])
-        return {"id": int(cur.lastrowid or 0), "contact": row[0], "text": text.strip(), "sent": True}
+        return {"id": int(cur.lastrowid or 0), "contact": name, "text": text.strip(), "sent": True}
+
+    def call_contact(self, contact: str) -> dict[str, Any]:
+        """Start a call (the simulated phone dials at once and logs it)."""
+        name, phone = self._contact(contact)
+        with self._lock:
+            cur = self._db.execute("INSERT INTO calls (contact, phone) VALUES (?, ?)", (name, phone))
+            self._bump(["calls"])
+        return {"id": int(cur.lastrowid or 0), "contact": name, "phone": phone, "calling": True}
+
+    def calls(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, contact, phone FROM calls ORDER BY id").fetchall()
+        return [{"id": i, "contact": c, "phone": p} for i, c, p in rows]
 
     def messages(self) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT id, contact, text FROM messages ORDER BY id").fetchall()
         return [{"id": i, "contact": c, "text": t} for i, c, t in rows]
 
-    def get_calendar(self) -> dict[str, Any]:
+    def get_calendar(self, date: str | None = None) -> dict[str, Any]:
+        """The events of ``date`` (any form :func:`~sim_envs.home.dates.parse_date` reads;
+        None: today)."""
+        now = self._now()
+        day = parse_date(date, now)
         with self._lock:
-            rows = self._db.execute("SELECT time, title FROM calendar ORDER BY time").fetchall()
-        return {"events": [{"time": t, "title": title} for t, title in rows]}
+            rows = self._db.execute("SELECT time, title FROM calendar WHERE instr(weekdays, ?) "
+                                    "ORDER BY time", (str(day.weekday()),)).fetchall()
+        return {"date": day.isoformat(), "when": day_phrase(day, now.date()),
+                "events": [{"time": t, "title": title} for t, title in rows]}
+
+    def vocabulary(self) -> dict[str, list[str]]:
+        """The words requests to this home use now: rooms, devices, contacts, shopping items
+        (for biasing speech recognition, :mod:`audio.vocabulary`)."""
+        return {"rooms": [r.replace("_", " ") for r in ROOMS], "devices": list(DEVICES),
+                "contacts": self.contacts(), "items": self.get_shopping_list()["items"]}
 
     def snapshot(self) -> dict[str, Any]:
         """Everything in the home, for checks that a request changed what it should."""
@@ -200,4 +248,5 @@ class HomeStore:
                 "thermostats": {r: self.get_thermostat(r)["celsius"] for r in ROOMS},
                 "timers": self.list_timers()["timers"],
                 "shopping_list": self.get_shopping_list()["items"],
-                "messages": self.messages(), "calendar": self.get_calendar()["events"]}
+                "messages": self.messages(), "calls": self.calls(),
+                "calendar": self.get_calendar()["events"]}

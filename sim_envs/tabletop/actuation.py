@@ -7,18 +7,23 @@ joint state, the current time from an injected clock, and the newest command
 command at a bounded speed, solves IK on its *own* kinematic model, clips the
 joint step to the velocity limits and the answer to the joint limits, and
 returns what it actually commanded. A watchdog holds the arm when commands stop.
+A command it cannot act on (non-finite, out of reach, malformed: see
+:mod:`sim_envs.tabletop.target_checks`) makes it hold, counted in :attr:`Actuator.refused`;
+IK gets a time budget, so no target can stall the tick.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from realtime.errors import ConfigError
 from sim_envs.tabletop.kinematics import IkSolution, PandaKinematics, gripper_yaw, top_down_quat
 from sim_envs.tabletop.scene import FINGER_OPEN_M, JointState
+from sim_envs.tabletop.target_checks import Reach, refusal
 
 __all__ = ["ActuatorOptions", "Actuator", "ArmCommand", "JointTargets"]
 
@@ -68,6 +73,10 @@ class ActuatorOptions:
     """Fraction of the URDF joint velocity limits the targets may move at."""
     watchdog_timeout_s: float = 0.5
     """Hold the arm when no command arrived for this long."""
+    reach: Reach = field(default_factory=Reach)
+    """Targets beyond it are refused (the arm holds)."""
+    ik_time_budget_s: float = 0.01
+    """IK refinement rounds stop once this is spent (the next tick refines further)."""
 
     def __post_init__(self) -> None:
         if not 0.01 <= self.max_ee_speed_m_s <= 2.0:
@@ -78,6 +87,9 @@ class ActuatorOptions:
         if not 0.02 <= self.watchdog_timeout_s <= 10.0:
             raise ConfigError(
                 f"watchdog_timeout_s: expected 0.02..10, got {self.watchdog_timeout_s}")
+        if not 0.001 <= self.ik_time_budget_s <= 1.0:
+            raise ConfigError(
+                f"ik_time_budget_s: expected 0.001..1.0, got {self.ik_time_budget_s}")
 
 
 class Actuator:
@@ -97,6 +109,7 @@ class Actuator:
         self._ik_key: tuple[float, ...] | None = None
         self._ik: IkSolution | None = None
         self.watchdog_trips = 0
+        self.refused: Counter[str] = Counter()  # commands held instead, by reason
 
     @property
     def command(self) -> ArmCommand | None:
@@ -110,6 +123,7 @@ class Actuator:
         self._yaw, self._width = 0.0, FINGER_OPEN_M
         self._ik_key, self._ik = None, None
         self.watchdog_trips = 0
+        self.refused.clear()
 
     def _init_from(self, state: JointState) -> None:
         self._q = np.array(state.arm_q, dtype=np.float64)
@@ -125,6 +139,7 @@ class Actuator:
         if command is not None:
             if self._command is None and self._last_command_s is None:
                 self._init_from(state)
+            command = self._checked(command)
             self._command = command
             self._last_command_s = now_s
         dt = 0.0 if self._last_update_s is None else now_s - self._last_update_s
@@ -165,14 +180,32 @@ class Actuator:
         self._yaw += float(np.clip(dyaw, -max_dyaw, max_dyaw))
         key = (*self._setpoint.tolist(), self._yaw)
         if key != self._ik_key:  # the set-point moved: solve again (else reuse the answer)
-            self._ik_key, self._ik = key, self.kin.ik(self._setpoint, top_down_quat(self._yaw),
-                                                      self._q)
+            self._ik_key, self._ik = key, self.kin.ik(
+                self._setpoint, top_down_quat(self._yaw), self._q,
+                max_time_s=self.options.ik_time_budget_s)
         sol = self._ik
         assert sol is not None
+        if not np.all(np.isfinite(sol.q)):  # cannot happen for a checked target; hold if it does
+            self.refused["ik_failed"] += 1
+            self._command = ArmCommand.hold_here(self._width)
+            return self._targets(0.0, False, True, False)
         step = sol.q - self._q
         clipped = bool(np.any(np.abs(step) > max_dq + 1e-12))
         self._q = np.clip(self._q + np.clip(step, -max_dq, max_dq), self.kin.lower, self.kin.upper)
         return self._targets(sol.position_error_m, clipped, False, False)
+
+    def _checked(self, cmd: ArmCommand) -> ArmCommand:
+        """``cmd``, or a hold (counted by reason) when it cannot be acted on."""
+        if cmd.hold:
+            ok = math.isfinite(cmd.gripper_width_m)
+            return cmd if ok else self._refuse("non_finite")
+        why = refusal(cmd.ee_position_m, cmd.yaw_rad, cmd.gripper_width_m, cmd.joint_target,
+                      len(self.kin.lower), self.options.reach)
+        return cmd if why is None else self._refuse(why)
+
+    def _refuse(self, reason: str) -> ArmCommand:
+        self.refused[reason] += 1
+        return ArmCommand.hold_here(self._width)
 
     def safe_stop(self, state: JointState) -> JointTargets:
         """Hold the arm where it is now (measured), keeping the gripper as it is."""

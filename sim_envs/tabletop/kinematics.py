@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,8 @@ class PandaKinematics:
         self._closed = False
 
     def _set(self, q: np.ndarray) -> None:
+        if not np.all(np.isfinite(q)):  # PyBullet can spin for seconds on NaN angles
+            raise ValueError(f"joint angles must be finite, got {q}")
         for j, v in zip(ARM_JOINTS, q, strict=True):
             pb.resetJointState(self.robot, j, float(v), physicsClientId=self.client)
 
@@ -87,16 +90,24 @@ class PandaKinematics:
 
     def ik(self, position: np.ndarray, orientation: tuple[float, ...] | np.ndarray,
            seed_q: np.ndarray | None = None, *, max_rounds: int = 6,
-           tol_m: float = 0.001) -> IkSolution:
+           tol_m: float = 0.001, max_time_s: float | None = None) -> IkSolution:
         """Arm angles putting the grasp point at ``position`` with ``orientation``.
 
         Starts from ``seed_q`` (the current angles, for continuity) and prefers the
         home posture in the null space; repeats the solve from its own answer until
-        the FK error is under ``tol_m``. The answer is clipped to the joint limits.
+        the FK error is under ``tol_m`` or ``max_time_s`` is spent (checked between
+        rounds). The answer is clipped to the joint limits. A non-finite target never
+        reaches PyBullet (it can spin there for seconds): the answer is the seed,
+        with an infinite error.
         """
+        start = time.monotonic()
         target = np.asarray(position, dtype=np.float64)
         quat = [float(v) for v in orientation]
         seed = self.home if seed_q is None else np.asarray(seed_q, dtype=np.float64)[:7]
+        if not np.all(np.isfinite(seed)):
+            seed = self.home
+        if not (np.all(np.isfinite(target)) and all(math.isfinite(v) for v in quat)):
+            return IkSolution(np.clip(seed, self.lower, self.upper), math.inf, math.inf, 0)
         lower = list(self.lower) + [0.0, 0.0]
         upper = list(self.upper) + [0.04, 0.04]
         ranges = [u - lo for lo, u in zip(lower, upper, strict=True)]
@@ -123,6 +134,8 @@ class PandaKinematics:
                 err_p = float(np.linalg.norm(pos - target))
                 err_r = _angle_between(orn, np.asarray(quat))
                 if err_p <= tol_m and err_r <= 0.01:
+                    break
+                if max_time_s is not None and time.monotonic() - start >= max_time_s:
                     break
         return IkSolution(q, err_p, err_r, rounds)
 

@@ -162,11 +162,11 @@ def run_actuation(cfg: RobotDemoConfig, node: Node) -> None:
     out = node.own(Publisher(rd.endpoint("targets"), source="actuation"))
     actuator = Actuator(node.own(PandaKinematics()),
                         ActuatorOptions(watchdog_timeout_s=cfg.watchdog_ms / 1000.0))
-    held_ticks = 0
+    held_ticks = misses = 0
     tripped = False
 
     def tick(info: TickInfo) -> None:
-        nonlocal held_ticks, tripped
+        nonlocal held_ticks, tripped, misses
         joints = sensors.read_latest(max_age_ms=JOINTS_MAX_AGE_MS, topic="joints")
         node.beat()
         if joints is None:
@@ -183,6 +183,11 @@ def run_actuation(cfg: RobotDemoConfig, node: Node) -> None:
         held_ticks += int(t.watchdog_tripped)
         node.counters["watchdog_ticks"] = held_ticks
         out.publish(targets_to_msg(t, fresh.message.seq if fresh else 0), topic="targets")
+        # what bad input did: commands dropped at decode or refused (held), ticks overrun
+        node.counters.update({f"cmd_dropped_{k}": n for k, n in commands.stats.dropped.items()})
+        node.counters.update({f"refused_{k}": n for k, n in actuator.refused.items()})
+        misses += int(time.monotonic_ns() > info.deadline_ns)
+        node.counters["deadline_misses"] = misses
 
     loop = DeadlineLoop(MonotonicClock(), LoopOptions(hz=cfg.actuation_hz, gc_between_ticks=False,
                                                       gc_min_slack_ms=2.0), tick)
