@@ -28,7 +28,6 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from models.prompts import render_scene, user_content
 from models.tune import compounds
 from models.tune.builder import Builder, Part, Scene, TuneDataError, is_imperative
 from models.tune.families import Family, family_id, split
+from models.tune.heldback import eval_requests, eval_values, normalize
 from models.tune.openvalues import OpenPools
 from models.tune.phrases import NO_TOOL
 from realtime.errors import ConfigError
@@ -47,7 +47,6 @@ from realtime.errors import ConfigError
 __all__ = ["DataOptions", "Example", "ToolSet", "TuneDataError", "eval_requests", "eval_values",
            "generate", "load_toolsets"]
 
-EVALSET_DIR = Path(__file__).resolve().parent.parent / "evalsets"
 # how the compound share divides among the compound kinds
 _COMPOUND_MIX = (("joined", 0.45), ("listed", 0.25), ("related", 0.12), ("quantified", 0.18))
 
@@ -138,38 +137,6 @@ def load_toolsets(paths: Iterable[str | Path]) -> list[ToolSet]:
         check_expressible(specs)
         out.append(ToolSet(path.stem, tuple(specs)))
     return out
-
-
-def normalize(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z0-9.\- ]", " ", text.lower()).split())
-
-
-def eval_requests(directory: Path = EVALSET_DIR) -> frozenset[str]:
-    """Normalized requests of the Decoder eval sets (to keep them out of training)."""
-    found: set[str] = set()
-    for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else []:
-        for line in path.read_text().splitlines():
-            if not line.strip():
-                continue
-            case = json.loads(line)
-            texts = [m.get("content", "") for m in case.get("messages", []) if m.get("role") == "user"]
-            texts += [str(case[k]) for k in ("request", "text", "query") if k in case]
-            for t in texts:
-                found.add(normalize(t.split("Request:", 1)[-1]))
-    return frozenset(found)
-
-
-def eval_values(directory: Path = EVALSET_DIR) -> frozenset[str]:
-    """Every text value the eval sets' expected calls carry (cities, items, names...), so
-    the open pools never hold one."""
-    found: set[str] = set()
-    for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else []:
-        for line in path.read_text().splitlines():
-            if line.strip():
-                for call in json.loads(line).get("expected") or ():
-                    found.update(v for v in (call.get("arguments") or {}).values()
-                                 if isinstance(v, str))
-    return frozenset(found)
 
 
 def _scene_objects(tools: Sequence[ToolSpec]) -> list[str]:

