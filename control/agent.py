@@ -13,7 +13,13 @@ poll. A turn:
    starts while later ones are still being decoded (LLMCompiler's streaming);
 3. runs every call through ``invoke`` (the speculative executor's ``call`` in the
    demos, which serves or joins predicted calls) — independent calls at once;
-4. on failure, replans with the failure report as feedback (bounded).
+4. on failure, replans with the failure report as feedback (bounded), except where
+   every failed call failed on a value the tool does not know (``ToolResult.unknown_value``:
+   "no data for city 'Atlantis'"): another decode would only guess another value, so
+   the turn ends with the tool's message for the reply.
+
+A turn whose decode chose no call (``none()``: "never mind", "thanks") is ``ok`` with
+``no_call`` set, so a front-end answers it briefly instead of apologising.
 
 With a :class:`Foresight`, the next queued request is decoded *while* the
 current turn's calls still run (a motion takes seconds; a decode ~1 s), on the
@@ -39,7 +45,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from control.dag_executor import DagExecutor, DagRun, Invoke, loop_factory
+from control.dag_executor import CallStatus, DagExecutor, DagRun, Invoke, loop_factory
 from control.dag_run import DagOptions
 from control.tools import ToolCall, ToolRegistry, ToolSpec, canonical_json
 from realtime.errors import ConfigError, RtAgentError
@@ -103,6 +109,8 @@ class Turn:
     done_ns: int = 0
     speculative_hits: int = 0
     foreseen: bool | None = None  # decoded ahead: True used, False discarded; None: not tried
+    no_call: bool = False  # the decoder chose no call (``none()``): nothing to do, not a failure
+    unknown_value: bool = False  # failed only on values the tools do not know (not replanned)
 
     @property
     def latency_ms(self) -> float:
@@ -117,6 +125,7 @@ class Turn:
             "first_call_ms": round((self.first_call_ns - self.submitted_ns) / 1e6, 2)
             if self.first_call_ns else None,
             "speculative_hits": self.speculative_hits, "foreseen": self.foreseen,
+            "no_call": self.no_call, "unknown_value": self.unknown_value,
         }
 
 
@@ -276,9 +285,12 @@ class Agent:
             turn.results = [_result_json(run, c) for c in calls]
             turn.replans = attempt
             if run.ok:
-                turn.ok, turn.error = True, None
+                turn.ok, turn.error, turn.no_call = True, None, not calls
                 return
             turn.ok, turn.error = False, run.failure_report() or "a call failed"
+            turn.unknown_value = _only_unknown_values(run)
+            if turn.unknown_value:  # a replan would guess another value: tell the user
+                return
             history = [{"role": "user", "content": turn.text},
                        {"role": "assistant", "content": "\n".join(_short(c) for c in calls)},
                        {"role": "user", "content": f"That failed: {turn.error}. Try again."}]
@@ -432,6 +444,15 @@ def _decode_costs(decoder: Any, passes0: int | None) -> dict[str, int]:
     if passes is not None and passes0 is not None:
         out["forward_passes"] = passes - passes0
     return out
+
+
+def _only_unknown_values(run: DagRun) -> bool:
+    """Whether the run failed only because tools did not know values the calls gave
+    (calls cancelled because of such a failure follow from it)."""
+    failed = [r for i, r in run.results.items()
+              if not r.ok and run.timeline[i].status is not CallStatus.CANCELLED]
+    return (run.plan_error is None and bool(failed)
+            and all(getattr(r, "unknown_value", False) for r in failed))
 
 
 def _short(call: ToolCall) -> str:

@@ -33,6 +33,7 @@ EXPECTED: dict[str, str] = {
                    "them) or {\"reads\": [names], \"writes\": [names]}",
     "x-max-age-ms": "a finite number of milliseconds >= 0 (how long a read stays valid)",
     "x-depends-on-clock": "true or false (whether the result changes as time passes)",
+    "x-returns": "a JSON Schema object of the result (its fields may be $k references)",
     "function": "an object with the tool's \"name\", \"parameters\" and x- metadata",
 }
 
@@ -51,6 +52,7 @@ _SCHEMA: dict[str, Any] = {
              "additionalProperties": False}]},
         "x-max-age-ms": {"type": "number", "minimum": 0},
         "x-depends-on-clock": {"type": "boolean"},
+        "x-returns": {"type": "object"},
     },
 }
 _VALIDATOR = jsonschema.Draft202012Validator(_SCHEMA)

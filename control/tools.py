@@ -13,6 +13,8 @@ Tools are described as OpenAI-style function specs (``name``, ``description``,
   older than this is not served); ``x-depends-on-clock``: the result changes as
   time passes (time, timers, calendar), so speculation bounds its age even
   without ``x-max-age-ms``.
+- ``x-returns`` (optional): a JSON Schema of the result; where a field fits a later
+  call's argument, the decoder may write a ``$k.field`` reference to it.
 
 Spec files are checked item by item (:mod:`control.tool_schema`): a bad one is
 a :class:`ToolError` naming the file, the tool and what was expected.
@@ -51,6 +53,7 @@ __all__ = [
     "ToolResult",
     "ToolSpec",
     "UnknownToolError",
+    "UnknownValueError",
     "canonical_json",
     "load_tool_spec_file",
     "load_tool_specs",
@@ -72,6 +75,15 @@ class UnknownToolError(ToolError, KeyError):
 
 class InvalidArgumentsError(ToolError, ValueError):
     """A call's arguments do not satisfy the tool's JSON Schema."""
+
+
+class UnknownValueError(ToolError, LookupError):
+    """A valid call names a value the tool does not know (a city it has no data for).
+
+    Raise it (or a subclass) from a tool where an open value (free text) finds nothing:
+    the result says so (``ToolResult.unknown_value``) and the agent tells the user
+    instead of replanning, since another decode would only guess another value.
+    """
 
 
 class Effect(StrEnum):
@@ -128,6 +140,7 @@ class ToolSpec:
     writes: tuple[str, ...] = ()
     max_age_ms: float | None = None
     depends_on_clock: bool = False
+    returns: Mapping[str, Any] | None = None  # JSON Schema of the result (``x-returns``)
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace(".", "").isalnum():
@@ -151,6 +164,12 @@ class ToolSpec:
             raise ToolError(f"tool {self.name!r}: invalid parameters schema: {exc.message}") from exc
         except RecursionError:
             raise ToolError(f"tool {self.name!r}: parameters schema nested too deeply") from None
+        if self.returns is not None:
+            try:
+                jsonschema.Draft202012Validator.check_schema(dict(self.returns))
+            except (jsonschema.SchemaError, RecursionError) as exc:
+                raise ToolError(f"tool {self.name!r}: invalid x-returns schema: "
+                                f"{getattr(exc, 'message', exc)}") from exc
         known = set(self.properties)
         for template in self.reads + self.writes:
             try:
@@ -201,6 +220,7 @@ class ToolSpec:
             writes=writes,
             max_age_ms=None if age is None else float(age),
             depends_on_clock=bool(fn.get("x-depends-on-clock", False)),
+            returns=fn.get("x-returns"),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -217,6 +237,8 @@ class ToolSpec:
             fn["x-max-age-ms"] = self.max_age_ms
         if self.depends_on_clock:
             fn["x-depends-on-clock"] = True
+        if self.returns is not None:
+            fn["x-returns"] = dict(self.returns)
         return {"type": "function", "function": fn}
 
     def with_enum(self, argument: str, values: Iterable[Any]) -> ToolSpec:
@@ -264,6 +286,7 @@ class ToolResult:
     started_ns: int = 0
     ended_ns: int = 0
     speculative: bool = False
+    unknown_value: bool = False  # failed with UnknownValueError: tell the user, don't replan
 
     @property
     def duration_ms(self) -> float:
@@ -358,7 +381,8 @@ class ToolRegistry:
             value = await _call(fn, call.arguments)
         except Exception as exc:  # a tool's failure is data for the agent, not a crash
             return ToolResult(call, False, error=f"{type(exc).__name__}: {exc}",
-                              started_ns=started, ended_ns=time.monotonic_ns())
+                              started_ns=started, ended_ns=time.monotonic_ns(),
+                              unknown_value=isinstance(exc, UnknownValueError))
         return ToolResult(call, True, value=value, started_ns=started, ended_ns=time.monotonic_ns())
 
 

@@ -139,18 +139,32 @@ def _describe_arg(arg: ArgSpec) -> str:
     return f"{arg.name}{opt}: {kind}"
 
 
+def _describe_result(schema: Mapping[str, Any] | None) -> str:
+    """`` -> {city, celsius, condition}``: the fields of a declared result (``x-returns``)."""
+    fields = list((schema or {}).get("properties") or {})
+    return f" -> {{{', '.join(fields)}}}" if fields else ""
+
+
 def render_tool_list(tools: Sequence[ToolSpec]) -> str:
-    """One line per tool: signature and description."""
+    """One line per tool: signature, the fields of its result where it declares them
+    (``x-returns``: what a later call may refer to), and description."""
     lines = []
     for spec in tools:
         sig = ", ".join(_describe_arg(a) for a in arg_specs(spec))
         desc = f": {spec.description}" if spec.description else ""
-        lines.append(f"- {spec.name}({sig}){desc}")
+        lines.append(f"- {spec.name}({sig}){_describe_result(spec.returns)}{desc}")
     return "\n".join(lines)
 
 
+_REFERENCES = (" A later call may use an earlier call's result: $1.celsius is the celsius "
+               "field of the first call's result.")
+
+
 def system_prompt(tools: Sequence[ToolSpec], fmt: AnswerFormat = "compact") -> str:
-    return f"{_INSTRUCTIONS[fmt]}\nTools:\n{render_tool_list(tools)}"
+    """The instructions and the tool list; where a tool declares its result, how a later
+    call refers to it (only then: the prompt of tools without results stays the same)."""
+    refs = _REFERENCES if fmt == "compact" and any(_describe_result(t.returns) for t in tools) else ""
+    return f"{_INSTRUCTIONS[fmt]}{refs}\nTools:\n{render_tool_list(tools)}"
 
 
 def render_answer(calls: Sequence[ToolCall], tools: Sequence[ToolSpec],

@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from control.agent import Agent, AgentOptions
-from control.tools import Effect, SpeculationPolicy, ToolCall, ToolRegistry, ToolSpec, load_tool_specs
+from control.dag_run import DagOptions
+from control.tools import (
+    Effect,
+    SpeculationPolicy,
+    ToolCall,
+    ToolRegistry,
+    ToolSpec,
+    UnknownValueError,
+    load_tool_specs,
+)
 from realtime.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +110,43 @@ def test_a_failing_turn_is_reported_not_lost() -> None:
         agent.close()
     assert [t.ok for t in turns] == [False, False]
     assert "gripper jammed" in turns[0].error and "IndexError" in turns[1].error
+
+
+def test_a_turn_without_a_call_is_ok_and_says_so() -> None:
+    dec = ScriptedDecoder([[], [ToolCall("look", {"x": 1})]])
+    agent = Agent(dec, _registry([]), _context)
+    try:
+        agent.submit("never mind")
+        agent.submit("look")
+        nothing, looked = agent.wait(10)
+    finally:
+        agent.close()
+    assert nothing.ok and nothing.no_call and nothing.calls == [] and nothing.error is None
+    assert nothing.to_json()["no_call"] is True
+    assert looked.ok and not looked.no_call
+
+
+def test_a_value_the_tool_does_not_know_ends_the_turn_without_a_replan() -> None:
+    reg = ToolRegistry()
+
+    def weather(city: str) -> dict:
+        if city != "Oslo":
+            raise UnknownValueError(f"no data for city {city!r}")
+        return {"celsius": 3}
+
+    text = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    reg.register(ToolSpec("weather", parameters=text, effect=Effect.READ), weather)
+    dec = ScriptedDecoder([[ToolCall("weather", {"city": "Atlantis"})],
+                           [ToolCall("weather", {"city": "Oslo"})]])
+    agent = Agent(dec, reg, _context, options=AgentOptions(max_replans=1))
+    try:
+        agent.submit("weather in Atlantis")
+        (turn,) = agent.wait(10)
+    finally:
+        agent.close()
+    assert not turn.ok and turn.unknown_value and turn.replans == 0
+    assert len(dec.contexts) == 1  # no second decode guessing another city
+    assert "no data for city 'Atlantis'" in turn.results[0]["error"]
 
 
 class ForeseeingWorld:
@@ -221,6 +267,45 @@ def test_real_decoder_drives_real_tools() -> None:
     # Greedy decoding is deterministic: the real model picks the weather tool for Oslo.
     assert [(c.name, dict(c.arguments)) for c in calls] == [("get_weather", {"city": "Oslo"})]
     assert turn.results[0]["value"] == {"done": "get_weather"}
+
+
+@pytest.mark.slow
+def test_a_compound_request_decodes_to_two_calls_the_dag_runs_at_once() -> None:
+    """Greedy decoding is deterministic: the real model (with the shipped adapter) answers
+    "the weather in Oslo and in Rome" with two calls, streamed into the DAG, which runs
+    the two reads side by side: the first call waits for the second to start, which it
+    does only if the DAG does not hold it back (one after the other, it never would)."""
+    from models.decoder import DecodeContext
+    from models.factory import make_decoder
+    from models.resolve import resolve_model
+
+    specs = load_tool_specs(json.loads((ROOT / "audio/voice_tools.json").read_text()))
+    started = {"Oslo": threading.Event(), "Rome": threading.Event()}
+    overlapped: list[bool] = []
+    reg = ToolRegistry()
+    for spec in specs:
+        def fn(_name=spec.name, **kw):
+            city = kw.get("city")
+            if city in started:
+                started[city].set()
+            if city == "Oslo":  # the first: still running when the second starts?
+                overlapped.append(started["Rome"].wait(120))
+            return {"done": _name}
+        reg.register(spec, fn)
+    decoder = make_decoder("simpletool", resolve_model())
+    agent = Agent(decoder, reg, lambda text, history: DecodeContext.from_request(text),
+                  options=AgentOptions(dag=DagOptions(call_timeout_s=None)))
+    try:
+        agent.submit("what's the weather in Oslo and in Rome?")
+        agent.submit("never mind")
+        both, nothing = agent.wait(300)
+    finally:
+        agent.close()
+        decoder.close()
+    assert both.ok and [(c.name, dict(c.arguments)) for c in both.calls] == [
+        ("get_weather", {"city": "Oslo"}), ("get_weather", {"city": "Rome"})]
+    assert overlapped == [True]  # in parallel, not one by one
+    assert nothing.ok and nothing.no_call and nothing.calls == []
 
 
 class HangingDecoder:

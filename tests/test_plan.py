@@ -209,3 +209,42 @@ def test_missing_fields_and_type_mismatches_name_the_reference() -> None:
         substitute(plan["4"], {"1": {"pose": {"x": 3.0}}}, reg)
     with pytest.raises(MissingFieldError):
         resolve_reference(Reference("1", ("0",)), {"1": [1, 2][:0]})
+
+
+def test_the_compound_sets_then_is_kept_where_it_matters() -> None:
+    """Each order the compound eval set asks for ("A, then B") is a dependency of the plan
+    where running B first or alongside would change what happens: a robot motion after
+    another (the gripper opens where the arm has gone), or calls on the same resources
+    (the light off, then on again). The rest may overlap: a read before a motion of
+    another part, voice calls on different things."""
+    from models.evalsets.score import load_cases
+    from speculation.workloads import load_specs
+
+    tools = {"robot": load_specs("robot"), "voice": load_specs("voice")}
+    kept = free = 0
+    for case in load_cases("compound"):
+        calls = [ToolCall(e["name"], e["arguments"], id=str(i + 1))
+                 for i, e in enumerate(case.expected or ())]
+        if not calls:
+            continue
+        plan = Plan.from_calls(calls, tools[case.toolset_in("compound")])
+
+        def ancestors(call_id: str, plan: Plan = plan) -> set[str]:
+            out, todo = set(), [call_id]
+            while todo:
+                for dep in plan[todo.pop()].deps:
+                    if dep not in out:
+                        out.add(dep)
+                        todo.append(dep)
+            return out
+
+        for i, j in case.order:
+            a, b = plan[str(i + 1)], plan[str(j + 1)]
+            if a.id in ancestors(b.id):
+                kept += 1
+                continue
+            free += 1
+            assert not (a.writes and b.writes and case.toolset == "robot"), (case.id, i, j)
+            assert not resources_overlap(a.writes, b.reads | b.writes), (case.id, i, j)
+            assert not resources_overlap(b.writes, a.reads | a.writes), (case.id, i, j)
+    assert kept > 3 * free > 0

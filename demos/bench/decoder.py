@@ -42,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=30,
                         help="cases per set, spread evenly over it (default 30)")
     parser.add_argument("--sets", default="robot,voice,heldout",
-                        help="eval sets, comma-separated: robot, voice, heldout (generated held-out "
-                        "phrasings over both tool sets)")
+                        help="eval sets, comma-separated: robot, voice, compound (several calls "
+                        "per request), heldout (generated held-out phrasings over both tool sets)")
     model_options(parser, embedded_names=True, threads=True)  # --lora: the adapter column
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the JSON-grammar baseline (only simpletool, base vs adapter)")
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from models.artifacts import describe_gguf
     from models.decoder import DecodeContext, DecodeError
-    from models.evalsets.score import load_cases
+    from models.evalsets.score import EVALSETS, load_cases
     from models.evalsets.tally import Tally, decode_case, heldout_cases, spread
     from models.factory import make_decoder
     from models.llama_backend import wait_policy
@@ -66,12 +66,14 @@ def run(args: argparse.Namespace) -> int:
     wait_policy("spin")  # one process with the cores to itself (before any model loads)
     tool_files = dict(SPEC_FILES)
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    if not sets or any(s not in (*tool_files, "heldout") for s in sets):
-        raise ConfigError(f"--sets: expected names from {[*tool_files, 'heldout']}, got {args.sets!r}")
+    known = [*EVALSETS, "heldout"]
+    if not sets or any(s not in known for s in sets):
+        raise ConfigError(f"--sets: expected names from {known}, got {args.sets!r}")
     tools = {s: load_specs(s) for s in tool_files}
     cases: dict[str, list[tuple[Any, list[Any]]]] = {
         s: (heldout_cases(args.limit, tool_files) if s == "heldout"
-            else [(c, tools[s]) for c in spread(load_cases(s), args.limit)]) for s in sets}
+            else [(c, tools[c.toolset_in(s)]) for c in spread(load_cases(s), args.limit)])
+        for s in sets}
     plain = resolve_model(args.model or args.model_name, lora=None)
     path = plain.gguf
     choice = lora_choice(args)

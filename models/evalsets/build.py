@@ -1,4 +1,5 @@
-"""Regenerate robot.jsonl and voice.jsonl (fixed seed): `python -m models.evalsets.build`.
+"""Regenerate robot.jsonl, voice.jsonl (fixed seed) and compound.jsonl (hand-written:
+:mod:`models.evalsets.compound`): `python -m models.evalsets.build`.
 
 Each line: ``{"id", "messages": [{"role": "user", "content"}], "enums"?, "expected":
 [{"name", "arguments"}]}`` — directly usable as `rtagent calls --input`. Phrasings are
@@ -231,9 +232,19 @@ def voice_cases(rng: random.Random, n: int) -> list[dict[str, Any]]:
     return out
 
 
+def compound_cases() -> list[dict[str, Any]]:
+    """The hand-written compound requests, robot first (one prompt prefix after another)."""
+    from models.evalsets.compound import ROBOT, VOICE, robot_case, voice_case
+
+    return ([robot_case(i, *case) for i, case in enumerate(ROBOT, start=1)]
+            + [voice_case(i, *case) for i, case in enumerate(VOICE, start=1)])
+
+
 def main() -> None:
     rng = random.Random(SEED)
-    for name, cases in (("robot", robot_cases(rng, 120)), ("voice", voice_cases(rng, 120))):
+    sets = (("robot", robot_cases(rng, 120)), ("voice", voice_cases(rng, 120)),
+            ("compound", compound_cases()))
+    for name, cases in sets:
         path = HERE / f"{name}.jsonl"
         path.write_text("".join(json.dumps(c) + "\n" for c in cases))
         print(f"wrote {len(cases)} cases to {path}")

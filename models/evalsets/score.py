@@ -1,12 +1,15 @@
 """Eval cases and the exact-match scorer.
 
-A case is one line of ``robot.jsonl`` / ``voice.jsonl``: ``{"id", "messages",
-"enums"?, "tools"?, "expected": [{"name", "arguments"}]}``.
+A case is one line of ``robot.jsonl`` / ``voice.jsonl`` / ``compound.jsonl``: ``{"id",
+"messages", "enums"?, "tools"?, "toolset"?, "expected": [{"name", "arguments"}],
+"order"?: [[i, j], ...]}``. ``toolset`` names the tools the case is decoded against
+(``robot`` / ``voice``; default: the set's own, :data:`SET_TOOLS`); ``order`` lists the
+order constraints that matter: expected call ``i`` must come before call ``j``.
 
-Exact match: the same calls (as a multiset: independent calls may come in any
-order), each with the same arguments — numbers equal within 1e-6, enum ids
-equal, free text equal after case folding, trimming and dropping end
-punctuation. ``tool_match`` only compares the multiset of tool names.
+Exact match: the full set of calls (as a multiset: independent calls may come in any
+order), each with the same arguments — numbers equal within 1e-6, enum ids equal, free
+text equal after case folding, trimming and dropping end punctuation — and every
+order constraint kept. ``tool_match`` only compares the multiset of tool names.
 
 Lines are read with ``msgspec`` against :class:`CaseRecord` (a case's own
 ``tools`` with :func:`control.tools.load_tool_specs`): a malformed line is an
@@ -15,6 +18,7 @@ Lines are read with ``msgspec`` against :class:`CaseRecord` (a case's own
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,9 +30,13 @@ import msgspec
 from control.tools import ToolError, load_tool_specs
 from realtime.errors import RtAgentError
 
-__all__ = ["EVALSETS", "Case", "Score", "call_key", "exact_match", "load_cases", "tool_match"]
+__all__ = ["EVALSETS", "SET_TOOLS", "Case", "Score", "call_key", "exact_match", "load_cases",
+           "order_kept", "tool_match"]
 
-EVALSETS = {name: Path(__file__).resolve().parent / f"{name}.jsonl" for name in ("robot", "voice")}
+EVALSETS = {name: Path(__file__).resolve().parent / f"{name}.jsonl"
+            for name in ("robot", "voice", "compound")}
+SET_TOOLS = {"robot": "robot", "voice": "voice"}
+"""The tool set (``speculation.workloads.SPEC_FILES`` name) of a set's cases that name none."""
 
 
 class EvalSetError(RtAgentError):
@@ -53,10 +61,12 @@ class CaseRecord(msgspec.Struct):
     expected: list[CallRecord] | None = None
     enums: dict[str, list[str | int | float | bool | None]] | None = None
     tools: list[Any] | None = None
+    toolset: str | None = None
+    order: list[tuple[int, int]] | None = None
 
 
 _EXPECTED = ('an object {"id", "messages": [{"role", "content"}], "expected": '
-             '[{"name", "arguments"}], "enums"?, "tools"?}')
+             '[{"name", "arguments"}], "enums"?, "tools"?, "toolset"?, "order"?: [[i, j]]}')
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,12 @@ class Case:
     expected: tuple[Mapping[str, Any], ...] | None = None
     enums: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     tools: tuple[Mapping[str, Any], ...] | None = None
+    toolset: str | None = None
+    order: tuple[tuple[int, int], ...] = ()
+
+    def toolset_in(self, set_name: str) -> str:
+        """The tool set this case is decoded against, as a case of set ``set_name``."""
+        return self.toolset or SET_TOOLS.get(set_name, set_name)
 
 
 def load_cases(path: str | Path, limit: int | None = None) -> list[Case]:
@@ -103,7 +119,8 @@ def _case(decoder: msgspec.json.Decoder[CaseRecord], line: bytes, where: str, n:
         messages=tuple({"role": m.role, "content": m.content} for m in r.messages),
         expected=None if r.expected is None else tuple(
             {"name": c.name, "arguments": c.arguments} for c in r.expected),
-        enums=r.enums or {}, tools=None if r.tools is None else tuple(r.tools))
+        enums=r.enums or {}, tools=None if r.tools is None else tuple(r.tools),
+        toolset=r.toolset, order=tuple((int(i), int(j)) for i, j in r.order or ()))
 
 
 def _norm(value: Any) -> Any:
@@ -121,8 +138,33 @@ def call_key(call: Mapping[str, Any]) -> str:
     return f"{call['name']}:{json.dumps(args, sort_keys=True)}"
 
 
-def exact_match(expected: Iterable[Mapping[str, Any]], got: Iterable[Mapping[str, Any]]) -> bool:
-    return sorted(call_key(c) for c in expected) == sorted(call_key(c) for c in got)
+def order_kept(expected: Sequence[Mapping[str, Any]], got: Sequence[Mapping[str, Any]],
+               order: Iterable[tuple[int, int]]) -> bool:
+    """Whether ``got`` (the same calls as ``expected``) keeps every ``(i, j)``: expected call
+    ``i`` before call ``j``. Identical expected calls may be matched either way round."""
+    pairs = list(order)
+    if not pairs:
+        return True
+    where: dict[str, list[int]] = {}
+    for pos, c in enumerate(got):
+        where.setdefault(call_key(c), []).append(pos)
+    keys = [call_key(c) for c in expected]
+    groups = {k: [i for i, kk in enumerate(keys) if kk == k] for k in dict.fromkeys(keys)}
+    for choice in itertools.product(*(itertools.permutations(where.get(k, []))
+                                      for k in groups)):
+        pos = {i: p for idx, (_, ids) in zip(choice, groups.items(), strict=True)
+               for i, p in zip(ids, idx, strict=False)}
+        if all(i in pos and j in pos and pos[i] < pos[j] for i, j in pairs):
+            return True
+    return False
+
+
+def exact_match(expected: Sequence[Mapping[str, Any]], got: Sequence[Mapping[str, Any]],
+                order: Iterable[tuple[int, int]] = ()) -> bool:
+    """The same calls (any order), and the order constraints ``order`` kept."""
+    if sorted(call_key(c) for c in expected) != sorted(call_key(c) for c in got):
+        return False
+    return order_kept(expected, got, order)
 
 
 def tool_match(expected: Iterable[Mapping[str, Any]], got: Iterable[Mapping[str, Any]]) -> bool:
@@ -138,13 +180,13 @@ class Score:
     tools: int = 0
     errors: int = 0
 
-    def add(self, expected: Sequence[Mapping[str, Any]], got: Sequence[Mapping[str, Any]] | None
-            ) -> bool:
+    def add(self, expected: Sequence[Mapping[str, Any]], got: Sequence[Mapping[str, Any]] | None,
+            order: Iterable[tuple[int, int]] = ()) -> bool:
         self.cases += 1
         if got is None:
             self.errors += 1
             return False
-        ok = exact_match(expected, got)
+        ok = exact_match(expected, got, order)
         self.exact += ok
         self.tools += tool_match(expected, got)
         return ok

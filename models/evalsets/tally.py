@@ -78,7 +78,7 @@ def decode_case(decoder: Any, ctx: Any, case: Case, tools: Sequence[ToolSpec],
         t.passes.append(res.forward_passes)
         t.sampled += res.sampled_tokens
         t.json_tokens += res.json_tokens
-        exact = t.score.add(case.expected or [], calls)  # (the same for every tally)
+        exact = t.score.add(case.expected or [], calls, case.order)  # (the same for every tally)
     return {"calls": calls, "latency_ms": res.latency_ms, "forward_passes": res.forward_passes,
             "sampled_tokens": res.sampled_tokens, "exact": exact}
 

@@ -42,9 +42,15 @@ of its structure is sampled:
 - **Leads**: the token every value of an argument starts with (``=`` before
   ``true`` / ``false``, an enum member or an unsigned number, ``="`` before a
   string) is structure and forced; a signed number's ``=`` / ``=-`` is decided.
-- Several calls per answer (``max_calls``), yielded one by one by ``decode_stream``
-  as soon as each call's ``)`` is decided; whether another call follows is
-  decided after the yield, so the caller can start the call one pass earlier.
+- Several calls per answer, as many as the model asks for (up to ``max_calls``, 8 by
+  default), yielded one by one by ``decode_stream`` as soon as each call's ``)`` is
+  decided; whether another call follows (the end of turn or a new line) is decided
+  after the yield, so the caller can start the call one pass earlier. A call that
+  repeats the one right before it ends the answer (a small model's loop, never a
+  second action).
+- **References** (:mod:`~models.simpletool.refs`): where an earlier call's tool declares
+  its result (``x-returns``), a later argument of a fitting type may also be
+  ``$1.field`` (``celsius=$1.celsius``): one more constrained option of the value.
 - The system prompt, tool list and examples are evaluated once; a call
   evaluates only the tokens after the cached prefix.
 - **Answer drafts** (``DecodeContext.draft``, e.g. the calls decoded for a
@@ -57,7 +63,8 @@ Where each part lives: :mod:`~models.simpletool.decoder` (the decoder object, on
 decode's run), :mod:`~models.simpletool.cursor` (one decode's state and its invariant),
 :mod:`~models.simpletool.calls` (a call: name, arguments, values),
 :mod:`~models.simpletool.names` (choosing among alternatives),
-:mod:`~models.simpletool.parallel` (parallel argument heads) and
+:mod:`~models.simpletool.parallel` (parallel argument heads),
+:mod:`~models.simpletool.refs` (``$k`` references as values) and
 :mod:`~models.simpletool.drafts` (the prompt-lookup heuristics, pure functions).
 """
 

@@ -21,6 +21,7 @@ from models.simpletool.cursor import DecodeCursor
 from models.simpletool.drafts import call_draft, request_names, token_text, value_lookahead
 from models.simpletool.names import Alt, choose, walk
 from models.simpletool.parallel import decode_required
+from models.simpletool.refs import with_references
 
 __all__ = ["callable_args", "decode_call", "ends_here", "named_call"]
 
@@ -70,7 +71,9 @@ def decode_call(cur: DecodeCursor, context: DecodeContext, tools: Sequence[ToolS
         if got is None:
             continue
         alts.append(Alt("tool", _head(spec, got[0], cur.vocab), len(usable)))
-        usable.append((spec, *got))
+        # the calls decoded so far offer their results as ``$k`` references (refs.py)
+        usable.append((spec, got[0], with_references(*got, cur.stats.calls, tools, cur.vocab,
+                                                     context.enums)))
     if n == 0:
         alts.append(Alt("none", cur.vocab.tokenize("none()") + [cur.eot]))
     if not alts:

@@ -44,7 +44,7 @@ class SimpleToolDecoder:
     name = "simpletool"
 
     def __init__(self, model: ResolvedModel, *, n_threads: int | None = None,
-                 n_gpu_layers: int = 0, schedule: Schedule = "auto", max_calls: int = 4,
+                 n_gpu_layers: int = 0, schedule: Schedule = "auto", max_calls: int = 8,
                  n_ctx_tokens: int = 2048,
                  examples: Sequence[Example] | None = None, lookup: bool = True,
                  name_scoring: Literal["first", "whole"] = "first",
@@ -168,11 +168,15 @@ class SimpleToolDecoder:
         cur.start(prompt, cached, self._draft_tokens(context, tools)
                   or named_call(cur, context, tools))
         max_calls = context.max_calls or self.max_calls
+        looped = False
         try:
             for n in range(max_calls):
                 call, kind = decode_call(cur, context, tools, n, n + 1 < max_calls,
                                          self.schedule, self.name_scoring == "whole")
                 if call is None:
+                    break
+                if _repeats(call, stats.calls):  # the model went round in a loop: stop there
+                    looped = True
                     break
                 stats.calls.append(call)
                 if stats.first_call_ms is None:
@@ -180,7 +184,8 @@ class SimpleToolDecoder:
                 yield call
                 if kind == "end" or ends_here(cur):
                     break
-            self._remember(cur.answer(), stats.calls, tools)
+            if not looped:  # (a looped answer's tokens are not its calls' text)
+                self._remember(cur.answer(), stats.calls, tools)
         finally:
             for s in range(1, self.options.n_seq_max):
                 if self.ctx.tokens[s]:
@@ -215,3 +220,13 @@ class SimpleToolDecoder:
         while n < min(len(cached), len(prompt) - 1) and cached[n] == prompt[n]:
             n += 1
         return n
+
+
+def _repeats(call: ToolCall, earlier: Sequence[ToolCall]) -> bool:
+    """Whether ``call`` is the call right before it again, word for word: a small model
+    that has run out of things to do can loop (``place_on(red, bin)`` twice). The same
+    call twice in a row never does more than once (a read tells nothing new, a write
+    finds its work done), so the answer ends before the repeat. (Not adjacent, it may
+    mean something: "on, then off, then on again".)"""
+    return bool(earlier) and earlier[-1].name == call.name and (
+        earlier[-1].arguments == call.arguments)

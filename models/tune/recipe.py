@@ -59,7 +59,7 @@ class TuneRecipe:
 
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self.data, f.name) for f in fields(DataOptions)
-                if f.name != "exclude_requests"}
+                if f.name not in ("exclude_requests", "exclude_values")}
         return {"tools": list(self.tools), "model": self.model, "data": data,
                 "train": self.train.to_json(), "dtype": self.dtype,
                 "check_cases": self.check_cases, "eval_cases": self.eval_cases}

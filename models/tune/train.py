@@ -142,9 +142,12 @@ def load_base(gguf_path: str | Path) -> Any:
     path = Path(gguf_path)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+    # transformers >= 5.x swaps in hub "kernels" by default, and fails where the optional
+    # `kernels` package is missing: plain torch layers are what is trained here
+    extra = {"use_kernels": False} if int(transformers.__version__.split(".")[0]) >= 5 else {}
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, dtype=torch.float32)
+            str(path.parent), gguf_file=path.name, dtype=torch.float32, **extra)
     except (ValueError, OSError, KeyError) as exc:
         raise TuneError(f"transformers could not load {path} ({exc}); fine-tuning supports the "
                         "GGUF architectures transformers can read (llama, gemma3, qwen2, ...)") from exc

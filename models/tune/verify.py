@@ -49,9 +49,23 @@ def heldout_cases(examples: Sequence[Example]) -> list[ScoredCase]:
             if "target" in names:
                 enums["target"] = [*seen, "bin"]
         case = Case(id=f"heldout-{i + 1:03d}", messages=tuple(ex.messages()),
-                    expected=tuple(c.to_json() for c in ex.calls), enums=enums)
+                    expected=tuple(c.to_json() for c in ex.calls), enums=enums,
+                    order=_said_order(ex))
         out.append(ScoredCase(case, ex.toolset.tools))
     return out
+
+
+_SEQUENCE_WORDS = ("then", "after", "first", "next", "before", "once")
+
+
+def _said_order(ex: Example) -> tuple[tuple[int, int], ...]:
+    """The order a held-out compound must keep: each call after the one before it where
+    the request says so ("then", "after", "first ..."); none for "and" and lists."""
+    family = ex.template.split("+", 1)[0]
+    kind, _, pattern = family.partition(":")
+    if kind not in ("join", "after") or not any(w in pattern for w in _SEQUENCE_WORDS):
+        return ()
+    return tuple((i, i + 1) for i in range(len(ex.calls) - 1))
 
 
 def _load(base_gguf: str | Path, adapter_gguf: str | Path | None, n_ctx_tokens: int) -> Any:
@@ -144,7 +158,7 @@ def score_decoder(base_gguf: str | Path, adapter_gguf: str | Path | None,
                 got: list[Mapping[str, Any]] | None = [c.to_json() for c in res.calls]
             except DecodeError:
                 got = None
-            score.add(expected, got)
+            score.add(expected, got, sc.case.order)
             rows.append({"id": sc.case.id, "expected": expected, "got": got})
             if on_case is not None:
                 on_case(i + 1)

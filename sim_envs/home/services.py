@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from control.tools import UnknownValueError
 from realtime.errors import ConfigError
 from sim_envs.home.dates import Now, day_phrase, local_now, parse_date
 from sim_envs.home.errors import HomeError
@@ -47,6 +48,10 @@ WEATHER_MODES = ("offline", "online")
 
 class ServiceError(HomeError, LookupError):
     """A service has no answer for the request (unknown city, ...)."""
+
+
+class UnknownCityError(ServiceError, UnknownValueError):
+    """No city sounds like the name: the agent says so instead of guessing another."""
 
 
 _DOCS = (
@@ -128,7 +133,7 @@ def resolve_city(city: str) -> Place | dict[str, Any]:
     try:
         got = gazetteer().resolve(city)
     except UnknownPlace as exc:
-        raise ServiceError(str(exc)) from None
+        raise UnknownCityError(str(exc)) from None
     if isinstance(got, Ambiguous):
         choices = [{"city": c.qualified()} for c in got.candidates]
         out: dict[str, Any] = {"city": city, "question": got.question, "choices": choices}
