@@ -93,15 +93,16 @@ class Score:
     tools: int = 0
     errors: int = 0
 
-    def add(self, expected: Sequence[Mapping[str, Any]], got: Sequence[Mapping[str, Any]] | None
-            ) -> bool:
+    def add(self, expected: Sequence[Mapping[str, Any]], got: Sequence[Mapping[str, Any]] | None,
+            verdict: tuple[bool, bool] | None = None) -> bool:
+        """Count one case; ``verdict`` (exact, right tools) is another scorer's (BFCL's)."""
         self.cases += 1
         if got is None:
             self.errors += 1
             return False
-        ok = exact_match(expected, got)
+        ok, tools = verdict or (exact_match(expected, got), tool_match(expected, got))
         self.exact += ok
-        self.tools += tool_match(expected, got)
+        self.tools += tools
         return ok
 
     @property
