@@ -29,6 +29,7 @@ __all__ = [
     "format_number",
     "is_any",
     "is_reference",
+    "option_for",
     "render_fields",
     "render_key",
     "render_value",
@@ -178,7 +179,7 @@ def render_key(key: str) -> str:
     return key if IDENT.match(key) and key not in RESERVED_WORDS else _quote(key)
 
 
-def _option_for(value: Any, arg: ArgSpec) -> ArgSpec | None:
+def option_for(value: Any, arg: ArgSpec) -> ArgSpec | None:
     """The option of a union that ``value`` is written as."""
     def fits(o: ArgSpec) -> bool:
         k = o.kind
@@ -201,7 +202,7 @@ def _option_for(value: Any, arg: ArgSpec) -> ArgSpec | None:
 def render_value(value: Any, arg: ArgSpec | None = None) -> str:
     """One value in the compact format (``arg``: its schema, if known)."""
     if arg is not None and arg.kind is ArgKind.UNION:
-        arg = _option_for(value, arg)
+        arg = option_for(value, arg)
     if is_reference(value):
         return str(value)
     if value is None:

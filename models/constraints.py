@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from models.callformat import ArgKind, ArgSpec, render_value
+from models.copyspans import CopySpans
 from models.vocab import BAD_IN_STRING as _BAD_IN_STRING
 from models.vocab import VocabIndex
 
@@ -153,10 +154,13 @@ class _Range:
 
 
 class NumberMatcher(Matcher):
-    """Plain decimals inside ``[minimum, maximum]``; integers have no ``.``."""
+    """Plain decimals inside ``[minimum, maximum]``; integers have no ``.``.
+
+    ``choices`` (numbers as written, e.g. the request's): only those, each at its own
+    precision; the rest of one is forced once it is the only one left."""
 
     def __init__(self, arg: ArgSpec, vocab: VocabIndex, max_frac_digits: int = 4,
-                 prefix: str = "=") -> None:
+                 prefix: str = "=", choices: Sequence[str] | None = None) -> None:
         self.vocab = vocab
         self.set_prefix(prefix)
         self.arg = arg
@@ -166,6 +170,13 @@ class NumberMatcher(Matcher):
         self.max_frac = 0 if self.integer else max_frac_digits
         big = max(abs(self.range.lo), abs(self.range.hi))
         self.max_int_digits = 9 if math.isinf(big) else max(1, len(str(int(big))))
+        self.choices: tuple[str, ...] | None = None
+        if choices is not None:
+            digits = [c.lstrip("-").split(".") for c in choices]
+            self.max_int_digits = max([self.max_int_digits, *(len(d[0]) for d in digits)])
+            if not self.integer:
+                self.max_frac = max([self.max_frac, *(len(d[1]) for d in digits if len(d) > 1)])
+            self.choices = tuple(c for c in choices if self.complete(prefix + c))
         self.max_tokens = self.max_int_digits + self.max_frac + 4
 
     def _viable(self, text: str) -> bool:
@@ -173,6 +184,8 @@ class NumberMatcher(Matcher):
         if not text.startswith(p):
             return p.startswith(text)
         body = text[len(p):]
+        if self.choices is not None and not any(c.startswith(body) for c in self.choices):
+            return False
         m = re.fullmatch(r"(-?)([0-9]*)(\.?)([0-9]*)", body)
         if not m:
             return False
@@ -217,8 +230,17 @@ class NumberMatcher(Matcher):
                 and self.prefix_ok(text + texts[i])]  # type: ignore[operator]
         return np.array(keep, dtype=np.int64)
 
+    def forced(self, text: str) -> str | None:
+        if self.choices is None or not text.startswith(self.prefix):
+            return None
+        body = text[len(self.prefix):]
+        left = [c for c in self.choices if c.startswith(body)]
+        return left[0][len(body):] if len(left) == 1 and left[0] != body else None
+
     def complete(self, text: str) -> bool:
         body = text[len(self.prefix):]
+        if self.choices is not None and body not in self.choices:
+            return False
         if (not text.startswith(self.prefix) or body == "-0"
                 or not re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?", body)):
             return False
@@ -238,13 +260,15 @@ class StringMatcher(Matcher):
     close = '"'
 
     def __init__(self, arg: ArgSpec, vocab: VocabIndex, default_max_length: int = 80,
-                 prefix: str = "=") -> None:
+                 prefix: str = "=", copy: CopySpans | None = None) -> None:
         self.vocab = vocab
         self.set_prefix(prefix)
         self.open = prefix + '"'
         self.max_length = arg.max_length or max(default_max_length, arg.min_length)
         self.min_length = arg.min_length
         self.max_tokens = self.max_length + 4
+        self.arg = arg
+        self.copy = copy  # held to spans of the request, where given
 
     def allowed(self, text: str) -> np.ndarray:
         v, n = self.vocab, len(self.open)
@@ -255,20 +279,34 @@ class StringMatcher(Matcher):
                 ids = v.opening(self.open, text)
             texts = v.texts
             return np.array([i for i in ids if self.prefix_ok(text + (texts[i] or ""))
-                             and len(text + (texts[i] or "")) - n <= self.max_length],
+                             and len(text + (texts[i] or "")) - n <= self.max_length
+                             and (self.copy is None or len(text + (texts[i] or "")) <= n
+                                  or self.viable(text + (texts[i] or "")))],
                             dtype=np.int64)
         room = self.max_length - (len(text) - n)
+        if self.copy is not None:
+            return self.copy.allowed(text[n:], room)
         return np.flatnonzero(v.plain_mask & (v.plain_len <= room))
 
     def complete(self, text: str) -> bool:
-        return text.startswith(self.open) and len(text) - len(self.open) >= self.min_length
+        body = text[len(self.open):]
+        return (text.startswith(self.open) and len(body) >= self.min_length
+                and (self.copy is None or self.copy.complete(body)))
 
     def viable(self, text: str) -> bool:
         if self.open.startswith(text):
             return True
         body = text[len(self.open):]
         return (text.startswith(self.open) and len(body) <= self.max_length
-                and not _BAD_IN_STRING.search(body))
+                and not _BAD_IN_STRING.search(body)
+                and (self.copy is None or self.copy.viable(body)))
+
+    def forced(self, text: str) -> str | None:
+        if self.copy is None or not text.startswith(self.open):
+            return None
+        rest = self.copy.forced(text[len(self.open):])
+        room = self.max_length - (len(text) - len(self.open))
+        return rest if rest and len(rest) <= room else None
 
     def body(self, text: str) -> str:
         return text[len(self.open):]

@@ -45,6 +45,17 @@ class VocabIndex:
         self._tok: dict[str, list[int]] = {}
         self._numeric: dict[str, np.ndarray] = {"=": self.numeric_ids}
         self._opening: dict[tuple[str, str], np.ndarray] = {}
+        self._lower: dict[str, list[int]] | None = None
+
+    def lower_index(self) -> dict[str, list[int]]:
+        """Plain string pieces by their lower-case text (built on first use)."""
+        if self._lower is None:
+            index: dict[str, list[int]] = {}
+            for i, t in enumerate(self.texts):
+                if t and self.plain_mask[i]:
+                    index.setdefault(t.lower(), []).append(i)
+            self._lower = index
+        return self._lower
 
     def numeric_for(self, prefix: str) -> np.ndarray:
         """Tokens a number after ``prefix`` may be made of (a superset: matchers prune)."""

@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from control.tools import ToolCall, ToolSpec
-from models.callformat import ArgSpec, arg_specs, render_key
+from models.callformat import ArgKind, ArgSpec, arg_specs, render_key
 from models.constraints import CompositeMatcher, Matcher, VocabIndex, matcher_for
 from models.decoder import DecodeContext, DecodeError
 from models.simpletool.cursor import DecodeCursor
 from models.simpletool.drafts import call_draft, request_names
 from models.simpletool.names import Alt, choose
 from models.simpletool.parallel import decode_required
+from models.simpletool.said import RequestValues
 from models.simpletool.values import Follow, decode_scalar, decode_value
 
 __all__ = ["callable_args", "decode_call", "ends_here", "named_call"]
@@ -108,11 +109,16 @@ def ends_here(cur: DecodeCursor) -> bool:
 
 
 def _follows(cur: DecodeCursor, args: list[ArgSpec], matchers: Sequence[Matcher | None], i: int,
-             can_more: bool) -> list[Follow]:
-    """What may come after argument ``i``'s value (``i = -1``: right after ``(``)."""
+             can_more: bool, said: RequestValues) -> list[Follow]:
+    """What may come after argument ``i``'s value (``i = -1``: right after ``(``). An
+    optional number is offered only while the request has a number left for it (as an
+    argument whose run-time enum is empty is not offered)."""
     out: list[Follow] = []
+    # (argument i's value, a number of the request's, takes one: one more must be left)
+    taking = i >= 0 and args[i].kind in (ArgKind.NUMBER, ArgKind.INTEGER) and said.offers(args[i])
+    need = 2 if taking else 1
     for j in range(i + 1, len(args)):
-        if matchers[j] is not None:
+        if matchers[j] is not None and (args[j].required or said.offers(args[j], need)):
             sep = ", " if i >= 0 else ""
             out.append(Follow(sep + render_key(args[j].name), kind="arg", index=j))
         if args[j].required:
@@ -132,24 +138,29 @@ def _alts(cur: DecodeCursor, follows: Sequence[Follow], close: str = "") -> list
 
 
 def _args_sequential(cur: DecodeCursor, args: list[ArgSpec], matchers: Sequence[Matcher | None],
-                     values: dict[str, Any], start: int, can_more: bool) -> str:
-    follows = _follows(cur, args, matchers, start, can_more)
+                     values: dict[str, Any], start: int, can_more: bool,
+                     said: RequestValues | None = None) -> str:
+    said = said if said is not None else RequestValues.of(cur.request, cur.vocab)
+    follows = _follows(cur, args, matchers, start, can_more, said)
     alts = _alts(cur, follows)
-    return _args_from(cur, args, matchers, values, follows[choose(cur, alts)], can_more)
+    return _args_from(cur, args, matchers, values, follows[choose(cur, alts)], can_more, said)
 
 
 def _args_from(cur: DecodeCursor, args: list[ArgSpec], matchers: Sequence[Matcher | None],
-               values: dict[str, Any], pick: Follow, can_more: bool) -> str:
-    """Decode values on the main sequence from ``pick`` until the call closes."""
+               values: dict[str, Any], pick: Follow, can_more: bool, said: RequestValues) -> str:
+    """Decode values on the main sequence from ``pick`` until the call closes (``said``:
+    what the request still offers this call)."""
     while pick.kind == "arg":
         m = matchers[pick.index]
         arg = args[pick.index]
         assert m is not None
-        follows = _follows(cur, args, matchers, pick.index, can_more)
+        follows = _follows(cur, args, matchers, pick.index, can_more, said)
         if isinstance(m, CompositeMatcher):
-            values[arg.name], k = decode_value(cur, arg, "=", follows, enum=m.enum)
+            values[arg.name], k = decode_value(cur, arg, "=", follows, enum=m.enum, said=said)
         else:
+            m = said.narrow(m, arg)
             text, k = decode_scalar(cur, m, follows, arg.name)
+            said.take(m, text)
             values[arg.name] = m.value(text)
         pick = follows[k]
     return pick.kind
@@ -162,7 +173,12 @@ def _args_parallel(cur: DecodeCursor, args: list[ArgSpec], matchers: Sequence[Ma
     composite = any(isinstance(matchers[j], CompositeMatcher) for j in req)
     if len(req) < 2 or optional_inside or composite:
         return _args_sequential(cur, args, matchers, values, -1, can_more)
-    decode_required(cur, args, matchers, req, values)
-    rest = _follows(cur, args, matchers, req[-1], can_more)
+    said = RequestValues.of(cur.request, cur.vocab)  # (the heads can't take turns: each may take any)
+    decode_required(cur, args, [m if m is None else said.narrow(m, a)
+                                for m, a in zip(matchers, args, strict=True)], req, values)
+    for v in values.values():
+        said.use(v)
+    rest = _follows(cur, args, matchers, req[-1], can_more, said)
     # optional arguments after the required ones continue on the main sequence
-    return _args_from(cur, args, matchers, values, rest[choose(cur, _alts(cur, rest))], can_more)
+    return _args_from(cur, args, matchers, values, rest[choose(cur, _alts(cur, rest))], can_more,
+                      said)

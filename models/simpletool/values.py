@@ -13,6 +13,8 @@ The decoder chooses only values and, for arrays and maps, whether another elemen
 comes (bounded by ``maxItems`` or :data:`~models.callschema.DEFAULT_MAX_ITEMS`);
 brackets, commas, keys and quotes are forced. ``uniqueItems`` is kept for elements
 drawn from a closed set (an element already given is not offered again).
+
+Numbers and strings are held to what the request offers (:mod:`models.simpletool.said`).
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from models.callformat import ArgKind, ArgSpec, render_key
+from models.argspec import option_for
+from models.callformat import ArgKind, ArgSpec, render_key, render_value
 from models.constraints import Matcher, matcher_for
 from models.decoder import DecodeError
 from models.simpletool.cursor import DecodeCursor
 from models.simpletool.drafts import token_text, value_lookahead
 from models.simpletool.names import Alt, choose, walk
+from models.simpletool.said import RequestValues
 
-__all__ = ["Follow", "decode_scalar", "decode_value"]
-
+__all__ = ["Follow", "decode_scalar", "decode_value", "value_pieces"]
 
 @dataclass
 class Follow:
@@ -131,22 +134,27 @@ def decode_scalar(cur: DecodeCursor, m: Matcher, follows: Sequence[Follow], arg:
 
 def decode_value(cur: DecodeCursor, arg: ArgSpec, prefix: str, follows: Sequence[Follow],
                  exits: Sequence[Alt] = (), enum: Sequence[Any] | None = None,
-                 opened: bool = False) -> tuple[Any, int]:
+                 opened: bool = False, said: RequestValues | None = None) -> tuple[Any, int]:
     """Decode the value of ``arg`` written after ``prefix`` (``=``, ``=[``, `` ``...);
     returns it and what came next, as :func:`decode_scalar` does (an exit: value None).
     ``enum`` narrows a scalar (an array's elements) at run time; ``opened``: the
-    opening ``[`` / ``{`` is already written (a union chose it)."""
+    opening ``[`` / ``{`` is already written (a union chose it); ``said``: the request's
+    numbers left for this call."""
+    said = said if said is not None else RequestValues([])
     if arg.scalar:
-        m = matcher_for(arg, cur.vocab, enum, prefix)
+        m = said.narrow(matcher_for(arg, cur.vocab, enum, prefix), arg)
         text, k = decode_scalar(cur, m, follows, arg.name, exits)
-        return (m.value(text) if k < len(follows) else None), k
+        if k >= len(follows):
+            return None, k
+        said.take(m, text)
+        return m.value(text), k
     if arg.kind is ArgKind.ARRAY:
-        return _array(cur, arg, prefix, follows, exits, enum, opened)
+        return _array(cur, arg, prefix, follows, exits, enum, opened, said)
     if arg.kind is ArgKind.OBJECT:
-        return _object(cur, arg, prefix, follows, exits, opened)
+        return _object(cur, arg, prefix, follows, exits, opened, said)
     if arg.kind is ArgKind.MAP:
-        return _map(cur, arg, prefix, follows, exits, opened)
-    return _union(cur, arg, prefix, follows, exits, enum)
+        return _map(cur, arg, prefix, follows, exits, opened, said)
+    return _union(cur, arg, prefix, follows, exits, enum, said)
 
 
 def _closing(close: str, follows: Sequence[Follow]) -> list[Follow]:
@@ -161,7 +169,8 @@ def _up(follows: Sequence[Follow], exits: Sequence[Alt], inner: Sequence[Follow]
 
 
 def _array(cur: DecodeCursor, arg: ArgSpec, prefix: str, follows: Sequence[Follow],
-           exits: Sequence[Alt], enum: Sequence[Any] | None, opened: bool) -> tuple[Any, int]:
+           exits: Sequence[Alt], enum: Sequence[Any] | None, opened: bool,
+           said: RequestValues) -> tuple[Any, int]:
     items = arg.items
     assert items is not None
     tok = cur.vocab.tokenize
@@ -172,7 +181,11 @@ def _array(cur: DecodeCursor, arg: ArgSpec, prefix: str, follows: Sequence[Follo
     unique = arg.unique and pool is not None
 
     def after(n: int, left: Sequence[Any] | None) -> list[Follow]:
-        more = [Follow(",", kind="more")] if n < cap and (left is None or left) else []
+        # another element while the cap, a closed set's unused members and the request's
+        # numbers (for numbers) leave one
+        # (element n takes one of the request's numbers: one more must be left)
+        more = ([Follow(",", kind="more")] if n < arg.min_items or (
+            n < cap and (left is None or left) and said.offers(items, need=2)) else [])
         return more + (_closing("]", follows) if n >= arg.min_items else [])
 
     empty = ([Alt("empty", tok(start + "]" + f.text) + f.tail, j) for j, f in enumerate(follows)]
@@ -182,7 +195,8 @@ def _array(cur: DecodeCursor, arg: ArgSpec, prefix: str, follows: Sequence[Follo
         return ([], empty[k].index) if k < len(empty) else (None, len(follows) + k - len(empty))
     out: list[Any] = []
     inner = after(1, pool if unique else None)
-    value, k = decode_value(cur, items, start, inner, [*empty, *exits], pool if unique else enum)
+    value, k = decode_value(cur, items, start, inner, [*empty, *exits], pool if unique else enum,
+                            said=said)
     if k >= len(inner):  # an exit, at the first element's start
         e = k - len(inner)
         return ([], empty[e].index) if e < len(empty) else (None, _up(follows, exits, inner, k,
@@ -194,11 +208,11 @@ def _array(cur: DecodeCursor, arg: ArgSpec, prefix: str, follows: Sequence[Follo
             return out, f.index
         left = [v for v in pool if v not in out] if unique and pool is not None else None
         inner = after(len(out) + 1, left)
-        value, k = decode_value(cur, items, " ", inner, (), left if unique else enum)
+        value, k = decode_value(cur, items, " ", inner, (), left if unique else enum, said=said)
 
 
 def _object(cur: DecodeCursor, arg: ArgSpec, prefix: str, follows: Sequence[Follow],
-            exits: Sequence[Alt], opened: bool) -> tuple[Any, int]:
+            exits: Sequence[Alt], opened: bool, said: RequestValues) -> tuple[Any, int]:
     fields = arg.fields
     tok = cur.vocab.tokenize
     close = _closing("}", follows)
@@ -224,21 +238,21 @@ def _object(cur: DecodeCursor, arg: ArgSpec, prefix: str, follows: Sequence[Foll
     while f.kind == "field":
         j = f.index
         inner = after(j)
-        value, n = decode_value(cur, fields[j], "=", inner)
+        value, n = decode_value(cur, fields[j], "=", inner, said=said)
         values[fields[j].name] = value
         f = inner[n]
     return values, f.index
 
 
 def _map(cur: DecodeCursor, arg: ArgSpec, prefix: str, follows: Sequence[Follow],
-         exits: Sequence[Alt], opened: bool) -> tuple[Any, int]:
+         exits: Sequence[Alt], opened: bool, said: RequestValues) -> tuple[Any, int]:
     assert arg.items is not None
     tok = cur.vocab.tokenize
     start = "" if opened else prefix + "{"
     key_arg = ArgSpec(arg.name, ArgKind.STRING, True, min_length=1, max_length=40)
     empty = [Alt("empty", tok(start + "}" + f.text) + f.tail, j) for j, f in enumerate(follows)]
     to_value = [Follow("", kind="value")]
-    key_m = matcher_for(key_arg, cur.vocab, prefix=start)
+    key_m = said.narrow(matcher_for(key_arg, cur.vocab, prefix=start), key_arg)
     text, k = decode_scalar(cur, key_m, to_value, arg.name, [*empty, *exits])
     if k >= 1:
         e = k - 1
@@ -246,17 +260,19 @@ def _map(cur: DecodeCursor, arg: ArgSpec, prefix: str, follows: Sequence[Follow]
     out: dict[str, Any] = {}
     while True:
         key = key_m.value(text)
+        said.take(key_m, text)
         inner = ([Follow(",", kind="more")] if len(out) + 1 < arg.item_cap else []) + _closing(
             "}", follows)
-        out[key], n = decode_value(cur, arg.items, "=", inner)
+        out[key], n = decode_value(cur, arg.items, "=", inner, said=said)
         if inner[n].kind != "more":
             return out, inner[n].index
-        key_m = matcher_for(key_arg, cur.vocab, prefix=" ")
+        key_m = said.narrow(matcher_for(key_arg, cur.vocab, prefix=" "), key_arg)
         text, _ = decode_scalar(cur, key_m, to_value, arg.name)
 
 
 def _union(cur: DecodeCursor, arg: ArgSpec, prefix: str, follows: Sequence[Follow],
-           exits: Sequence[Alt], enum: Sequence[Any] | None) -> tuple[Any, int]:
+           exits: Sequence[Alt], enum: Sequence[Any] | None,
+           said: RequestValues) -> tuple[Any, int]:
     """A union with an array or object option: its opening bracket is an exit of the
     scalar options' value (or the only choices, where it has no scalar option)."""
     scalars = [o for o in arg.options if o.scalar]
@@ -276,4 +292,60 @@ def _union(cur: DecodeCursor, arg: ArgSpec, prefix: str, follows: Sequence[Follo
         e = choose(cur, [*opens, *exits])
     if e >= len(opens):
         return None, len(follows) + e - len(opens)
-    return decode_value(cur, branches[e], prefix, follows, (), enum, opened=True)
+    return decode_value(cur, branches[e], prefix, follows, (), enum, opened=True, said=said)
+
+
+def value_pieces(value: Any, arg: ArgSpec, prefix: str = "=") -> tuple[list[str], str]:
+    """A value's text split as this module decodes it: the pieces tokenized apart, and
+    the closing text that goes with what follows (``"]`` + ``, next``), for training
+    data that tokenizes answers as the decoder does (``models.tune.encode``).
+
+    ``items=["oat milk", "bananas"]`` -> ``(['=["oat milk', '",', ' "bananas'], '"]')``;
+    ``{x=0.1, y=0.2}`` -> ``(['={x', '=0.1', ', y', '=0.2'], '}')``; an empty array is
+    all close (``"=[]"``: tokenized with what follows)."""
+    if arg.kind is ArgKind.UNION:
+        arg = option_for(value, arg) or arg
+    if arg.scalar or not isinstance(value, list | dict):
+        text = prefix + render_value(value, arg)
+        quoted = text.endswith('"') and text[len(prefix):].startswith('"')
+        return ([text[:-1]], '"') if quoted else ([text], "")
+    pieces: list[str] = []
+    if isinstance(value, list):
+        assert arg.items is not None
+        if not value:
+            return [], prefix + "[]"
+        close, start = "", prefix + "["
+        for i, v in enumerate(value):
+            inner, end = value_pieces(v, arg.items, start if i == 0 else " ")
+            if i:
+                pieces.append(close + ",")
+            if inner:
+                pieces += inner
+                close = end
+            else:  # (an empty element array: its close opens it)
+                pieces.append(end)
+                close = ""
+        return pieces, close + "]"
+    if arg.kind is ArgKind.MAP:
+        assert arg.items is not None
+        if not value:
+            return [], prefix + "{}"
+        close = ""
+        for i, (k, v) in enumerate(value.items()):
+            key, _ = value_pieces(str(k), ArgSpec(arg.name, ArgKind.STRING, True),
+                                  prefix + "{" if i == 0 else " ")
+            pieces += ([close + ","] if i else []) + key
+            inner, close = value_pieces(v, arg.items)
+            pieces += ['"', *inner]  # (the key's close: a token of its own, then the value)
+        return pieces, close + "}"
+    by_name = {f.name: f for f in arg.fields}
+    given = [f for f in arg.fields if f.name in value]
+    if not given:
+        return [], prefix + "{}"
+    close = ""
+    for i, f in enumerate(given):
+        key = render_key(f.name)
+        pieces.append(prefix + "{" + key if i == 0 else close + ", " + key)
+        inner, close = value_pieces(value[f.name], by_name[f.name])
+        pieces += inner
+    return pieces, close + "}"
