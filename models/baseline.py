@@ -7,6 +7,11 @@ llama.cpp's grammar sampler over the whole vocabulary, as
 prompt, tool list and few-shot examples as the SimpleTool decoder (answers in
 JSON), same chat template, greedy decoding. ``Llama`` reuses the KV cache of
 the longest common prompt prefix between calls, like the SimpleTool decoder.
+
+Same specs as the SimpleTool decoder, too: the grammar comes from the schema as the
+compact format reads it (:func:`models.callschema.json_schema`: arrays, objects, maps,
+unions, bounds; annotations such as ``format`` dropped), and a tool the format cannot
+decode is left out of both, so the comparison stays fair.
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ from typing import Any
 import jsonschema
 
 from control.tools import ToolCall, ToolSpec
+from models.argspec import ArgKind
 from models.artifacts import describe_gguf
-from models.callformat import check_expressible
+from models.callformat import arg_specs
+from models.callschema import object_schema
 from models.decoder import DecodeContext, DecodeError, DecodeResult
 from models.llama_lib import BackendError, ContextOverflowError, _lib, apply_chat_template
 from models.llama_lib import default_threads as _default_threads
 from models.prompts import Example, build_messages, fallback_template, render_answer
 from models.resolve import ResolvedModel
+from models.usable import decodable_tools
 from realtime.errors import ConfigError
 
 __all__ = ["JsonBaselineDecoder", "calls_schema"]
@@ -36,23 +44,27 @@ def calls_schema(tools: Sequence[ToolSpec], enums: Mapping[str, Sequence[Any]],
                  max_calls: int) -> dict[str, Any]:
     """JSON Schema of the answer: a list of up to ``max_calls`` calls of ``tools``.
 
-    A run-time enum with no values drops an optional argument, and a tool whose
-    required argument it is (as the SimpleTool decoder does): llama.cpp's grammar
-    for an empty enum crashes the process.
+    Each tool's arguments are the schema the compact format decodes (its bounds and
+    structure). A run-time enum restricts an argument (an array's elements); one with no
+    values drops an optional argument, and a tool whose required argument it is (as the
+    SimpleTool decoder does): llama.cpp's grammar for an empty enum crashes the process.
     """
     variants = []
     for spec in tools:
-        params = json.loads(json.dumps(dict(spec.parameters)))
-        props = params.setdefault("properties", {})
-        required = params.setdefault("required", [])
+        args = {a.name: a for a in arg_specs(spec)}
+        params = object_schema(list(args.values()))
+        props, required = params["properties"], params["required"]
         if any(arg in required and not list(values) for arg, values in enums.items()):
             continue
         for arg, values in enums.items():
-            if arg in props:
-                if list(values):
-                    props[arg] = {**props[arg], "enum": list(values)}
-                else:
-                    del props[arg]
+            if arg not in props:
+                continue
+            if not list(values):
+                del props[arg]
+            elif args[arg].kind is ArgKind.ARRAY:
+                props[arg] = {**props[arg], "items": {"enum": list(values)}}
+            else:
+                props[arg] = {"enum": list(values)}
         variants.append({
             "type": "object",
             "properties": {"name": {"const": spec.name}, "arguments": params},
@@ -71,7 +83,7 @@ class JsonBaselineDecoder:
 
     def __init__(self, model: ResolvedModel, *, n_threads: int | None = None,
                  n_gpu_layers: int = 0, max_calls: int = 4, n_ctx_tokens: int = 2048,
-                 examples: Sequence[Example] | None = None, max_tokens: int = 192,
+                 examples: Sequence[Example] | None = None, max_tokens: int = 256,
                  verbose: bool = False, schedule: str | None = None) -> None:
         del schedule  # accepted so both decoders take the same options
         _lib()  # its OpenMP wait policy, before llama_cpp loads libgomp
@@ -97,7 +109,10 @@ class JsonBaselineDecoder:
 
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
-            self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+            # in the schema's own order (llama.cpp keeps it): the tool's name before its
+            # arguments, the arguments as listed (sorted keys put "arguments" first)
+            self._grammars[key] = LlamaGrammar.from_json_schema(json.dumps(schema),
+                                                                verbose=False)
         return self._grammars[key]
 
     def decode(self, context: DecodeContext | Sequence[Mapping[str, str]],
@@ -105,7 +120,7 @@ class JsonBaselineDecoder:
         ctx = DecodeContext.coerce(context)
         if not tools:
             raise ConfigError("decode: expected at least one tool, got none")
-        check_expressible(tools)
+        tools = decodable_tools(tools)  # the same tools the SimpleTool decoder offers
         t0 = time.perf_counter()
         max_calls = ctx.max_calls or self.max_calls
         schema = calls_schema(tools, ctx.enums, max_calls)

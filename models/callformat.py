@@ -7,47 +7,65 @@ text. One call per line, Python-call style::
     move_to(x=0.3, y=-0.1, z=0.2)
     grasp(object=red_cube)
     set_timer(minutes=5, label="pasta")
+    add_items(items=["oat milk", "bananas"], store=null)
+    draw(points=[{x=0.1, y=0.2}, {x=-0.3, y=1}], style={color=red, width=2})
+    calculate_average(grades={"math"=90, "art"=75})
+    math.hypot(x=4, y=5)
     none()
 
-Rules (``render`` writes exactly this; ``parse`` also accepts extra spaces and
-any argument order):
+Rules (``render`` writes exactly this; ``parse`` also accepts extra spaces, any
+argument order, quoted enum members and ``:`` for ``=`` inside braces):
 
 - A call is ``name(arg=value, arg=value)``: no space around ``=``, ``", "``
   between arguments, arguments in the order of the schema's ``properties``,
-  optional arguments left out when absent. A tool without arguments is ``name()``.
+  optional arguments left out when absent (an omitted argument means its
+  ``default`` where the spec has one: :func:`~models.callschema.apply_defaults`).
+  A tool without arguments is ``name()``. Tool names may be dotted (``math.hypot``).
 - Several calls go on separate lines (``"\\n"``), in order; the answer ends
   after the last ``)`` (the model then ends its turn).
 - The "no tool" answer is the single line ``none()`` (zero calls).
 - Values:
   - numbers in plain decimal, never an exponent: ``5``, ``-0.1``, ``0.35``;
     integers have no ``.``;
-  - booleans ``true`` / ``false``;
+  - booleans ``true`` / ``false``; ``null`` where the schema allows it;
   - enum members (object ids, rooms) bare when they look like an identifier
     (``red_cube``, ``living_room``), otherwise quoted like a string;
   - strings JSON-quoted with double quotes (``"pasta"``, ``"say \\"hi\\""``);
+  - arrays ``[v, v]`` (``", "`` between elements, ``[]`` when empty);
+  - objects with fixed fields like a call's arguments in braces,
+    ``{key=value, key=value}`` in schema order, optional fields left out; a key
+    that is not an identifier (or an argument name that is not) is JSON-quoted;
+  - maps (objects without fixed fields) ``{"key"=value}``: keys always quoted;
   - references to an earlier call's result, bare: ``$1`` (the whole result of
     the first call of this answer), ``$1.x`` or ``$2.pose.x`` (a field of it).
     In :class:`ToolCall` arguments a reference is the string ``"$1.x"``; calls
     get ids ``"1"``, ``"2"``, ... by line order (LLMCompiler-style).
-- Expressible schemas: an object whose properties are each a string (optionally
-  ``maxLength``), number or integer (optionally ``minimum``/``maximum``),
-  boolean, or an ``enum`` of scalars. Arrays, nested objects, ``null``,
-  ``anyOf``/``oneOf``/``$ref`` and type lists are not expressible:
-  :func:`check_expressible` says which tool and argument.
+- What a schema may say, and what it may not (reported per tool and argument):
+  :mod:`models.callschema`.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from control.tools import ToolCall, ToolSpec, UnknownToolError
-from realtime.errors import RtAgentError
+from models.argspec import (
+    REF,
+    ArgKind,
+    ArgSpec,
+    CallFormatError,
+    UnsupportedSchemaError,
+    format_number,
+    is_any,
+    is_reference,
+    render_fields,
+    render_key,
+    render_value,
+)
+from models.callparse import Scanner, convert_fields
+from models.callschema import apply_defaults, arg_specs, check_expressible, split_expressible
 
 __all__ = [
     "NONE_CALL",
@@ -55,160 +73,28 @@ __all__ = [
     "ArgSpec",
     "CallFormatError",
     "UnsupportedSchemaError",
+    "apply_defaults",
     "arg_specs",
     "check_expressible",
+    "describe",
+    "describe_field",
     "format_number",
     "is_reference",
     "parse",
     "render",
     "render_call",
+    "render_key",
     "render_value",
+    "split_expressible",
 ]
 
 NONE_CALL = "none()"
 """The whole answer when no tool fits."""
 
-RESERVED_WORDS = frozenset({"true", "false", "null", "none"})
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_REF = re.compile(r"\$([1-9][0-9]*)((?:\.[A-Za-z_][A-Za-z0-9_]*)*)\Z")
-_LINE_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?\Z")
-_NUMBER_LOOSE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?\Z")
-
-
-class CallFormatError(RtAgentError, ValueError):
-    """Text is not valid compact-format calls for the given tools."""
-
-
-class UnsupportedSchemaError(CallFormatError):
-    """A tool's parameters use JSON Schema the compact format cannot express."""
-
-
-class ArgKind(StrEnum):
-    ENUM = "enum"
-    NUMBER = "number"
-    INTEGER = "integer"
-    BOOLEAN = "boolean"
-    STRING = "string"
-
-
-@dataclass(frozen=True)
-class ArgSpec:
-    """One argument as the compact format (and the decoder's constraints) see it."""
-
-    name: str
-    kind: ArgKind
-    required: bool
-    enum: tuple[Any, ...] = ()
-    minimum: float | None = None
-    maximum: float | None = None
-    max_length: int | None = None
-    description: str = ""
-
-
-_UNSUPPORTED_KEYS = ("anyOf", "oneOf", "allOf", "$ref", "not", "const", "items", "properties")
-
-
-def _arg_spec(tool: str, name: str, schema: Mapping[str, Any], required: bool) -> ArgSpec:
-    where = f"tool {tool!r}, argument {name!r}"
-    if not _IDENT.match(name) or name in RESERVED_WORDS:
-        raise UnsupportedSchemaError(f"{where}: argument names must be identifiers")
-    for key in _UNSUPPORTED_KEYS:
-        if key in schema:
-            raise UnsupportedSchemaError(
-                f"{where}: '{key}' is not expressible in the compact call format; use a "
-                "string, number, integer, boolean or enum of scalars"
-            )
-    desc = str(schema.get("description", ""))
-    if "enum" in schema:
-        values = tuple(schema["enum"])
-        if not values or any(isinstance(v, list | dict) or v is None for v in values):
-            raise UnsupportedSchemaError(
-                f"{where}: enum must be a non-empty list of strings, numbers or booleans"
-            )
-        return ArgSpec(name, ArgKind.ENUM, required, enum=values, description=desc)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        raise UnsupportedSchemaError(f"{where}: type lists {kind} are not expressible; give one type")
-    if kind in ("number", "integer"):
-        lo, hi = schema.get("minimum"), schema.get("maximum")
-        return ArgSpec(name, ArgKind(kind), required,
-                       minimum=None if lo is None else float(lo),
-                       maximum=None if hi is None else float(hi), description=desc)
-    if kind == "boolean":
-        return ArgSpec(name, ArgKind.BOOLEAN, required, description=desc)
-    if kind == "string":
-        ml = schema.get("maxLength")
-        return ArgSpec(name, ArgKind.STRING, required,
-                       max_length=None if ml is None else int(ml), description=desc)
-    raise UnsupportedSchemaError(
-        f"{where}: type {kind!r} is not expressible in the compact call format "
-        "(supported: string, number, integer, boolean, enum)"
-    )
-
-
-def arg_specs(spec: ToolSpec) -> list[ArgSpec]:
-    """The arguments of ``spec`` in call order; raises :class:`UnsupportedSchemaError`."""
-    if spec.name in RESERVED_WORDS:
-        raise UnsupportedSchemaError(f"tool name {spec.name!r} is reserved by the call format")
-    if not _IDENT.match(spec.name):
-        raise UnsupportedSchemaError(
-            f"tool {spec.name!r}: names must be identifiers (letters, digits, '_') "
-            "in the compact call format"
-        )
-    required = set(spec.required)
-    return [_arg_spec(spec.name, name, schema, name in required)
-            for name, schema in spec.properties.items()]
-
-
-def check_expressible(specs: Sequence[ToolSpec]) -> None:
-    """Raise :class:`UnsupportedSchemaError` naming the first inexpressible part."""
-    for spec in specs:
-        arg_specs(spec)
-
-
-def is_reference(value: Any) -> bool:
-    """True for ``"$1"`` / ``"$1.field"`` strings (references between calls)."""
-    return isinstance(value, str) and _REF.match(value) is not None
-
-
-def format_number(value: float, integer: bool = False) -> str:
-    """Plain decimal, never an exponent; integral values without ``.0``."""
-    if isinstance(value, bool) or not math.isfinite(value):
-        raise CallFormatError(f"expected a finite number, got {value!r}")
-    if integer or float(value).is_integer():
-        return str(int(value))
-    text = repr(float(value))
-    if "e" in text or "E" in text:
-        text = f"{value:.12f}".rstrip("0").rstrip(".")
-    return text
-
-
-def render_value(value: Any, arg: ArgSpec | None = None) -> str:
-    """One argument value in the compact format."""
-    if is_reference(value):
-        return str(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return format_number(value, arg is not None and arg.kind is ArgKind.INTEGER)
-    if isinstance(value, str):
-        bare = (arg is None or arg.kind is ArgKind.ENUM) and _IDENT.match(value)
-        if bare and value not in RESERVED_WORDS:
-            return value
-        text = json.dumps(value, ensure_ascii=False)
-        # One call per line: escape every character str.splitlines() breaks on.
-        return _LINE_BREAKS.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
-    raise CallFormatError(f"value {value!r} is not expressible in the compact call format")
-
-
 def render_call(call: ToolCall, spec: ToolSpec | None = None) -> str:
     """One call as one line; with ``spec``, arguments in schema order."""
-    args = {a.name: a for a in arg_specs(spec)} if spec is not None else {}
-    names = [n for n in args if n in call.arguments] if args else list(call.arguments)
-    names += [n for n in call.arguments if n not in names]
-    parts = [f"{n}={render_value(call.arguments[n], args.get(n))}" for n in names]
-    return f"{call.name}({', '.join(parts)})"
+    args = arg_specs(spec) if spec is not None else []
+    return f"{call.name}({render_fields(call.arguments, args)})"
 
 
 def render(calls: Sequence[ToolCall], specs: Sequence[ToolSpec] = ()) -> str:
@@ -219,106 +105,49 @@ def render(calls: Sequence[ToolCall], specs: Sequence[ToolSpec] = ()) -> str:
     return "\n".join(render_call(c, by_name.get(c.name)) for c in calls)
 
 
-# ---------------------------------------------------------------- parsing
+def describe(arg: ArgSpec) -> str:
+    """The type as the prompt's tool list writes it: ``number 0..1``, ``[text]``,
+    ``{x: number, y?: number}``, ``text|null``, ``any``."""
+    k = arg.kind
+    if k is ArgKind.ENUM:
+        return "|".join(str(v) for v in arg.enum)
+    if k in (ArgKind.NUMBER, ArgKind.INTEGER):
+        text = "integer" if k is ArgKind.INTEGER else "number"
+        if arg.minimum is not None and arg.maximum is not None:
+            text += f" {format_number(arg.minimum)}..{format_number(arg.maximum)}"
+        return text
+    if k is ArgKind.BOOLEAN:
+        return "true|false"
+    if k is ArgKind.STRING:
+        return "text"
+    if k is ArgKind.NULL:
+        return "null"
+    if k is ArgKind.ARRAY:
+        assert arg.items is not None
+        cap = f" up to {arg.max_items}" if arg.max_items is not None else ""
+        return f"[{describe(arg.items)}]{cap}"
+    if k is ArgKind.MAP:
+        assert arg.items is not None
+        return f"{{text: {describe(arg.items)}}}"
+    if k is ArgKind.OBJECT:
+        return "{" + ", ".join(describe_field(f) for f in arg.fields) + "}"
+    return "any" if is_any(arg) else "|".join(describe(o) for o in arg.options)
 
 
-class _Scanner:
-    def __init__(self, line: str, lineno: int) -> None:
-        self.s, self.i, self.lineno = line, 0, lineno
-
-    def fail(self, what: str) -> CallFormatError:
-        return CallFormatError(f"line {self.lineno}, column {self.i + 1}: {what} in {self.s!r}")
-
-    def ws(self) -> None:
-        while self.i < len(self.s) and self.s[self.i] in " \t":
-            self.i += 1
-
-    def peek(self) -> str:
-        return self.s[self.i] if self.i < len(self.s) else ""
-
-    def expect(self, ch: str) -> None:
-        self.ws()
-        if self.peek() != ch:
-            raise self.fail(f"expected {ch!r}")
-        self.i += 1
-
-    def ident(self) -> str:
-        self.ws()
-        m = re.compile(r"[A-Za-z_][A-Za-z0-9_]*").match(self.s, self.i)
-        if not m:
-            raise self.fail("expected a name")
-        self.i = m.end()
-        return m.group(0)
-
-    def value_token(self) -> tuple[str, str]:
-        """("string", decoded) for quoted text, else ("bare", raw token)."""
-        self.ws()
-        if self.peek() == '"':
-            j = self.i + 1
-            while j < len(self.s):
-                if self.s[j] == "\\":
-                    j += 2
-                    continue
-                if self.s[j] == '"':
-                    break
-                j += 1
-            if j >= len(self.s):
-                raise self.fail("unterminated string")
-            raw = self.s[self.i:j + 1]
-            self.i = j + 1
-            try:
-                return "string", json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise self.fail(f"bad string escape ({exc.msg})") from None
-        m = re.compile(r"[^,)\s]+").match(self.s, self.i)
-        if not m:
-            raise self.fail("expected a value")
-        self.i = m.end()
-        return "bare", m.group(0)
-
-
-def _convert(kind_raw: tuple[str, str], arg: ArgSpec, where: str) -> Any:
-    kind, raw = kind_raw
-    if kind == "bare" and _REF.match(raw):
-        return raw
-    if arg.kind is ArgKind.ENUM:
-        if kind == "bare":
-            candidates = [v for v in arg.enum if render_value(v, arg) == raw]
-        else:
-            candidates = [v for v in arg.enum if isinstance(v, str) and v == raw]
-        if not candidates:
-            raise CallFormatError(f"{where}: {raw!r} is not one of {list(arg.enum)}")
-        return candidates[0]
-    if arg.kind is ArgKind.STRING:
-        if kind != "string":
-            raise CallFormatError(f"{where}: expected a quoted string, got {raw}")
-        if arg.max_length is not None and len(raw) > arg.max_length:
-            raise CallFormatError(f"{where}: string longer than maxLength {arg.max_length}")
-        return raw
-    if arg.kind is ArgKind.BOOLEAN:
-        if kind == "bare" and raw in ("true", "false"):
-            return raw == "true"
-        raise CallFormatError(f"{where}: expected true or false, got {raw}")
-    if kind != "bare" or not _NUMBER_LOOSE.match(raw):
-        raise CallFormatError(f"{where}: expected a number, got {raw}")
-    if arg.kind is ArgKind.INTEGER:
-        if not re.fullmatch(r"-?[0-9]+", raw):
-            raise CallFormatError(f"{where}: expected an integer, got {raw}")
-        num: float = int(raw)
-    else:
-        num = float(raw)
-        if num.is_integer() and "." not in raw and "e" not in raw.lower():
-            num = int(raw)
-    if arg.minimum is not None and num < arg.minimum:
-        raise CallFormatError(f"{where}: {raw} is below the minimum {arg.minimum:g}")
-    if arg.maximum is not None and num > arg.maximum:
-        raise CallFormatError(f"{where}: {raw} is above the maximum {arg.maximum:g}")
-    return num
+def describe_field(arg: ArgSpec) -> str:
+    """``name?: type = default`` (``?``: optional; the default where the spec has one)."""
+    text = f"{arg.name}{'' if arg.required else '?'}: {describe(arg)}"
+    if arg.has_default:
+        try:
+            text += f" = {render_value(arg.default, arg)}"
+        except CallFormatError:
+            text += f" = {json.dumps(arg.default)}"
+    return text
 
 
 def _parse_line(line: str, lineno: int, by_name: Mapping[str, ToolSpec]) -> ToolCall | None:
-    sc = _Scanner(line, lineno)
-    name = sc.ident()
+    sc = Scanner(line, lineno)
+    name = sc.name()
     sc.expect("(")
     if name == "none":
         sc.expect(")")
@@ -330,46 +159,32 @@ def _parse_line(line: str, lineno: int, by_name: Mapping[str, ToolSpec]) -> Tool
         raise UnknownToolError(
             f"line {lineno}: unknown tool {name!r}; known tools: {', '.join(sorted(by_name))}"
         )
-    spec = by_name[name]
-    args = {a.name: a for a in arg_specs(spec)}
-    values: dict[str, Any] = {}
-    sc.ws()
-    if sc.peek() == ")":
-        sc.i += 1
-    else:
-        while True:
-            key = sc.ident()
-            if key not in args:
-                raise sc.fail(f"tool {name!r} has no argument {key!r} (has {sorted(args)})")
-            if key in values:
-                raise sc.fail(f"argument {key!r} given twice")
-            sc.expect("=")
-            values[key] = _convert(sc.value_token(), args[key], f"line {lineno}, {name}.{key}")
-            sc.ws()
-            ch = sc.peek()
-            sc.i += 1
-            if ch == ")":
-                break
-            if ch != ",":
-                sc.i -= 1
-                raise sc.fail("expected ',' or ')'")
+    entries = sc.entries(")", "=")
     sc.ws()
     if sc.peek():
         raise sc.fail("unexpected text after the call")
-    missing = [a for a in args.values() if a.required and a.name not in values]
-    if missing:
-        raise CallFormatError(
-            f"line {lineno}: {name} is missing required argument(s) {[a.name for a in missing]}"
-        )
+    values = convert_fields(entries, arg_specs(by_name[name]), f"line {lineno}, {name}",
+                            "argument")
     return ToolCall(name, values)
+
+
+def _references(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if REF.match(value) else []
+    if isinstance(value, Mapping):
+        return [r for v in value.values() for r in _references(v)]
+    if isinstance(value, list):
+        return [r for v in value for r in _references(v)]
+    return []
 
 
 def parse(text: str, specs: Sequence[ToolSpec]) -> list[ToolCall]:
     """Calls in ``text`` (ids ``"1"``, ``"2"``, ...); ``none()`` gives ``[]``.
 
-    Raises :class:`CallFormatError` (with line and column), or
-    :class:`~control.tools.UnknownToolError` for a tool not in ``specs``.
-    References must point to an earlier call of the same answer.
+    Raises :class:`CallFormatError` (with line and column, or the argument's path
+    such as ``line 1, draw.points[2].x``), or :class:`~control.tools.UnknownToolError`
+    for a tool not in ``specs``. References must point to an earlier call of the
+    same answer.
     """
     by_name = {s.name: s for s in specs}
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
@@ -383,11 +198,12 @@ def parse(text: str, specs: Sequence[ToolSpec]) -> list[ToolCall]:
                 raise CallFormatError(f"line {lineno}: none() must be the whole answer")
             return []
         for key, value in call.arguments.items():
-            m = _REF.match(value) if isinstance(value, str) else None
-            if m and int(m.group(1)) > len(calls):
-                raise CallFormatError(
-                    f"line {lineno}, {call.name}.{key}: {value} refers to a call that "
-                    f"does not come before it (calls so far: {len(calls)})"
-                )
+            for ref in _references(value):
+                m = REF.match(ref)
+                if m and int(m.group(1)) > len(calls):
+                    raise CallFormatError(
+                        f"line {lineno}, {call.name}.{key}: {ref} refers to a call that "
+                        f"does not come before it (calls so far: {len(calls)})"
+                    )
         calls.append(ToolCall(call.name, call.arguments, id=str(len(calls) + 1)))
     return calls

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from control.tools import ToolCall, ToolSpec
-from models.callformat import ArgKind, ArgSpec, arg_specs, format_number, render
+from models.callformat import ArgSpec, arg_specs, describe_field, render
 
 __all__ = [
     "EXAMPLES",
@@ -125,18 +125,7 @@ _INSTRUCTIONS: dict[AnswerFormat, str] = {
 
 
 def _describe_arg(arg: ArgSpec) -> str:
-    opt = "" if arg.required else "?"
-    if arg.kind is ArgKind.ENUM:
-        kind = "|".join(str(v) for v in arg.enum)
-    elif arg.kind in (ArgKind.NUMBER, ArgKind.INTEGER):
-        kind = "integer" if arg.kind is ArgKind.INTEGER else "number"
-        if arg.minimum is not None and arg.maximum is not None:
-            kind += f" {format_number(arg.minimum)}..{format_number(arg.maximum)}"
-    elif arg.kind is ArgKind.BOOLEAN:
-        kind = "true|false"
-    else:
-        kind = "text"
-    return f"{arg.name}{opt}: {kind}"
+    return describe_field(arg)  # (arrays, objects, unions, defaults: models.callformat)
 
 
 def _describe_result(schema: Mapping[str, Any] | None) -> str:

@@ -42,3 +42,13 @@ def test_a_failed_decode_is_an_error_row_and_counts_as_wrong() -> None:
     row = decode_case(_Fixed(None), None, CASE, [], (tally,))
     assert row == {"error": "no valid continuation", "exact": False}
     assert (tally.summary()["cases"], tally.summary()["errors"]) == (1, 1)
+
+
+def test_a_judge_scores_cases_without_expected_calls() -> None:
+    tally = Tally()
+    case = Case("bfcl-1", CASE.messages)
+    calls = [ToolCall("get_weather", {"city": "Oslo"})]
+    row = decode_case(_Fixed(calls), None, case, [], (tally,), judge=lambda got: (True, False))
+    assert row["exact"] and tally.summary()["exact"] == 1.0 and tally.summary()["tool"] == 0.0
+    decode_case(_Fixed(calls), None, case, [], (tally,), judge=lambda got: (False, True))
+    assert tally.summary()["exact"] == 0.5 and tally.summary()["tool"] == 0.5

@@ -78,10 +78,12 @@ def test_unknown_tool() -> None:
         parse("fly(to=moon)", ROBOT)
 
 
-def test_inexpressible_schema_names_the_part() -> None:
+def test_inexpressible_schema_names_the_tool_the_argument_and_the_keyword() -> None:
     spec = ToolSpec("draw", parameters={"type": "object", "properties": {
-        "points": {"type": "array", "items": {"type": "number"}}}})
-    with pytest.raises(UnsupportedSchemaError, match="tool 'draw', argument 'points'.*'items'"):
+        "points": {"type": "array", "items": {"type": "object", "properties": {
+            "label": {"type": "string", "pattern": "^[a-z]+$"}}}}}})
+    with pytest.raises(UnsupportedSchemaError,
+                       match=r"tool 'draw', argument 'points\[\]\.label': 'pattern'"):
         check_expressible([spec])
     check_expressible(ROBOT + VOICE)
 

@@ -116,9 +116,11 @@ def test_baseline_emits_valid_json_calls() -> None:
 def test_errors_are_clear(decoders, tmp_path: Path) -> None:
     dec = decoders["sequential"]
     draw = ToolSpec("draw", parameters={"type": "object", "properties": {
-        "points": {"type": "array", "items": {"type": "number"}}}})
-    with pytest.raises(UnsupportedSchemaError, match="argument 'points'"):
+        "points": {"type": "array", "items": {"type": "string", "pattern": "^[0-9]+$"}}}})
+    with pytest.raises(UnsupportedSchemaError, match="argument 'points\\[\\]': 'pattern'"):
         dec.decode(DecodeContext.from_request("draw"), [draw])
+    with_draw = dec.decode(DecodeContext.from_request("go home"), [*ROBOT, draw])
+    _valid(with_draw.calls, ROBOT)  # the tool that can't be decoded is left out, not the rest
     with pytest.raises(ConfigError, match="no tool has"):
         dec.decode(DecodeContext.from_request("x", enums={"colour": ["red"]}), ROBOT)
     with pytest.raises(ContextOverflowError, match="context window"):

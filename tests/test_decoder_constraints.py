@@ -10,7 +10,8 @@ from models.callformat import ArgKind, ArgSpec
 from models.constraints import EnumMatcher, NumberMatcher, StringMatcher
 
 PIECES = ["=", "=-", "-", "0", "1", "2", "3", "5", "9", ".", "10", "=\"", "\"", "Os", "lo",
-          "red", "_", "cube", "blue", "\"x", "a\"b", "\n", ",", "true", "false"]
+          "red", "_", "cube", "blue", "\"x", "a\"b", "\n", ",", "true", "false", "4", "6", "n",
+          "ull", "null"]
 
 
 class FakeVocab:
@@ -102,3 +103,38 @@ def test_a_lead_every_value_starts_with_is_forced_not_decided() -> None:
     # where values differ in their first token (`=` / `=-`), the model decides it
     signed = NumberMatcher(ArgSpec("y", ArgKind.NUMBER, True, minimum=-0.5, maximum=0.5), V)  # type: ignore[arg-type]
     assert lead(signed) == [] and lead(EnumMatcher([1, -1], None, V)) == []  # type: ignore[arg-type]
+
+
+def test_a_prefix_other_than_equals_starts_the_value() -> None:
+    # an array's later element: `, ` is structure, the value starts at its space
+    n = NumberMatcher(ArgSpec("n", ArgKind.INTEGER, True, minimum=0, maximum=100), V,  # type: ignore[arg-type]
+                      prefix="=")
+    assert n.complete("=42")
+    later = NumberMatcher(ArgSpec("n", ArgKind.INTEGER, True), V, prefix=",")  # type: ignore[arg-type]
+    assert later.complete(",12") and later.value(",12") == 12 and not later.complete("=12")
+    e = EnumMatcher(["red_cube", "blue_cube"], None, V, prefix=",")  # type: ignore[arg-type]
+    assert e.complete(",red_cube") and e.value(",blue_cube") == "blue_cube"
+
+
+def test_numbers_held_to_choices_force_the_rest_of_the_only_one_left() -> None:
+    arg = ArgSpec("x", ArgKind.NUMBER, True, minimum=-1.0, maximum=1.0)
+    n = NumberMatcher(arg, V, choices=["0.25", "-0.5", "9"])  # type: ignore[arg-type]
+    assert n.choices == ("0.25", "-0.5")  # 9 is out of range
+    assert n.complete("=0.25") and not n.complete("=0.2") and not n.complete("=0.3")
+    assert n.forced("=0") == ".25" and n.forced("=-") == "0.5"
+    assert _texts(n.allowed("=")) == {"0", "-"}  # no 1, 2, 3, 5, 9 to start with
+    fine = NumberMatcher(ArgSpec("c", ArgKind.NUMBER, True), V, choices=["46.603354"])  # type: ignore[arg-type]
+    assert fine.complete("=46.603354")  # the request's own precision, beyond the default 4
+
+
+def test_unions_of_scalars_decode_either_option() -> None:
+    from models.constraints import UnionMatcher, matcher_for
+
+    arg = ArgSpec("v", ArgKind.UNION, True, options=(
+        ArgSpec("v", ArgKind.INTEGER, True, minimum=0, maximum=100),
+        ArgSpec("v", ArgKind.NULL, True)))
+    m = matcher_for(arg, V)  # type: ignore[arg-type]
+    assert isinstance(m, UnionMatcher)
+    assert m.complete("=10") and m.value("=10") == 10
+    assert m.viable("=n") and m.forced("=n") == "ull"
+    assert m.complete("=null") and m.value("=null") is None

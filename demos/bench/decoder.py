@@ -1,7 +1,8 @@
 """Benchmark the SimpleTool-style decoder against the JSON-grammar baseline, and the
 base model against base + the shipped LoRA adapter.
 
-  rtagent bench decoder [--limit N] [--sets robot,voice,heldout] [--model-name NAME | --model PATH]
+  rtagent bench decoder [--limit N] [--sets robot,voice,heldout,bfcl_simple,...]
+                        [--model-name NAME | --model PATH]
                         [--schedules sequential,parallel] [--lora PATH | --no-lora]
                         [--no-baseline] [--n-threads N] [--json OUT]
 
@@ -18,6 +19,12 @@ the same decoder without it: exact match and right tool on the in-domain eval
 sets (robot, voice; never seen in training) and on ``heldout``, requests the
 tune data generator builds only from held-out phrasings and values (seed 0),
 and p50 latency (target: at most +10%).
+
+``bfcl_simple``, ``bfcl_multiple``, ``bfcl_parallel``, ``bfcl_parallel_multiple``: the
+Berkeley Function Calling Leaderboard's cases (:mod:`models.evalsets.bfcl`; the
+``bfcl-eval`` package's data, Apache-2.0), each with its own tools, scored by BFCL's AST
+match: an external yardstick the project did not write and never trains or tunes on.
+Per set and decoder: exact (AST for BFCL), right tool, p50 and its ratio to the baseline.
 
 llama.cpp's OpenMP threads spin briefly at each barrier before they sleep (this
 process has the cores to itself; see ``models.llama_backend.wait_policy``): run with
@@ -43,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cases per set, spread evenly over it (default 30)")
     parser.add_argument("--sets", default="robot,voice,heldout",
                         help="eval sets, comma-separated: robot, voice, compound (several calls "
-                        "per request), heldout (generated held-out phrasings over both tool sets)")
+                        "per request), heldout (generated held-out phrasings over both tool sets), "
+                        "bfcl_simple, bfcl_multiple, bfcl_parallel, bfcl_parallel_multiple (the BFCL "
+                        "benchmark's)")
     model_options(parser, embedded_names=True, threads=True)  # --lora: the adapter column
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the JSON-grammar baseline (only simpletool, base vs adapter)")
@@ -55,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from models.artifacts import describe_gguf
     from models.decoder import DecodeContext, DecodeError
+    from models.evalsets.bfcl import CATEGORIES, load_bfcl, model_output
+    from models.evalsets.bfcl_check import ast_match
     from models.evalsets.score import EVALSETS, load_cases
     from models.evalsets.tally import Tally, decode_case, heldout_cases, spread
     from models.factory import make_decoder
@@ -65,15 +76,24 @@ def run(args: argparse.Namespace) -> int:
 
     wait_policy("spin")  # one process with the cores to itself (before any model loads)
     tool_files = dict(SPEC_FILES)
+    bfcl_sets = {f"bfcl_{c}": c for c in CATEGORIES}
+    names = [*EVALSETS, "heldout", *bfcl_sets]
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    known = [*EVALSETS, "heldout"]
-    if not sets or any(s not in known for s in sets):
-        raise ConfigError(f"--sets: expected names from {known}, got {args.sets!r}")
+    if not sets or any(s not in names for s in sets):
+        raise ConfigError(f"--sets: expected names from {names}, got {args.sets!r}")
     tools = {s: load_specs(s) for s in tool_files}
-    cases: dict[str, list[tuple[Any, list[Any]]]] = {
-        s: (heldout_cases(args.limit, tool_files) if s == "heldout"
-            else [(c, tools[c.toolset_in(s)]) for c in spread(load_cases(s), args.limit)])
-        for s in sets}
+    cases: dict[str, list[tuple[Any, list[Any]]]] = {}
+    judges: dict[tuple[str, str], Any] = {}  # BFCL's AST match, per case
+    for s in sets:
+        if s in bfcl_sets:
+            loaded = load_bfcl(bfcl_sets[s], args.limit)
+            cases[s] = [(b.case, list(b.tools)) for b in loaded]
+            for b in loaded:
+                judges[s, b.case.id] = _bfcl_judge(b, ast_match, model_output)
+        else:
+            cases[s] = (heldout_cases(args.limit, tool_files) if s == "heldout"
+                        else [(c, tools[c.toolset_in(s)])
+                              for c in spread(load_cases(s), args.limit)])
     plain = resolve_model(args.model or args.model_name, lora=None)
     path = plain.gguf
     choice = lora_choice(args)
@@ -109,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
             for i, (case, case_tools) in enumerate(cases[s]):
                 ctx = DecodeContext(case.messages, enums=case.enums)
                 for name, dec in decoders.items():
-                    row = decode_case(dec, ctx, case, case_tools, (tallies[name], per_set[name, s]))
+                    row = decode_case(dec, ctx, case, case_tools, (tallies[name], per_set[name, s]),
+                                      judges.get((s, case.id)))
                     rows.append({"set": s, "id": case.id, "decoder": name, **row})
                 print(f"\r{s} {i + 1}/{len(cases[s])}", end="", file=sys.stderr, flush=True)
             print(file=sys.stderr)
@@ -119,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {name: t.summary() for name, t in tallies.items()}
     sets_summary = {f"{name}@{s}": t.summary() for (name, s), t in per_set.items()}
     _print(summary)
+    _print_sets(list(decoders), sets, per_set)
     if adapter_name and base_name:
         _print_adapter(base_name, adapter_name, sets, {k: v for k, v in per_set.items()})
     if args.json:
@@ -127,6 +149,30 @@ def run(args: argparse.Namespace) -> int:
                                          "limit": args.limit, "results": summary,
                                          "per_set": sets_summary, "cases": rows}, indent=2))
     return 0
+
+
+def _bfcl_judge(b: Any, ast_match: Any, model_output: Any) -> Any:
+    names = sorted(next(iter(a)) for a in b.answers)
+
+    def judge(calls: list[dict[str, Any]]) -> tuple[bool, bool]:
+        ok = ast_match(b.category, b.functions, model_output(calls), b.answers)[0]
+        return ok, sorted(c["name"] for c in calls) == names
+    return judge
+
+
+def _print_sets(names: list[str], sets: list[str], per_set: dict[tuple[str, str], Tally]) -> None:
+    """Per set, every decoder: exact (BFCL: AST match), right tool, p50 and p50 ratio."""
+    print("\nper set (exact: BFCL's AST match on bfcl_*; ratio: baseline p50 / p50):")
+    print(f"{'set':22} {'decoder':28} {'cases':>5} {'exact':>7} {'tool':>7} {'err':>4} "
+          f"{'p50 ms':>8} {'ratio':>6}")
+    for s in sets:
+        base = per_set[names[0], s].summary() if names[0] == "baseline" else None
+        for name in names:
+            r = per_set[name, s].summary()
+            ratio = (base["p50_ms"] / r["p50_ms"] if base is not None and r["p50_ms"]
+                     else float("nan"))
+            print(f"{s:22} {name:28} {r['cases']:5d} {r['exact']:7.1%} {r['tool']:7.1%} "
+                  f"{r['errors']:4d} {r['p50_ms']:8.1f} {ratio:6.2f}")
 
 
 def _print_adapter(base: str, adapter: str, sets: list[str],

@@ -181,14 +181,15 @@ class Score:
     errors: int = 0
 
     def add(self, expected: Sequence[Mapping[str, Any]], got: Sequence[Mapping[str, Any]] | None,
-            order: Iterable[tuple[int, int]] = ()) -> bool:
+            order: Iterable[tuple[int, int]] = (), verdict: tuple[bool, bool] | None = None) -> bool:
+        """Count one case; ``verdict`` (exact, right tools) is another scorer's (BFCL's)."""
         self.cases += 1
         if got is None:
             self.errors += 1
             return False
-        ok = exact_match(expected, got, order)
+        ok, tools = verdict or (exact_match(expected, got, order), tool_match(expected, got))
         self.exact += ok
-        self.tools += tool_match(expected, got)
+        self.tools += tools
         return ok
 
     @property

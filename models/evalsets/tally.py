@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +58,12 @@ def _three_numeric(expected: Sequence[Mapping[str, Any]] | None) -> bool:
 
 
 def decode_case(decoder: Any, ctx: Any, case: Case, tools: Sequence[ToolSpec],
-                tallies: Sequence[Tally]) -> dict[str, Any]:
+                tallies: Sequence[Tally],
+                judge: Callable[[list[dict[str, Any]]], tuple[bool, bool]] | None = None
+                ) -> dict[str, Any]:
     """Decode one case into ``tallies``; returns its row (calls, latency, passes, exact).
-    A failed decode counts as a wrong answer: its row holds the error."""
+    A failed decode counts as a wrong answer: its row holds the error. ``judge`` scores
+    the calls (exact, right tools) where the case has no expected calls (BFCL's match)."""
     from models.decoder import DecodeError
 
     try:
@@ -70,6 +73,7 @@ def decode_case(decoder: Any, ctx: Any, case: Case, tools: Sequence[ToolSpec],
             t.score.add(case.expected or [], None)
         return {"error": str(exc), "exact": False}
     calls = [c.to_json() for c in res.calls]
+    verdict = judge(calls) if judge is not None else None
     exact = False
     for t in tallies:
         t.lat.append(res.latency_ms)
@@ -78,7 +82,7 @@ def decode_case(decoder: Any, ctx: Any, case: Case, tools: Sequence[ToolSpec],
         t.passes.append(res.forward_passes)
         t.sampled += res.sampled_tokens
         t.json_tokens += res.json_tokens
-        exact = t.score.add(case.expected or [], calls, case.order)  # (the same for every tally)
+        exact = t.score.add(case.expected or [], calls, case.order, verdict)  # (the same for every tally)
     return {"calls": calls, "latency_ms": res.latency_ms, "forward_passes": res.forward_passes,
             "sampled_tokens": res.sampled_tokens, "exact": exact}
 

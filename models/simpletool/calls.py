@@ -1,5 +1,6 @@
 """Decoding one call on a :class:`~models.simpletool.cursor.DecodeCursor`: its name, then
-its arguments (one sequence, or parallel heads), each value under its constraint.
+its arguments (one sequence, or parallel heads), each value under its constraint
+(:mod:`models.simpletool.values`: scalars, arrays, objects).
 
 Structure is never sampled: forced spans (``(``, argument names, ``, ``, the rest of an
 enum member once it is unique, a value's lead ``=`` / ``="``) go to ``cur.pending`` and
@@ -11,17 +12,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import numpy as np
-
 from control.tools import ToolCall, ToolSpec
-from models.callformat import ArgSpec, arg_specs
-from models.constraints import Matcher, VocabIndex, matcher_for
+from models.callformat import ArgKind, ArgSpec, arg_specs, render_key
+from models.constraints import CompositeMatcher, Matcher, VocabIndex, matcher_for
 from models.decoder import DecodeContext, DecodeError
 from models.simpletool.cursor import DecodeCursor
-from models.simpletool.drafts import call_draft, request_names, token_text, value_lookahead
-from models.simpletool.names import Alt, choose, walk
+from models.simpletool.drafts import call_draft, request_names
+from models.simpletool.names import Alt, choose
 from models.simpletool.parallel import decode_required
 from models.simpletool.refs import with_references
+from models.simpletool.said import RequestValues
+from models.simpletool.values import Follow, decode_scalar, decode_value
 
 __all__ = ["callable_args", "decode_call", "ends_here", "named_call"]
 
@@ -111,38 +112,59 @@ def ends_here(cur: DecodeCursor) -> bool:
 
 
 def _follows(cur: DecodeCursor, args: list[ArgSpec], matchers: Sequence[Matcher | None], i: int,
-             close: str, can_more: bool) -> list[Alt]:
-    """What may come after argument ``i``'s value (``i = -1``: right after ``(``)."""
-    alts: list[Alt] = []
-    tok = cur.vocab.tokenize
+             can_more: bool, said: RequestValues) -> list[Follow]:
+    """What may come after argument ``i``'s value (``i = -1``: right after ``(``). An
+    optional number is offered only while the request has a number left for it (as an
+    argument whose run-time enum is empty is not offered)."""
+    out: list[Follow] = []
+    # (argument i's value, a number of the request's, takes one: one more must be left)
+    taking = i >= 0 and args[i].kind in (ArgKind.NUMBER, ArgKind.INTEGER) and said.offers(args[i])
+    need = 2 if taking else 1
     for j in range(i + 1, len(args)):
-        if matchers[j] is not None:
+        if matchers[j] is not None and (args[j].required or said.offers(args[j], need)):
             sep = ", " if i >= 0 else ""
-            alts.append(Alt("arg", tok(close + sep + args[j].name), j))
+            out.append(Follow(sep + render_key(args[j].name), kind="arg", index=j))
         if args[j].required:
-            return alts
+            return out
     # "name()" already written; where another call may follow, whether one does is
     # decided after this one is yielded (see SimpleToolDecoder._run)
-    closing = tok(close + ")") if args else []
-    alts.append(Alt("close", closing) if can_more else Alt("end", closing + [cur.eot]))
-    return alts
+    closing = ")" if args else ""
+    out.append(Follow(closing, kind="close") if can_more
+               else Follow(closing, [cur.eot], kind="end"))
+    return out
+
+
+def _alts(cur: DecodeCursor, follows: Sequence[Follow], close: str = "") -> list[Alt]:
+    tok = cur.vocab.tokenize
+    return [Alt(f.kind, (tok(close + f.text) if close + f.text else []) + f.tail, f.index)
+            for f in follows]
 
 
 def _args_sequential(cur: DecodeCursor, args: list[ArgSpec], matchers: Sequence[Matcher | None],
-                     values: dict[str, Any], start: int, can_more: bool) -> str:
-    alt = _follows(cur, args, matchers, start, "", can_more)
-    return _args_from(cur, args, matchers, values, alt[choose(cur, alt)], can_more)
+                     values: dict[str, Any], start: int, can_more: bool,
+                     said: RequestValues | None = None) -> str:
+    said = said if said is not None else RequestValues.of(cur.request, cur.vocab)
+    follows = _follows(cur, args, matchers, start, can_more, said)
+    alts = _alts(cur, follows)
+    return _args_from(cur, args, matchers, values, follows[choose(cur, alts)], can_more, said)
 
 
 def _args_from(cur: DecodeCursor, args: list[ArgSpec], matchers: Sequence[Matcher | None],
-               values: dict[str, Any], pick: Alt, can_more: bool) -> str:
-    """Decode values on the main sequence from ``pick`` until the call closes."""
+               values: dict[str, Any], pick: Follow, can_more: bool, said: RequestValues) -> str:
+    """Decode values on the main sequence from ``pick`` until the call closes (``said``:
+    what the request still offers this call)."""
     while pick.kind == "arg":
         m = matchers[pick.index]
+        arg = args[pick.index]
         assert m is not None
-        follows = _follows(cur, args, matchers, pick.index, m.close, can_more)
-        text, k = _value(cur, m, follows, args[pick.index].name)
-        values[args[pick.index].name] = m.value(text)
+        follows = _follows(cur, args, matchers, pick.index, can_more, said)
+        if isinstance(m, CompositeMatcher):
+            values[arg.name], k = decode_value(cur, arg, "=", follows, enum=m.enum, said=said)
+        else:
+            m = said.narrow(m, arg)
+            text, k = decode_scalar(cur, m, follows, arg.name)
+            said.take(m, text)
+            values[arg.name] = m.value(text)
         pick = follows[k]
     return pick.kind
 
@@ -151,59 +173,15 @@ def _args_parallel(cur: DecodeCursor, args: list[ArgSpec], matchers: Sequence[Ma
                    values: dict[str, Any], can_more: bool) -> str:
     req = [j for j, a in enumerate(args) if a.required]
     optional_inside = any(not a.required for a in args[:req[-1]]) if req else True
-    if len(req) < 2 or optional_inside:
+    composite = any(isinstance(matchers[j], CompositeMatcher) for j in req)
+    if len(req) < 2 or optional_inside or composite:
         return _args_sequential(cur, args, matchers, values, -1, can_more)
-    decode_required(cur, args, matchers, req, values)
-    rest = _follows(cur, args, matchers, req[-1], "", can_more)
+    said = RequestValues.of(cur.request, cur.vocab)  # (the heads can't take turns: each may take any)
+    decode_required(cur, args, [m if m is None else said.narrow(m, a)
+                                for m, a in zip(matchers, args, strict=True)], req, values)
+    for v in values.values():
+        said.use(v)
+    rest = _follows(cur, args, matchers, req[-1], can_more, said)
     # optional arguments after the required ones continue on the main sequence
-    return _args_from(cur, args, matchers, values, rest[choose(cur, rest)], can_more)
-
-
-def _value(cur: DecodeCursor, m: Matcher, follows: list[Alt], arg: str) -> tuple[str, int]:
-    """Decode one value on the main sequence; returns its text and the follow chosen.
-
-    With ``lookup``, a draft goes ahead of the decisions (:func:`value_lookahead`): the
-    value as the request gives it, and the call's end after a value that is over.
-    Each decision reads the draft's logits while it agrees, so the result equals
-    plain greedy decoding, in fewer forward passes.
-    """
-    vocab = cur.vocab
-    lead = m.lead()  # structure, not a decision: ``=`` of ``=true``, ``="`` of a string
-    cur.pending += lead
-    text = token_text(vocab, lead)
-    texts = vocab.texts
-    firsts = np.array(sorted({f.tokens[0] for f in follows}), np.int64)
-    for _ in range(m.max_tokens + 1):
-        ids = m.allowed(text)
-        done = m.complete(text)
-        both = np.concatenate([ids, firsts]) if done else ids
-        if len(both) == 0:
-            raise DecodeError(f"no valid continuation for value {text!r}; "
-                              "nothing was returned for this call")
-        if len(both) == 1:  # one token can come next (the only object seen): no decision
-            best = int(both[0])
-        else:
-            cur.use_ahead()
-            if cur.lookup and not cur.ahead:
-                cur.lookahead(value_lookahead(m, text, arg, cur.request, vocab,
-                                                     follows[-1].tokens))
-            logits = cur.flush()
-            best = int(both[int(np.argmax(logits[both]))])
-            cur.stats.sampled += 1
-        if done and best in firsts:
-            group = [k for k, f in enumerate(follows) if f.tokens[0] == best]
-            if len(group) == 1:
-                cur.pending += follows[group[0]].tokens
-                return text, group[0]
-            return text, group[walk(cur, [follows[k].tokens for k in group])]
-        text += texts[best] or ""
-        cur.pending.append(best)
-        # While the draft agrees and goes on, its own tokens follow (a forced rest,
-        # tokenized alone, may split differently and throw the draft away).
-        if not (len(cur.ahead) > 1 and cur.ahead[0][0] == best):
-            rest = m.forced(text)
-            if rest:
-                cur.pending += vocab.tokenize(rest)
-                text += rest
-    raise DecodeError(f"no valid continuation for value {text!r} within "
-                      f"{m.max_tokens} tokens; nothing was returned for this call")
+    return _args_from(cur, args, matchers, values, rest[choose(cur, _alts(cur, rest))], can_more,
+                      said)

@@ -14,7 +14,7 @@ from typing import Literal
 
 from control.tools import ToolCall, ToolSpec
 from models.artifacts import describe_gguf
-from models.callformat import check_expressible, render
+from models.callformat import render
 from models.constraints import VocabIndex
 from models.decoder import DecodeContext, DecodeError, DecodeResult
 from models.llama_backend import BackendOptions, BatchItem, LlamaContext, LlamaModel
@@ -23,6 +23,7 @@ from models.resolve import ResolvedModel
 from models.simpletool.calls import decode_call, ends_here, named_call
 from models.simpletool.cursor import DecodeCursor, DecodeStats
 from models.simpletool.names import MAX_FORKS
+from models.usable import decodable_tools
 from realtime.errors import ConfigError
 
 __all__ = ["Schedule", "SimpleToolDecoder"]
@@ -154,8 +155,8 @@ class SimpleToolDecoder:
              t0: float) -> Iterator[ToolCall]:
         if not tools:
             raise ConfigError("decode: expected at least one tool, got none")
-        check_expressible(tools)
         self._check_enums(context, tools)
+        tools = decodable_tools(tools)  # a tool the format can't decode is left out, logged
         msgs = build_messages(tools, context.messages, "compact", self.examples)
         text = self.model.apply_chat_template(self.template, msgs, True)
         prompt = self.model.tokenize(text, add_special=self.model.add_bos, parse_special=True)

@@ -1,0 +1,98 @@
+"""What the request offers the call being decoded: its numbers and its spans of words.
+
+A call's values nearly always come from the request as written (every number and text
+value of the project's eval sets does): a number argument (or element) takes one of the
+request's numbers where it has any that fit ("5 Ampere", "three", "8%" as 8 or 0.08;
+none that fits: the number is free), a string one of its spans
+(:mod:`models.copyspans`); each written occurrence gives one value per call, and an
+optional number is offered only while one is left for it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from models.callformat import ArgKind, ArgSpec, format_number
+from models.constraints import Matcher, NumberMatcher, StringMatcher, UnionMatcher, VocabIndex
+from models.copyspans import CopySpans
+
+__all__ = ["RequestValues", "request_numbers"]
+
+_DIGITS = re.compile(r"(-?)(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(\s*(?:%|percent\b))?")
+_WORDS = {w: n for n, w in enumerate([
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+    "nineteen", "twenty"])}
+_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+               "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000, "dozen": 12})
+_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.IGNORECASE)
+
+
+def request_numbers(request: str) -> list[str]:
+    """The numbers a request writes, as the format writes them, in order: digits
+    (``1,500`` as 1500; a ``-`` only where it is a sign, not in ``2022-2023``), a percent
+    also as its fraction (``8%``: 8 and 0.08), and number words (``three``)."""
+    out: list[tuple[int, str]] = []
+    for m in _DIGITS.finditer(request):
+        sign = m.group(1) if m.start() == 0 or not request[m.start() - 1].isalnum() else ""
+        value = float(sign + m.group(2).replace(",", "") + (m.group(3) or ""))
+        out.append((m.start(), format_number(value)))
+        if m.group(4):
+            out.append((m.start(), format_number(round(value / 100, 12))))
+    out += [(m.start(), str(_WORDS[m.group(1).lower()])) for m in _WORD.finditer(request)]
+    return [text for _, text in sorted(out, key=lambda p: p[0])]
+
+
+@dataclass
+class RequestValues:
+    """What the call being decoded may still take from the request: its numbers not yet
+    used, and its spans for strings (:class:`~models.copyspans.CopySpans`)."""
+
+    numbers: list[str]
+    spans: CopySpans | None = None
+
+    @classmethod
+    def of(cls, request: str, vocab: VocabIndex) -> RequestValues:
+        return cls(request_numbers(request), CopySpans(request, vocab) if request else None)
+
+    def narrow(self, m: Matcher, arg: ArgSpec) -> Matcher:
+        """``m`` held to the request: a number to its numbers that fit (if any), a string
+        to its spans."""
+        if type(m) is UnionMatcher:
+            return UnionMatcher([self.narrow(o, getattr(o, "arg", arg)) for o in m.members],
+                                m.vocab)
+        if type(m) is StringMatcher and self.spans is not None:
+            return StringMatcher(arg, m.vocab, prefix=m.prefix, copy=self.spans)
+        if type(m) is not NumberMatcher or not self.numbers:
+            return m
+        narrowed = NumberMatcher(arg, m.vocab, prefix=m.prefix, choices=self.numbers)
+        return narrowed if narrowed.choices else m
+
+    def take(self, m: Matcher, text: str) -> None:
+        """Use up the value ``text`` (decoded under ``m``) for the rest of the call."""
+        if isinstance(m, UnionMatcher):
+            m = next(o for o in m.members if o.complete(text))
+        if isinstance(m, NumberMatcher) and m.choices:
+            self.use(m.value(text))
+        elif isinstance(m, StringMatcher) and m.copy is not None:
+            m.copy.take(m.body(text))
+
+    def offers(self, arg: ArgSpec, need: int = 1) -> bool:
+        """Whether the request still has a value for ``arg``: for a number, ``need``
+        numbers left that fit it (one more where the value being decoded takes one);
+        anything else, always."""
+        if arg.kind not in (ArgKind.NUMBER, ArgKind.INTEGER):
+            return True
+        return sum(1 for n in self.numbers if arg.accepts_number(v := float(n)) and (
+            arg.kind is ArgKind.NUMBER or v.is_integer())) >= need
+
+    def use(self, value: Any) -> None:
+        """Use up one occurrence of ``value`` if it is one of the request's numbers."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            text = format_number(value)
+            if text in self.numbers:
+                self.numbers.remove(text)
+        elif isinstance(value, str) and self.spans is not None:
+            self.spans.take(value)
