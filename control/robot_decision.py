@@ -11,7 +11,7 @@ pre-runs read-only tools and dry-runs motions; it never moves the arm.
 
 The sockets come in as :class:`DecisionPorts` and the time from an injected
 :class:`~realtime.clock.Clock`, so the decision runs on fakes in tests
-(tests/test_robot_decision.py); :mod:`control.robot_node` wires it into its
+(tests/control/test_robot_decision.py); :mod:`control.robot_node` wires it into its
 process. With tracing on it records the loop's ticks, instructions, world-state
 hops, skill phase changes, the agent's turns and decodes, every tool call
 (served from speculation, joined or direct) and speculative run.

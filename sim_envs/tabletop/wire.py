@@ -3,7 +3,7 @@
 The scene, perception and actuation classes know nothing of the bus; the robot
 demo's processes (:mod:`sim_envs.tabletop.nodes`, :mod:`control.robot_decision`)
 convert at their edges with these functions. Each pair round-trips without loss
-of anything the other side uses (tests/test_robot_wire.py).
+of anything the other side uses (tests/sim_envs/tabletop/test_wire.py).
 
 - sim -> perception, actuation: :func:`joints_to_msg`
 - sim -> camera: :func:`poses_to_msg` / :func:`poses_from_msg` (every body's pose, to draw)

@@ -1,0 +1,77 @@
+"""Values taken from the request, without a model: the numbers a request writes, the spans
+a string may copy, each used once per call (the decoder's use of them on the real model
+is in tests/models/test_decoder_schema.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.argspec import ArgKind, ArgSpec
+from models.constraints import StringMatcher
+from models.copyspans import CopySpans
+from models.simpletool.said import request_numbers
+
+PIECES = ["=", '="', '"', "San", " Francisco", " Fr", "ancisco", " and", " Sydney", "Syd",
+          "ney", "s", "an", "pet", " friendly", "Pet", "P", "e", "t", "x", " "]
+
+
+class FakeVocab:
+    def __init__(self) -> None:
+        self.texts = list(PIECES)
+        self.plain_mask = np.array(['"' not in t for t in PIECES])
+        self.plain_len = np.array([len(t) for t in PIECES])
+        self.assign_ids = np.array([0, 1], dtype=np.int64)
+        self.open_ids = np.array([2], dtype=np.int64)
+
+    def lower_index(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for i, t in enumerate(PIECES):
+            if self.plain_mask[i]:
+                out.setdefault(t.lower(), []).append(i)
+        return out
+
+    def tokenize(self, text: str) -> list[int]:
+        out, i = [], 0
+        while i < len(text):
+            j = max((k for k, p in enumerate(PIECES) if text.startswith(p, i)),
+                    key=lambda k: len(PIECES[k]))
+            out.append(j)
+            i += len(PIECES[j])
+        return out
+
+
+V = FakeVocab()
+
+
+@pytest.mark.parametrize(("request_", "numbers"), [
+    ("move to x 0.3, y -0.25, z 0.30", ["0.3", "-0.25", "0.3"]),
+    ("standings for the 2022-2023 season", ["2022", "2023"]),  # a dash there is no sign
+    ("cash flows [-50000, 10000] at 8% over 1,500 miles", ["-50000", "10000", "8", "0.08",
+                                                          "1500"]),
+    ("three bottles and a dozen eggs", ["3", "12"]),
+    ("no numbers at all", []),
+])
+def test_the_numbers_a_request_writes(request_: str, numbers: list[str]) -> None:
+    assert request_numbers(request_) == numbers
+
+
+def test_a_string_copies_a_span_of_the_request_from_word_start_to_word_end() -> None:
+    spans = CopySpans("time between San Francisco and Sydney", V)  # type: ignore[arg-type]
+    assert spans.viable("") and spans.viable("San Fr") and spans.viable("syd")
+    assert not spans.viable("an Francisco")  # not at a word start
+    assert spans.complete("San Francisco") and spans.complete("sydney")  # any case
+    assert not spans.complete("San Fr")  # not at a word end
+    assert spans.forced("San Fr") == "ancisco" and spans.forced("San") is None
+    allowed = {PIECES[i] for i in spans.allowed("San", room=40)}
+    assert " Francisco" in allowed and " Fr" in allowed and " and" not in allowed
+    spans.take("San Francisco")  # one value per span and call
+    assert not spans.viable("San") and spans.complete("Sydney")
+
+
+def test_a_string_matcher_held_to_spans_allows_nothing_else() -> None:
+    spans = CopySpans("a pet friendly hotel", V)  # type: ignore[arg-type]
+    m = StringMatcher(ArgSpec("kind", ArgKind.STRING, True), V, copy=spans)  # type: ignore[arg-type]
+    assert {PIECES[i] for i in m.allowed('="')} >= {"pet", "Pet", "P"}
+    assert m.complete('="Pet') and not m.complete('="Pe') and not m.complete('="x')
+    assert m.forced('="Pe') == "t" and m.value('="pet friendly') == "pet friendly"
