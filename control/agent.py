@@ -45,9 +45,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from control.dag_executor import CallStatus, DagExecutor, DagRun, Invoke, loop_factory
+from control.dag_executor import DagExecutor, DagRun, Invoke, loop_factory
 from control.dag_run import DagOptions
-from control.tools import ToolCall, ToolRegistry, ToolSpec, canonical_json
+from control.tools import ToolCall, ToolRegistry, ToolSpec
+from control.turn_report import (
+    decode_costs,
+    forward_passes,
+    only_unknown_values,
+    result_json,
+    short,
+    timed_list,
+)
 from realtime.errors import ConfigError, RtAgentError
 from realtime.trace import Tracer
 
@@ -282,17 +290,17 @@ class Agent:
                       else self._replay(turn, ahead, calls))
             run: DagRun = await dag.run(stream)
             turn.calls = calls
-            turn.results = [_result_json(run, c) for c in calls]
+            turn.results = [result_json(run, c) for c in calls]
             turn.replans = attempt
             if run.ok:
                 turn.ok, turn.error, turn.no_call = True, None, not calls
                 return
             turn.ok, turn.error = False, run.failure_report() or "a call failed"
-            turn.unknown_value = _only_unknown_values(run)
+            turn.unknown_value = only_unknown_values(run)
             if turn.unknown_value:  # a replan would guess another value: tell the user
                 return
             history = [{"role": "user", "content": turn.text},
-                       {"role": "assistant", "content": "\n".join(_short(c) for c in calls)},
+                       {"role": "assistant", "content": "\n".join(short(c) for c in calls)},
                        {"role": "user", "content": f"That failed: {turn.error}. Try again."}]
 
     def _stream(self, turn: Turn, context: Any, tools: list[ToolSpec],
@@ -302,7 +310,7 @@ class Agent:
         it: Iterator[ToolCall] = iter(self.decoder.decode_stream(context, tools))
         start = self._now()
         tracer = self.tracer
-        passes0 = _forward_passes(self.decoder) if tracer.enabled else None
+        passes0 = forward_passes(self.decoder) if tracer.enabled else None
         limit_s = self.options.decode_timeout_s
         deadline = None if limit_s is None else time.monotonic() + limit_s
 
@@ -331,7 +339,7 @@ class Agent:
                 turn.decode_ms.append((end - start) / 1e6)
                 if tracer.enabled:
                     tracer.complete("decode", "decoder", start, end, "decode", calls=len(sink),
-                                    **_decode_costs(self.decoder, passes0),
+                                    **decode_costs(self.decoder, passes0),
                                     **({"timed_out": True} if timed_out else {}))
                 close = getattr(it, "close", None)
                 if timed_out:  # the decoder thread is still in that decode: queue the close
@@ -367,7 +375,7 @@ class Agent:
         except Exception:  # no prediction: the turn decodes when it starts, as usual
             return
         it = iter(self.decoder.decode_stream(context, tools))
-        fut = asyncio.get_running_loop().run_in_executor(self._decode_thread, _timed_list, it)
+        fut = asyncio.get_running_loop().run_in_executor(self._decode_thread, timed_list, it)
         self._ahead[nxt.id] = (predicted, fut)
 
     async def _decoded_ahead(
@@ -416,55 +424,3 @@ class Agent:
                 turn.speculative_hits += 1
             return result
         return invoke
-
-
-def _timed_list(it: Iterator[ToolCall]) -> tuple[list[ToolCall], float]:
-    t0 = time.perf_counter()
-    calls = list(it)
-    return calls, (time.perf_counter() - t0) * 1e3
-
-
-def _forward_passes(decoder: Any) -> int | None:
-    n = getattr(getattr(decoder, "ctx", None), "forward_passes", None)
-    return n if isinstance(n, int) else None
-
-
-def _decode_costs(decoder: Any, passes0: int | None) -> dict[str, int]:
-    """What the last decode cost, for its trace span: prompt tokens (and how many
-    were evaluated, not served from the prefix cache), sampled tokens, forward
-    passes — whichever the decoder exposes."""
-    out: dict[str, int] = {}
-    stats = getattr(decoder, "stats", None)
-    for key, attr in (("prompt_tokens", "prompt_tokens"),
-                      ("prompt_evaluated", "prompt_evaluated"), ("sampled_tokens", "sampled")):
-        v = getattr(stats, attr, None)
-        if isinstance(v, int):
-            out[key] = v
-    passes = _forward_passes(decoder)
-    if passes is not None and passes0 is not None:
-        out["forward_passes"] = passes - passes0
-    return out
-
-
-def _only_unknown_values(run: DagRun) -> bool:
-    """Whether the run failed only because tools did not know values the calls gave
-    (calls cancelled because of such a failure follow from it)."""
-    failed = [r for i, r in run.results.items()
-              if not r.ok and run.timeline[i].status is not CallStatus.CANCELLED]
-    return (run.plan_error is None and bool(failed)
-            and all(getattr(r, "unknown_value", False) for r in failed))
-
-
-def _short(call: ToolCall) -> str:
-    args = ", ".join(f"{k}={canonical_json(v)}" for k, v in call.arguments.items())
-    return f"{call.name}({args})"
-
-
-def _result_json(run: DagRun, call: ToolCall) -> dict[str, Any]:
-    r = run.results.get(call.id)
-    if r is None:
-        entry = run.timeline.get(call.id)
-        return {"name": call.name, "ok": False,
-                "error": entry.error if entry else "not run", "speculative": False}
-    return {"name": call.name, "ok": r.ok, "value": r.value, "error": r.error,
-            "speculative": r.speculative, "ms": round(r.duration_ms, 2)}

@@ -15,7 +15,7 @@ between ticks; RT hardening (SCHED_FIFO, ...) is applied to the loop's thread.
 loop's own cost), robot (the robot demo's decision tick: world state from a real
 bus subscriber, skill step, command publish, the agent decoding instructions with
 llama.cpp in its own process) or voice (the voice demo's: transcripts from the bus,
-turns, replies); see demos/jitter_ticks.py.
+turns, replies); see control/decision_ticks.py.
 
 --load decoder runs the real llama.cpp model decoding continuously in another
 process (2 threads), besides any decoder the tick runs; --load cpu runs one busy
@@ -39,7 +39,7 @@ import argparse
 from dataclasses import replace
 from typing import Any
 
-from demos.jitter_ticks import TICKS, tick_factory
+from control.decision_ticks import TICKS, tick_factory
 from realtime.hardening import LOOP_SWITCH_INTERVAL_S
 from realtime.jitter import render_table, save_json, save_plot
 from realtime.jitter_load import LOADS, Load

@@ -37,13 +37,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from audio.checks import CheckedAudio, Segment, layout
-from audio.nodes import PerceptionConfig
-from control.voice_node import VoiceDecisionConfig
+from control.voice_config import VoiceDemoConfig
+from control.voice_latency import breakdown
 from realtime import messages as m
 from realtime.bus import BusOptions, Subscriber
 from realtime.bus_rpc import RequestClient
@@ -51,77 +51,9 @@ from realtime.errors import RtAgentError
 from realtime.node_trace import supervisor_events
 from realtime.supervisor import ProcessSpec, Supervisor, SupervisorReport, python_module
 from realtime.trace import Tracer
-from sim_envs.home.nodes import ActuationConfig
-from sim_envs.home.tools import STT_PROMPT
 
 NODE_MODULES = {"perception": "audio.nodes", "actuation": "sim_envs.home.nodes",
                 "decision": "control.voice_node"}  # each runs as `python -m MODULE NAME CONFIG_JSON`
-Part = TypeVar("Part", PerceptionConfig, VoiceDecisionConfig, ActuationConfig)
-READ_ONLY = ("get_weather", "get_time", "web_search", "get_light_state", "list_timers",
-             "get_shopping_list", "get_calendar")
-
-
-@dataclass(frozen=True)
-class VoiceDemoConfig:
-    """Every option of the voice demo. Each process gets its part (:meth:`parts`): the
-    fields mean the same there and have the same defaults
-    (:class:`~audio.nodes.PerceptionConfig`, :class:`~sim_envs.home.nodes.ActuationConfig`,
-    :class:`~control.voice_node.VoiceDecisionConfig`), but for two: Whisper's
-    prompt here starts as the home's vocabulary (:data:`sim_envs.home.tools.STT_PROMPT`)
-    and follows the live vocabulary the processes announce (``live_vocabulary``).
-
-    decoder_threads / stt_threads: one core each by default; on a 2-core machine two
-    OpenMP pools of 2 threads stall each other at every barrier (decodes 2-9x slower).
-    """
-
-    stream_wav: str | None = PerceptionConfig.stream_wav
-    device: str | None = PerceptionConfig.device
-    max_duration_s: float | None = PerceptionConfig.max_duration_s
-    pace: bool = PerceptionConfig.pace
-    out_device: str | None = ActuationConfig.out_device
-    out_wav: str | None = ActuationConfig.out_wav
-    hz: float = VoiceDecisionConfig.hz
-    speculation: bool = VoiceDecisionConfig.speculation
-    decoder: str = VoiceDecisionConfig.decoder
-    model: str | None = VoiceDecisionConfig.model
-    lora: str | None = VoiceDecisionConfig.lora
-    decoder_threads: int | None = VoiceDecisionConfig.decoder_threads
-    final_decoder_threads: int = VoiceDecisionConfig.final_decoder_threads
-    home_db: str | None = ActuationConfig.home_db
-    silence_ms: float = PerceptionConfig.silence_ms
-    early_silence_ms: float = PerceptionConfig.early_silence_ms
-    partial_interval_ms: float = PerceptionConfig.partial_interval_ms
-    stt_threads: int = PerceptionConfig.stt_threads
-    stt_prompt: str | None = STT_PROMPT
-    live_vocabulary: bool = True
-    echo_cancel: bool = True
-    service_min_ms: float = VoiceDecisionConfig.service_min_ms
-    service_max_ms: float = VoiceDecisionConfig.service_max_ms
-    weather: str = VoiceDecisionConfig.weather
-    weather_url: str = VoiceDecisionConfig.weather_url
-    voice: str = ActuationConfig.voice
-    words_per_min: int = ActuationConfig.words_per_min
-    trace_label: str = ""  # with tracing on: process names become "LABEL/perception", ...
-
-    def __post_init__(self) -> None:
-        self.parts()  # each part checks its own fields ("expected X, got Y")
-
-    def parts(self) -> dict[str, PerceptionConfig | VoiceDecisionConfig | ActuationConfig]:
-        """Each process's config, by process name (the keys of :data:`NODE_MODULES`)."""
-        return {"perception": self._fill(PerceptionConfig), "actuation": self._fill(ActuationConfig),
-                "decision": self._fill(VoiceDecisionConfig)}
-
-    def _fill(self, cls: type[Part]) -> Part:
-        return cls(**{f.name: getattr(self, f.name) for f in dataclasses.fields(cls)})
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> VoiceDemoConfig:
-        return cls(**json.loads(text))
-
-
 @dataclass
 class VoiceResult:
     turns: list[dict[str, Any]] = field(default_factory=list)
@@ -134,36 +66,6 @@ class VoiceResult:
     errors: list[str] = field(default_factory=list)
     supervisor: SupervisorReport | None = None
     error: str | None = None
-
-
-def _ms(t_ns: int | None, ref_ns: int | None) -> float | None:
-    if not t_ns or not ref_ns:
-        return None
-    return round((t_ns - ref_ns) / 1e6, 1)
-
-
-def breakdown(turn: dict[str, Any]) -> dict[str, Any]:
-    """Per-turn latencies in ms from the end of speech (the last speech sample)."""
-    eos = turn.get("end_of_speech_ns")
-    out = {"endpoint_ms": _ms(turn.get("endpoint_ns"), eos),
-           "final_ms": _ms(turn.get("final_ns"), eos),
-           "first_call_ms": _ms(turn.get("first_call_ns"), eos),
-           "first_action_ms": _ms(turn.get("first_result_ns"), eos),
-           "results_ms": _ms(turn.get("done_ns"), eos),
-           "first_audio_ms": _ms(turn.get("first_audio_ns"), eos)}
-    ep = out["endpoint_ms"]
-    for name in ("first_action", "first_audio"):  # from the VAD's end-of-utterance decision
-        v = out[f"{name}_ms"]
-        out[f"endpoint_to_{name}_ms"] = None if v is None or ep is None else round(v - ep, 1)
-    results = (turn.get("turn") or {}).get("results", [])
-    lookups = [r for r in results if r.get("name") in READ_ONLY and r.get("ok")]
-    out["lookups"] = len(lookups)
-    out["lookups_done_at_eos"] = sum(bool(r.get("speculative")) and 0 < r.get("ended_ns", 0) <= (eos or 0)
-                                     for r in lookups)
-    ep = turn.get("endpoint_ns") or 0
-    out["lookups_done_at_endpoint"] = sum(bool(r.get("speculative")) and 0 < r.get("ended_ns", 0) <= ep
-                                          for r in lookups)
-    return out
 
 
 class VoiceSession:

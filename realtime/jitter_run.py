@@ -86,7 +86,7 @@ class MeasureSpec:
     hz: float
     spin_us: float
     hardening: HardeningOptions = field(default_factory=HardeningOptions)
-    tick: str = "demos.jitter_ticks:poll_tick"
+    tick: str = "control.decision_ticks:poll_tick"
     tick_args: Mapping[str, Any] = field(default_factory=dict)
     gc_between_ticks: bool = True
     gil_thread: bool = False

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from demos import spec
+from speculation.report_view import plot, print_table
 
 FAMILY_TARGETS = {"fraction_of_bound": 0.8, "top1": 0.5, "overhead_core_s_per_s_saved": 0.02}
 
@@ -53,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
         report = spec.replay_report(load_specs(name), train, test, args, name)
         (args.out_dir / f"{name}.json").write_text(json.dumps(report, indent=1),
                                                    encoding="utf-8")
-        spec.print_table(report)
+        print_table(report)
         reports.append(report)
     if reports:
-        spec.plot(reports, args.out_dir / "spec.png")
+        plot(reports, args.out_dir / "spec.png")
     if args.families:
         run_families(args)
     print(f"reports in {args.out_dir}/")
@@ -89,7 +90,7 @@ def run_families(args: argparse.Namespace) -> dict[str, Any]:
                               label=f"{family} ({tag}, world {world})")
             (out / f"{family}-{world}.json").write_text(json.dumps(report, indent=1),
                                                         encoding="utf-8")
-            spec.print_table(report)
+            print_table(report)
             per_family[family].append(report)
     best = "combined" if "combined" in names else names[-1]
     summary = {

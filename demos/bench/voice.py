@@ -91,7 +91,7 @@ def said_last(text: str, call: dict[str, Any]) -> bool:
 def score(requests: list[Any], result: Any) -> dict[str, Any]:
     """Per-request rows and the aggregate figures of one session."""
     from audio.wer import wer, wer_counts
-    from demos.voice_session import READ_ONLY
+    from control.voice_latency import READ_ONLY
 
     by_segment: dict[str, list[dict[str, Any]]] = {}
     for t in result.turns:

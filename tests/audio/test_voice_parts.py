@@ -17,8 +17,9 @@ from audio.checks import check_samples, check_wav, layout
 from audio.errors import AudioError, AudioFormatError
 from audio.sources import SAMPLE_RATE_HZ, write_wav
 from control.tools import ToolCall
+from control.voice_latency import breakdown
 from control.voice_preflight import PreflightDecoder
-from demos.voice_session import VoiceDemoConfig, VoiceResult, breakdown
+from demos.voice_session import VoiceDemoConfig, VoiceResult
 from models.decoder import DecodeContext
 from realtime.errors import RtAgentError
 from sim_envs.home.replies import NO_TOOL, reply_text

@@ -254,7 +254,7 @@ def test_without_cyclictest_the_loops_still_run_at_once_and_say_why(
 @pytest.mark.slow
 def test_the_robot_tick_reads_world_states_publishes_commands_and_finishes_turns() -> None:
     pytest.importorskip("llama_cpp")
-    from demos.jitter_ticks import tick_factory
+    from control.decision_ticks import tick_factory
     from realtime.jitter_run import MeasureSpec, measure_here
 
     spec = MeasureSpec(source="robot", hz=16.0, spin_us=1000.0, tick=tick_factory("robot"),
