@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from control.dag_executor import DagExecutor, DagRun, Invoke, loop_factory
 from control.dag_run import DagOptions
@@ -59,7 +59,19 @@ from control.turn_report import (
 from realtime.errors import ConfigError, RtAgentError
 from realtime.trace import Tracer
 
-__all__ = ["Agent", "AgentOptions", "DecodeTimeoutError", "Foresight", "Turn"]
+__all__ = ["Agent", "AgentOptions", "DecodeTimeoutError", "Foresight", "Turn", "drain"]
+
+T = TypeVar("T")
+
+
+def drain(q: queue.Queue[T] | queue.SimpleQueue[T]) -> list[T]:
+    """Everything in ``q`` now, without blocking (finished turns handed to a loop)."""
+    out: list[T] = []
+    while True:
+        try:
+            out.append(q.get_nowait())
+        except queue.Empty:
+            return out
 
 
 class DecodeTimeoutError(RtAgentError):
@@ -215,12 +227,7 @@ class Agent:
 
     def poll(self) -> list[Turn]:
         """Turns finished since the last poll (never blocks)."""
-        out: list[Turn] = []
-        while True:
-            try:
-                out.append(self._done.get_nowait())
-            except queue.Empty:
-                break
+        out = drain(self._done)
         if out:
             with self._lock:
                 self._pending -= len(out)

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from control.agent import Turn
+from control.agent import Turn, drain
 from control.tools import ToolCall, ToolResult
 from sim_envs.home.intents import is_no, is_yes
 from sim_envs.home.replies import confirm_question, declined_text
@@ -172,12 +172,7 @@ class ConfirmedCalls:
         return result
 
     def poll(self) -> list[Turn]:
-        out: list[Turn] = []
-        while True:
-            try:
-                out.append(self._done.get_nowait())
-            except queue.Empty:
-                break
+        out = drain(self._done)
         self._pending -= len(out)
         return out
 
