@@ -42,6 +42,14 @@ of its structure is sampled:
 - **Leads**: the token every value of an argument starts with (``=`` before
   ``true`` / ``false``, an enum member or an unsigned number, ``="`` before a
   string) is structure and forced; a signed number's ``=`` / ``=-`` is decided.
+- **Compound values** (arrays, objects, maps, unions, ``null``): brackets, commas, keys
+  and quotes are forced; the model decides values and, for arrays and maps, whether
+  another element comes (bounded by ``maxItems`` or a default cap); a value's close and
+  what follows are one decision (``"])`` vs ``",``).
+- **Values from the request**: a number is one of the request's numbers where any fits
+  (free where none does), a string a span of its words; each occurrence gives one value
+  per call, and an optional number is offered only while one is left for it (as an
+  argument whose run-time enum is empty is not offered).
 - Several calls per answer, as many as the model asks for (up to ``max_calls``, 8 by
   default), yielded one by one by ``decode_stream`` as soon as each call's ``)`` is
   decided; whether another call follows (the end of turn or a new line) is decided
@@ -61,7 +69,9 @@ of its structure is sampled:
 
 Where each part lives: :mod:`~models.simpletool.decoder` (the decoder object, one
 decode's run), :mod:`~models.simpletool.cursor` (one decode's state and its invariant),
-:mod:`~models.simpletool.calls` (a call: name, arguments, values),
+:mod:`~models.simpletool.calls` (a call: name, arguments),
+:mod:`~models.simpletool.values` (a value: scalars, arrays, objects, maps, unions),
+:mod:`~models.simpletool.said` (the numbers and words the request offers its values),
 :mod:`~models.simpletool.names` (choosing among alternatives),
 :mod:`~models.simpletool.parallel` (parallel argument heads),
 :mod:`~models.simpletool.refs` (``$k`` references as values) and

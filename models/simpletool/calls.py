@@ -143,7 +143,7 @@ def _alts(cur: DecodeCursor, follows: Sequence[Follow], close: str = "") -> list
 def _args_sequential(cur: DecodeCursor, args: list[ArgSpec], matchers: Sequence[Matcher | None],
                      values: dict[str, Any], start: int, can_more: bool,
                      said: RequestValues | None = None) -> str:
-    said = said if said is not None else RequestValues.of(cur.request, cur.vocab)
+    said = said if said is not None else RequestValues.of(cur.request, cur.vocab, cur.stats.calls)
     follows = _follows(cur, args, matchers, start, can_more, said)
     alts = _alts(cur, follows)
     return _args_from(cur, args, matchers, values, follows[choose(cur, alts)], can_more, said)
@@ -176,7 +176,8 @@ def _args_parallel(cur: DecodeCursor, args: list[ArgSpec], matchers: Sequence[Ma
     composite = any(isinstance(matchers[j], CompositeMatcher) for j in req)
     if len(req) < 2 or optional_inside or composite:
         return _args_sequential(cur, args, matchers, values, -1, can_more)
-    said = RequestValues.of(cur.request, cur.vocab)  # (the heads can't take turns: each may take any)
+    # (the heads can't take turns: each may take any of the request's numbers)
+    said = RequestValues.of(cur.request, cur.vocab, cur.stats.calls)
     decode_required(cur, args, [m if m is None else said.narrow(m, a)
                                 for m, a in zip(matchers, args, strict=True)], req, values)
     for v in values.values():

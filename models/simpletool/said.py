@@ -5,15 +5,19 @@ value of the project's eval sets does): a number argument (or element) takes one
 request's numbers where it has any that fit ("5 Ampere", "three", "8%" as 8 or 0.08;
 none that fits: the number is free), a string one of its spans
 (:mod:`models.copyspans`); each written occurrence gives one value per call, and an
-optional number is offered only while one is left for it.
+optional number is offered only while one is left for it. Numbers an earlier call of
+the answer used are left to later calls only where no other fits ("20 and 15 minutes
+respectively": one each; "both over the past 30 days": 30 twice).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from control.tools import ToolCall
 from models.callformat import ArgKind, ArgSpec, format_number
 from models.constraints import Matcher, NumberMatcher, StringMatcher, UnionMatcher, VocabIndex
 from models.copyspans import CopySpans
@@ -45,36 +49,59 @@ def request_numbers(request: str) -> list[str]:
     return [text for _, text in sorted(out, key=lambda p: p[0])]
 
 
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, Mapping):
+        return [x for v in value.values() for x in _leaves(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _leaves(v)]
+    return [value]
+
+
 @dataclass
 class RequestValues:
-    """What the call being decoded may still take from the request: its numbers not yet
-    used, and its spans for strings (:class:`~models.copyspans.CopySpans`)."""
+    """What the call being decoded may still take from the request: its numbers no call
+    of this answer has used yet (``numbers``), all it writes (``written``: taken again
+    where none unused fits: "both 0.3"), and its spans for strings
+    (:class:`~models.copyspans.CopySpans`, per call: calls often share a place or name)."""
 
     numbers: list[str]
     spans: CopySpans | None = None
+    written: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, request: str, vocab: VocabIndex) -> RequestValues:
-        return cls(request_numbers(request), CopySpans(request, vocab) if request else None)
+    def of(cls, request: str, vocab: VocabIndex,
+           earlier: Sequence[ToolCall] = ()) -> RequestValues:
+        """For the next call of an answer whose ``earlier`` calls are decoded."""
+        written = request_numbers(request)
+        out = cls(list(written), CopySpans(request, vocab) if request else None, tuple(written))
+        for call in earlier:
+            for v in _leaves(call.arguments):
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    out.use(v)
+        return out
 
     def narrow(self, m: Matcher, arg: ArgSpec) -> Matcher:
-        """``m`` held to the request: a number to its numbers that fit (if any), a string
-        to its spans."""
+        """``m`` held to the request: a number to its numbers that fit (unused first), if
+        any; a string to its spans."""
         if type(m) is UnionMatcher:
             return UnionMatcher([self.narrow(o, getattr(o, "arg", arg)) for o in m.members],
                                 m.vocab)
         if type(m) is StringMatcher and self.spans is not None:
             return StringMatcher(arg, m.vocab, prefix=m.prefix, copy=self.spans)
-        if type(m) is not NumberMatcher or not self.numbers:
+        if type(m) is not NumberMatcher:
             return m
-        narrowed = NumberMatcher(arg, m.vocab, prefix=m.prefix, choices=self.numbers)
-        return narrowed if narrowed.choices else m
+        for pool in (self.numbers, self.written):
+            if pool:
+                narrowed = NumberMatcher(arg, m.vocab, prefix=m.prefix, choices=pool)
+                if narrowed.choices:
+                    return narrowed
+        return m
 
     def take(self, m: Matcher, text: str) -> None:
         """Use up the value ``text`` (decoded under ``m``) for the rest of the call."""
         if isinstance(m, UnionMatcher):
             m = next(o for o in m.members if o.complete(text))
-        if isinstance(m, NumberMatcher) and m.choices:
+        if isinstance(m, NumberMatcher) and m.choices is not None:
             self.use(m.value(text))
         elif isinstance(m, StringMatcher) and m.copy is not None:
             m.copy.take(m.body(text))

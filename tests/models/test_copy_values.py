@@ -75,3 +75,20 @@ def test_a_string_matcher_held_to_spans_allows_nothing_else() -> None:
     assert {PIECES[i] for i in m.allowed('="')} >= {"pet", "Pet", "P"}
     assert m.complete('="Pet') and not m.complete('="Pe') and not m.complete('="x')
     assert m.forced('="Pe') == "t" and m.value('="pet friendly') == "pet friendly"
+
+
+def test_numbers_an_earlier_call_used_go_to_later_calls_only_where_none_else_fits() -> None:
+    from control.tools import ToolCall
+    from models.simpletool.said import RequestValues
+
+    request = "play Taylor Swift for 20 minutes and Maroon 5 for 15 minutes"
+    earlier = [ToolCall("play", {"artist": "Taylor Swift", "minutes": 20})]
+    said = RequestValues.of(request, V, earlier)  # type: ignore[arg-type]
+    assert said.numbers == ["5", "15"] and said.written == ("20", "5", "15")
+    minutes = ArgSpec("minutes", ArgKind.INTEGER, False, minimum=10, maximum=60)
+    assert said.offers(minutes) and not said.offers(minutes, need=2)  # 15 only
+    said.use(15)
+    assert not said.offers(minutes)  # an optional one is no longer offered
+    both = RequestValues.of("stock prices of Microsoft and Apple over 30 days", V,  # type: ignore[arg-type]
+                            [ToolCall("stock", {"days": 30})])
+    assert both.numbers == [] and both.written == ("30",)  # (taken again: the only one)
