@@ -87,12 +87,6 @@ def continuation(request: str, arg: str, body: str) -> str | None:
     return request[at + len(body): at + len(body) + 24]
 
 
-def _own(m: Matcher) -> Matcher:
-    """The value's own constraint (a matcher that also takes ``$k`` references wraps it)."""
-    base = getattr(m, "base", None)
-    return base if isinstance(base, Matcher) else m
-
-
 def value_tail(m: Matcher, text: str, lead_text: str, arg: str, request: str,
                number: str | None = None) -> str:
     """The text the request suggests after ``text`` (a value so far, from its ``=``).
@@ -104,7 +98,6 @@ def value_tail(m: Matcher, text: str, lead_text: str, arg: str, request: str,
     """
     if not request:
         return ""
-    m = _own(m)
     fresh = text == lead_text  # nothing of the value decided yet
     if isinstance(m, EnumMatcher):
         said = named_option(m.options, request) if fresh else None
@@ -153,7 +146,7 @@ def closes_value(m: Matcher, value: str, drafted: bool, request: str) -> bool:
     ``=10``) is not closed unless the request says it ends."""
     if not m.complete(value):
         return False
-    if isinstance(_own(m), StringMatcher):
+    if isinstance(m, StringMatcher):
         body = m.body(value)
         return bool(body) and request.rstrip(" .!?").endswith(body)
     return drafted or len(m.allowed(value)) == 0
@@ -180,7 +173,7 @@ def call_draft(args: Sequence[ArgSpec], matchers: Sequence[Matcher | None], requ
     tok, close = vocab.tokenize, ""
     out: list[int] = []
     numeric = [a.name for a, m in zip(args, matchers, strict=True)
-               if a.required and m is not None and isinstance(_own(m), NumberMatcher)]
+               if a.required and isinstance(m, NumberMatcher)]
     in_order = numbers_in_order(request, numeric)
     for i, (arg, m) in enumerate(zip(args, matchers, strict=True)):
         if m is None or not arg.required:  # optional ones are most often left out

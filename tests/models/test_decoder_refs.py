@@ -8,9 +8,9 @@ import pytest
 
 from control.tools import ToolCall, ToolSpec
 from models.callformat import ArgKind, ArgSpec, parse, render
-from models.constraints import EnumMatcher, NumberMatcher
+from models.constraints import EnumMatcher, NumberMatcher, UnionMatcher
 from models.prompts import system_prompt
-from models.simpletool.refs import WithReferences, reference_options, with_references
+from models.simpletool.refs import reference_options, with_references
 
 PIECES = ["=", "=-", "-", "0", "1", "2", "3", "5", "9", ".", "10", "$", "$1", "cel", "sius",
           "high", "_", "=$", "red", "cube", "x", "kitchen", "office", "wind", "speed"]
@@ -69,17 +69,28 @@ def test_only_result_fields_of_a_fitting_type_are_offered() -> None:
     assert reference_options(number, earlier[1:], SPECS) == []
 
 
+def _celsius_or_reference() -> UnionMatcher:
+    from models.callformat import arg_specs
+
+    args = arg_specs(THERMOSTAT)
+    earlier = [ToolCall("get_weather", {"city": "Oslo"}, id="1")]
+    matchers = [EnumMatcher(["kitchen", "office"], args[0], V),  # type: ignore[arg-type]
+                NumberMatcher(args[1], V)]  # type: ignore[arg-type]
+    _, m = with_references(args, matchers, earlier, list(SPECS.values()), V, {})  # type: ignore[arg-type]
+    assert isinstance(m, UnionMatcher)
+    return m
+
+
 def test_a_number_that_may_be_a_reference_takes_either() -> None:
-    celsius = ArgSpec("celsius", ArgKind.NUMBER, True, minimum=5, maximum=30)
-    m = WithReferences(NumberMatcher(celsius, V), ["$1.celsius"], V)  # type: ignore[arg-type]
-    assert m.lead() == []  # "=$" is one token here: the lead "=" is no longer forced
+    m = _celsius_or_reference()
     first = _texts(m.allowed(""))
     assert {"=", "=$"} <= first and "$" not in first
     assert _texts(m.allowed("=")) >= {"1", "2", "$1"}
-    assert m.forced("=$1.") == "celsius" and m.forced("=2") is None
+    assert m.forced("=$1.c") == "elsius" and m.forced("=$1.") is None and m.forced("=2") is None
     assert m.complete("=$1.celsius") and m.value("=$1.celsius") == "$1.celsius"
     assert m.complete("=21") and m.value("=21") == 21
     assert not m.complete("=$1.cel") and not m.viable("=$2") and not m.viable("=31")
+    assert m.close_for("=$1.celsius") == "" and m.close_for("=21") == ""
 
 
 def test_matchers_are_wrapped_only_after_a_call_with_a_result() -> None:
@@ -91,7 +102,8 @@ def test_matchers_are_wrapped_only_after_a_call_with_a_result() -> None:
     assert with_references(args, matchers, [], list(SPECS.values()), V, {}) == matchers  # type: ignore[arg-type]
     earlier = [ToolCall("get_weather", {"city": "Oslo"}, id="1")]
     wrapped = with_references(args, matchers, earlier, list(SPECS.values()), V, {})  # type: ignore[arg-type]
-    assert wrapped[0] is matchers[0] and isinstance(wrapped[1], WithReferences)
+    assert wrapped[0] is matchers[0] and isinstance(wrapped[1], UnionMatcher)
+    assert wrapped[1].members[0] is matchers[1]  # the value's own matcher, then the references
     # an argument restricted at run time keeps its enum (it must name what exists)
     kept = with_references(args, matchers, earlier, list(SPECS.values()), V,  # type: ignore[arg-type]
                            {"celsius": [20]})
@@ -130,7 +142,7 @@ def test_a_reference_is_decodable_token_by_token_with_the_real_vocabulary() -> N
         earlier = [ToolCall("get_weather", {"city": "Oslo"}, id="1")]
         _, m = with_references(args, [matcher_for(a, vocab) for a in args], earlier,
                                list(SPECS.values()), vocab, {})
-        assert isinstance(m, WithReferences)
+        assert isinstance(m, UnionMatcher)
         text = "".join(vocab.texts[t] or "" for t in m.lead())
         for tok in vocab.tokenize("=$1.celsius")[len(m.lead()):]:
             assert tok in set(m.allowed(text).tolist()), (text, vocab.texts[tok])
