@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from control.tools import ToolCall, canonical_json
@@ -330,10 +330,12 @@ class _Index:
 
 
 class LeafCache:
-    """Indexes of objects' leaves, kept while the objects are in use (e.g. one episode)."""
+    """Indexes of objects' leaves, and per context its sources, kept while the objects are
+    in use (e.g. one episode): counting looks at the same results again and again."""
 
     def __init__(self) -> None:
         self._by_id: dict[int, _Index] = {}
+        self._per_ctx: dict[tuple[str, int, int, int], tuple[Any, Any, Any]] = {}
 
     def index(self, obj: Any) -> _Index:
         ix = self._by_id.get(id(obj))
@@ -341,11 +343,33 @@ class LeafCache:
             ix = self._by_id[id(obj)] = _Index(obj)
         return ix
 
+    def of_context(self, what: str, ctx: Context, make: Callable[[], Any]) -> Any:
+        """``make()``, remembered for this context (the same last call and observation)."""
+        last = ctx.history[-1] if ctx.history else None
+        key = (what, len(ctx.history), id(last), id(ctx.observation))
+        hit = self._per_ctx.get(key)
+        if hit is not None and hit[0] is last and hit[1] is ctx.observation:
+            return hit[2]
+        value = make()
+        self._per_ctx[key] = (last, ctx.observation, value)
+        return value
 
-def _sources(ctx: Context) -> Iterator[tuple[Derivation, int, Any]]:
+
+def _with(base: Derivation, **changes: Any) -> Derivation:
+    # dataclasses.replace runs __init__ and its checks: too slow for the counting loop
+    d = object.__new__(Derivation)
+    d.__dict__.update(base.__dict__)
+    d.__dict__.update(changes)
+    return d
+
+
+Source = tuple[Derivation, int, Any]
+
+
+def _sources(ctx: Context) -> list[Source]:
     """(a derivation with an empty path, the source's history index, its object) for every
     source a derivation may name: the observation, then calls by tool and position."""
-    yield Derivation("obs"), -1, ctx.observation
+    out: list[Source] = [(Derivation("obs"), -1, ctx.observation)]
     h = ctx.history
     calls: dict[str, list[int]] = {}
     for i, s in enumerate(h):
@@ -360,52 +384,53 @@ def _sources(ctx: Context) -> Iterator[tuple[Derivation, int, Any]]:
         refs.append((len(h) - 1, {"back": 1}))
     for i, ref in refs:
         step = h[i]
-        yield Derivation("arg", **ref), i, step.arguments
+        out.append((Derivation("arg", **ref), i, step.arguments))
         if step.ok and step.result is not UNKNOWN:
-            yield Derivation("result", **ref), i, step.result
+            out.append((Derivation("result", **ref), i, step.result))
+    return out
 
 
-def _selectors(ctx: Context, cache: LeafCache, skip: Any) -> dict[str, Derivation]:
-    """Values found in the observation and the latest calls' arguments and results (not
-    in ``skip``, the list's own source), each with a derivation that gives it."""
-    out: dict[str, Derivation] = {}
-    for base, _, obj in _sources(ctx):
-        if obj is skip or base.back or base.occurrence != -1:
+def _selectors(sources: list[Source], cache: LeafCache) -> dict[str, list[tuple[Source, Path]]]:
+    """Values found in the observation and the latest calls' arguments and results, each
+    with where (the first path in each source): what a list's item may be matched by."""
+    out: dict[str, list[tuple[Source, Path]]] = {}
+    for src in sources:
+        base = src[0]
+        if base.back or base.occurrence != -1:
             continue
-        for text, paths in cache.index(obj).by_text.items():
-            out.setdefault(text, replace(base, path=paths[0]))
+        for text, paths in cache.index(src[2]).by_text.items():
+            out.setdefault(text, []).append((src, paths[0]))
     return out
 
 
 def _list_variants(base: Derivation, obj: Any, at: int, ctx: Context, counter: str,
-                   cache: LeafCache) -> Iterator[Derivation]:
+                   cache: LeafCache, sources: list[Source]) -> Iterator[Derivation]:
     """The same leaf reached through each list on its path by other positions: from the
     end, the loop counter, the item matched by one of its fields."""
     path = base.path
-    selectors: dict[str, Derivation] | None = None
     for q, p in enumerate(path):
         if not isinstance(p, int):
             continue
         _, items = _get(obj, path[:q])
-        yield replace(base, path=(*path[:q], p - len(items), *path[q + 1:]))
+        yield _with(base, path=(*path[:q], p - len(items), *path[q + 1:]))
         if counter:
             offset = p - _loop_count(ctx.history, at, counter)
             if offset >= 0:
-                yield replace(base, path=(*path[:q], offset, *path[q + 1:]), loop_at=q,
-                              counter=counter)
-        if selectors is None:
-            selectors = _selectors(ctx, cache, obj)
+                yield _with(base, path=(*path[:q], offset, *path[q + 1:]), loop_at=q,
+                            counter=counter)
+        selectors = cache.of_context("selectors", ctx, lambda: _selectors(sources, cache))
         rest = path[q + 1:]
         for key_path, leaf in leaves(items[p], max_depth=3):
             text = text_of(leaf)
-            sel = selectors.get(text)
+            # a value from somewhere other than this list itself
+            sel = next(((s, sp) for s, sp in selectors.get(text, ()) if s[2] is not obj), None)
             if sel is None or key_path == rest or type(leaf) is list or _is_map(leaf):
                 continue
             first = next(j for j, it in enumerate(items[:_MAX_ITEMS])
                          if text_of(_get(it, key_path)[1]) == text)
             if first == p:  # the first item with this field's value is the one used
-                yield replace(base, path=(*path[:q], 0, *path[q + 1:]), match_at=q,
-                              match_key=key_path, match=sel)
+                yield _with(base, path=(*path[:q], 0, *path[q + 1:]), match_at=q,
+                            match_key=key_path, match=_with(sel[0][0], path=sel[1]))
 
 
 def candidates(value: Any, ctx: Context, *, counter: str = "",
@@ -419,18 +444,19 @@ def candidates(value: Any, ctx: Context, *, counter: str = "",
         out.append(Derivation("const", value=value))
     cache = cache or LeafCache()
     num = _is_number(value)
-    for base, at, obj in _sources(ctx):
+    sources: list[Source] = cache.of_context("sources", ctx, lambda: _sources(ctx))
+    for base, at, obj in sources:
         ix = cache.index(obj)
         for path in ix.by_text.get(text, ()):
-            found = replace(base, path=path)
+            found = _with(base, path=path)
             out.append(found)
             if not base.back and base.occurrence == -1:
-                out.extend(_list_variants(found, obj, at, ctx, counter, cache))
+                out.extend(_list_variants(found, obj, at, ctx, counter, cache, sources))
         if num and not base.back and base.occurrence == -1:
             for path, leaf in ix.numbers:
                 offset = round(float(value) - leaf, 6)
                 if offset and round(leaf + offset, 6) == round(float(value), 6):
-                    out.append(replace(base, path=path, offset=offset))
+                    out.append(_with(base, path=path, offset=offset))
     return out
 
 
