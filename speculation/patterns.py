@@ -3,7 +3,7 @@
 A pattern is (context -> predicted tool, one derivation per argument, empirical
 success probability, support). Contexts are the recent tool names, features of
 the last result (nested fields too) and of the observation
-(:mod:`speculation.contexts`); the library counts, for each context, which tool
+(:mod:`speculation.context_keys`); the library counts, for each context, which tool
 came next and which derivations (:func:`speculation.derive.candidates`: every
 source in the context, any depth, list positions fixed, from the end, by loop
 counter or by matching field) explained each of its arguments. Prediction picks
@@ -29,7 +29,7 @@ from typing import Any
 
 from control.tools import ToolCall, canonical_json
 from realtime.errors import ConfigError
-from speculation.contexts import context_keys, feature_keys, lower_bound
+from speculation.context_keys import context_keys, feature_keys, lower_bound
 from speculation.derive import (
     Context,
     Derivation,
