@@ -1,9 +1,7 @@
-"""What a predictor sees and how it fills arguments.
+"""How a predictor fills arguments from what it sees (:mod:`speculation.context`).
 
-A :class:`Context` is the calls made so far (committed ones, then perhaps
-hypothetical ones whose result is :data:`UNKNOWN` or a guess) and the current
-observation. A :class:`Derivation` says where one argument of a predicted
-call comes from, searched in the whole context rather than in known shapes:
+A :class:`Derivation` says where one argument of a predicted call comes from,
+searched in the whole context rather than in known shapes:
 
 - a constant, or a field of the observation (the request) at any depth;
 - a field, at any depth, of the arguments or the result of an earlier call:
@@ -23,14 +21,29 @@ arguments of the training traces and keep the best per slot.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
-from control.tools import ToolCall, canonical_json
+from control.tools import canonical_json
+from speculation.context import (
+    MAX_ITEMS,
+    MAX_LEAF_CHARS,
+    UNKNOWN,
+    Context,
+    LeafCache,
+    Path,
+    Prediction,
+    get_path,
+    is_map,
+    is_number,
+    leaves,
+    text_of,
+)
 from speculation.traces import Step
 
+# Context, Prediction, UNKNOWN, LeafCache, leaves and text_of are speculation.context's,
+# named here too: this module was where they lived.
 __all__ = [
     "UNKNOWN",
     "Context",
@@ -43,80 +56,7 @@ __all__ = [
     "text_of",
 ]
 
-Path = tuple[str | int, ...]
-
-
-class _Unknown:
-    def __repr__(self) -> str:
-        return "UNKNOWN"
-
-
-UNKNOWN: Any = _Unknown()
-"""The result of a hypothetical call that has not run (nothing can be derived from it)."""
-
-_MAX_LEAF_CHARS = 200
-_MAX_DEPTH = 8       # results nest payloads in envelopes ("response", "body", "data", ...)
-_MAX_ITEMS = 32      # list items searched (a loop over a page of results)
 _KIND_RANK = {"obs": 0, "arg": 1, "result": 2, "const": 3}
-
-
-@dataclass(frozen=True)
-class Context:
-    """Calls so far (oldest first) and the observation now."""
-
-    history: tuple[Step, ...] = ()
-    observation: Mapping[str, Any] = field(default_factory=dict)
-
-    def latest(self, tool: str) -> Step | None:
-        for s in reversed(self.history):
-            if s.name == tool:
-                return s
-        return None
-
-    def then(self, call: ToolCall, result: Any = UNKNOWN) -> Context:
-        """This context followed by ``call`` (with ``result``, or UNKNOWN if it has not run)."""
-        step = Step(name=call.name, arguments=dict(call.arguments), result=result)
-        return Context(self.history + (step,), self.observation)
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """A predicted next call and how likely it is to be exactly the agent's next call."""
-
-    call: ToolCall
-    probability: float
-    source: str = ""
-
-
-def text_of(v: Any) -> str:
-    """``canonical_json(v)``, quicker for the scalars that most values are."""
-    t = type(v)
-    if t is str:
-        return json.dumps(v, ensure_ascii=False)
-    if t is int:
-        return str(v)
-    if t is bool or v is None:
-        return "true" if v is True else "false" if v is False else "null"
-    if t is float and math.isfinite(v):
-        return str(int(v)) if v.is_integer() else repr(v)
-    return canonical_json(v)
-
-
-def _is_map(o: Any) -> bool:
-    return type(o) is dict or isinstance(o, Mapping)
-
-
-def _get(obj: Any, path: Path) -> tuple[bool, Any]:
-    for p in path:
-        in_list = isinstance(p, int) and isinstance(obj, list) and -len(obj) <= p < len(obj)
-        if not (in_list or (isinstance(p, str) and _is_map(obj) and p in obj)):
-            return False, None
-        obj = obj[p]
-    return True, obj
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _occurrence(history: Sequence[Step], tool: str, occurrence: int) -> int | None:
@@ -182,13 +122,13 @@ class Derivation:
             n = int(self.path[self.loop_at]) + _loop_count(ctx.history, at, self.counter)
             return (*self.path[:self.loop_at], n, *self.path[self.loop_at + 1:])
         if self.match_at >= 0 and self.match is not None:
-            ok, items = _get(obj, self.path[:self.match_at])
+            ok, items = get_path(obj, self.path[:self.match_at])
             found, want = self.match.apply(ctx)
             if not (ok and found and isinstance(items, list)):
                 return None
             text = text_of(want)
-            for j, item in enumerate(items[:_MAX_ITEMS]):
-                got, v = _get(item, self.match_key)
+            for j, item in enumerate(items[:MAX_ITEMS]):
+                got, v = get_path(item, self.match_key)
                 if got and text_of(v) == text:
                     return (*self.path[:self.match_at], j, *self.path[self.match_at + 1:])
             return None
@@ -204,11 +144,11 @@ class Derivation:
         path = self._path(ctx, *src)
         if path is None:
             return False, None
-        ok, v = _get(src[1], path)
+        ok, v = get_path(src[1], path)
         if not ok:
             return False, None
         if self.offset:
-            return (True, round(float(v) + self.offset, 6)) if _is_number(v) else (False, None)
+            return (True, round(float(v) + self.offset, 6)) if is_number(v) else (False, None)
         return True, v
 
     def key(self) -> str:
@@ -275,77 +215,21 @@ class Derivation:
                 parts.append(f"[{p!r}]" if isinstance(p, int) else f".{p}")
         return where + "".join(parts) + (f" {self.offset:+g}" if self.offset else "")
 
-
-def leaves(obj: Any, max_depth: int = _MAX_DEPTH, max_items: int = _MAX_ITEMS
-           ) -> Iterator[tuple[Path, Any]]:
-    """(path, value) for the scalar and small container values inside ``obj``."""
-
-    def walk(o: Any, path: Path, depth: int) -> Iterator[tuple[Path, Any]]:
-        container = type(o) is list or _is_map(o)
-        if path and o is not None and o is not UNKNOWN and (
-                not container or _small(o, _MAX_LEAF_CHARS) >= 0):
-            yield path, o
-        if depth >= max_depth:
-            return
-        if container and type(o) is not list:
-            for k in list(o)[:max_items]:
-                yield from walk(o[k], (*path, str(k)), depth + 1)
-        elif isinstance(o, list):
-            for i, v in enumerate(o[:max_items]):
-                yield from walk(v, (*path, i), depth + 1)
-
-    if obj is UNKNOWN:
-        return iter(())
-    return walk(obj, (), 0)
+def _with(base: Derivation, **changes: Any) -> Derivation:
+    # dataclasses.replace runs __init__ and its checks: too slow for the counting loop
+    d = object.__new__(Derivation)
+    d.__dict__.update(base.__dict__)
+    d.__dict__.update(changes)
+    return d
 
 
-def _small(o: Any, budget: int) -> int:
-    """``budget`` less about the length of ``o`` as JSON (negative: longer than budget)."""
-    if type(o) is list:
-        for v in o:
-            budget = _small(v, budget - 1)
-            if budget < 0:
-                break
-        return budget
-    if _is_map(o):
-        for k, v in o.items():
-            budget = _small(v, budget - len(str(k)) - 4)
-            if budget < 0:
-                break
-        return budget
-    return budget - len(str(o)) - 2
+Source = tuple[Derivation, int, Any]
 
 
-class _Index:
-    """An object's leaves by canonical text, and its numeric leaves."""
-
-    def __init__(self, obj: Any) -> None:
-        self.obj = obj  # held so the id() the cache keys on stays this object's
-        self.by_text: dict[str, list[Path]] = {}
-        self.numbers: list[tuple[Path, float]] = []
-        for path, leaf in leaves(obj):
-            self.by_text.setdefault(text_of(leaf), []).append(path)
-            if _is_number(leaf):
-                self.numbers.append((path, float(leaf)))
-
-
-class LeafCache:
-    """Indexes of objects' leaves, kept while the objects are in use (e.g. one episode)."""
-
-    def __init__(self) -> None:
-        self._by_id: dict[int, _Index] = {}
-
-    def index(self, obj: Any) -> _Index:
-        ix = self._by_id.get(id(obj))
-        if ix is None or ix.obj is not obj:
-            ix = self._by_id[id(obj)] = _Index(obj)
-        return ix
-
-
-def _sources(ctx: Context) -> Iterator[tuple[Derivation, int, Any]]:
+def _sources(ctx: Context) -> list[Source]:
     """(a derivation with an empty path, the source's history index, its object) for every
     source a derivation may name: the observation, then calls by tool and position."""
-    yield Derivation("obs"), -1, ctx.observation
+    out: list[Source] = [(Derivation("obs"), -1, ctx.observation)]
     h = ctx.history
     calls: dict[str, list[int]] = {}
     for i, s in enumerate(h):
@@ -360,52 +244,53 @@ def _sources(ctx: Context) -> Iterator[tuple[Derivation, int, Any]]:
         refs.append((len(h) - 1, {"back": 1}))
     for i, ref in refs:
         step = h[i]
-        yield Derivation("arg", **ref), i, step.arguments
+        out.append((Derivation("arg", **ref), i, step.arguments))
         if step.ok and step.result is not UNKNOWN:
-            yield Derivation("result", **ref), i, step.result
+            out.append((Derivation("result", **ref), i, step.result))
+    return out
 
 
-def _selectors(ctx: Context, cache: LeafCache, skip: Any) -> dict[str, Derivation]:
-    """Values found in the observation and the latest calls' arguments and results (not
-    in ``skip``, the list's own source), each with a derivation that gives it."""
-    out: dict[str, Derivation] = {}
-    for base, _, obj in _sources(ctx):
-        if obj is skip or base.back or base.occurrence != -1:
+def _selectors(sources: list[Source], cache: LeafCache) -> dict[str, list[tuple[Source, Path]]]:
+    """Values found in the observation and the latest calls' arguments and results, each
+    with where (the first path in each source): what a list's item may be matched by."""
+    out: dict[str, list[tuple[Source, Path]]] = {}
+    for src in sources:
+        base = src[0]
+        if base.back or base.occurrence != -1:
             continue
-        for text, paths in cache.index(obj).by_text.items():
-            out.setdefault(text, replace(base, path=paths[0]))
+        for text, paths in cache.index(src[2]).by_text.items():
+            out.setdefault(text, []).append((src, paths[0]))
     return out
 
 
 def _list_variants(base: Derivation, obj: Any, at: int, ctx: Context, counter: str,
-                   cache: LeafCache) -> Iterator[Derivation]:
+                   cache: LeafCache, sources: list[Source]) -> Iterator[Derivation]:
     """The same leaf reached through each list on its path by other positions: from the
     end, the loop counter, the item matched by one of its fields."""
     path = base.path
-    selectors: dict[str, Derivation] | None = None
     for q, p in enumerate(path):
         if not isinstance(p, int):
             continue
-        _, items = _get(obj, path[:q])
-        yield replace(base, path=(*path[:q], p - len(items), *path[q + 1:]))
+        _, items = get_path(obj, path[:q])
+        yield _with(base, path=(*path[:q], p - len(items), *path[q + 1:]))
         if counter:
             offset = p - _loop_count(ctx.history, at, counter)
             if offset >= 0:
-                yield replace(base, path=(*path[:q], offset, *path[q + 1:]), loop_at=q,
-                              counter=counter)
-        if selectors is None:
-            selectors = _selectors(ctx, cache, obj)
+                yield _with(base, path=(*path[:q], offset, *path[q + 1:]), loop_at=q,
+                            counter=counter)
+        selectors = cache.of_context("selectors", ctx, lambda: _selectors(sources, cache))
         rest = path[q + 1:]
         for key_path, leaf in leaves(items[p], max_depth=3):
             text = text_of(leaf)
-            sel = selectors.get(text)
-            if sel is None or key_path == rest or type(leaf) is list or _is_map(leaf):
+            # a value from somewhere other than this list itself
+            sel = next(((s, sp) for s, sp in selectors.get(text, ()) if s[2] is not obj), None)
+            if sel is None or key_path == rest or type(leaf) is list or is_map(leaf):
                 continue
-            first = next(j for j, it in enumerate(items[:_MAX_ITEMS])
-                         if text_of(_get(it, key_path)[1]) == text)
+            first = next(j for j, it in enumerate(items[:MAX_ITEMS])
+                         if text_of(get_path(it, key_path)[1]) == text)
             if first == p:  # the first item with this field's value is the one used
-                yield replace(base, path=(*path[:q], 0, *path[q + 1:]), match_at=q,
-                              match_key=key_path, match=sel)
+                yield _with(base, path=(*path[:q], 0, *path[q + 1:]), match_at=q,
+                            match_key=key_path, match=_with(sel[0][0], path=sel[1]))
 
 
 def candidates(value: Any, ctx: Context, *, counter: str = "",
@@ -415,22 +300,23 @@ def candidates(value: Any, ctx: Context, *, counter: str = "",
     reused across calls (one per episode, say)."""
     out: list[Derivation] = []
     text = text_of(value)
-    if len(text) <= _MAX_LEAF_CHARS:
+    if len(text) <= MAX_LEAF_CHARS:
         out.append(Derivation("const", value=value))
     cache = cache or LeafCache()
-    num = _is_number(value)
-    for base, at, obj in _sources(ctx):
+    num = is_number(value)
+    sources: list[Source] = cache.of_context("sources", ctx, lambda: _sources(ctx))
+    for base, at, obj in sources:
         ix = cache.index(obj)
         for path in ix.by_text.get(text, ()):
-            found = replace(base, path=path)
+            found = _with(base, path=path)
             out.append(found)
             if not base.back and base.occurrence == -1:
-                out.extend(_list_variants(found, obj, at, ctx, counter, cache))
+                out.extend(_list_variants(found, obj, at, ctx, counter, cache, sources))
         if num and not base.back and base.occurrence == -1:
             for path, leaf in ix.numbers:
                 offset = round(float(value) - leaf, 6)
                 if offset and round(leaf + offset, 6) == round(float(value), 6):
-                    out.append(replace(base, path=path, offset=offset))
+                    out.append(_with(base, path=path, offset=offset))
     return out
 
 

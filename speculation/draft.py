@@ -19,7 +19,7 @@ from torch import nn
 
 from control.tools import ToolCall, canonical_json
 from realtime.errors import ConfigError
-from speculation.contexts import features
+from speculation.context_keys import features
 from speculation.derive import (
     Context,
     Derivation,

@@ -61,6 +61,7 @@ def _row(name: str, mode: str, run: RunResult, base: RunResult, base_stats: Mapp
         "writes_attempted": m.writes_attempted, "writes_blocked": m.writes_blocked,
         "spec_writes_executed": m.writes_executed + len(run.violations),
         "divergent_episodes": divergent, "unrecorded_served": run.unrecorded_served,
+        "predictor_errors": m.predictor_errors,
         "replay_wall_s": wall_s,
     }
 

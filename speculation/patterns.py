@@ -3,7 +3,7 @@
 A pattern is (context -> predicted tool, one derivation per argument, empirical
 success probability, support). Contexts are the recent tool names, features of
 the last result (nested fields too) and of the observation
-(:mod:`speculation.contexts`); the library counts, for each context, which tool
+(:mod:`speculation.context_keys`); the library counts, for each context, which tool
 came next and which derivations (:func:`speculation.derive.candidates`: every
 source in the context, any depth, list positions fixed, from the end, by loop
 counter or by matching field) explained each of its arguments. Prediction picks
@@ -29,7 +29,7 @@ from typing import Any
 
 from control.tools import ToolCall, canonical_json
 from realtime.errors import ConfigError
-from speculation.contexts import context_keys, feature_keys
+from speculation.context_keys import context_keys, feature_keys, lower_bound
 from speculation.derive import (
     Context,
     Derivation,
@@ -45,6 +45,7 @@ __all__ = ["Guess", "Pattern", "PatternLibrary"]
 
 _ANY = '["*"]'
 _MAX_PER_SLOT = 64
+_NESTED_Z = 1.64  # one-sided 95%: how sure a nested-field context must be to be used
 _TIE = 0.9  # derivations within this share of the best count are as good as it
 FORMAT = "rtagent-patterns/2"
 _READABLE = ("rtagent-patterns/1", FORMAT)  # /1 libraries name only the older derivations
@@ -200,9 +201,11 @@ class PatternLibrary:
         return Guess(value, p)
 
     # ---- prediction ----
-    def _best_context(self, keys: Iterable[str]) -> tuple[str, Counter[str]] | None:
-        best: tuple[str, Counter[str]] | None = None
-        best_score = -1.0
+    def _best_context(self, keys: Iterable[str], z: float = 0.0
+                      ) -> tuple[str, Counter[str], float] | None:
+        """The context whose top tool's share is highest (its Wilson lower bound with
+        ``z`` > 0), with that score; ties go to the earlier, more specific key."""
+        best: tuple[str, Counter[str], float] | None = None
         for key in keys:
             c = self.next_tool.get(key)
             if not c:
@@ -210,14 +213,24 @@ class PatternLibrary:
             n = sum(c.values())
             if n < self.min_support:
                 continue
-            score = max(c.values()) / n
-            if score > best_score + 1e-9:
-                best, best_score = (key, c), score
+            score = lower_bound(max(c.values()), n, z) if z else max(c.values()) / n
+            if best is None or score > best[2] + 1e-9:
+                best = (key, c, score)
         return best
+
+    def _choose_context(self, ctx: Context) -> tuple[str | None, Counter[str]] | None:
+        """(the key whose argument derivations to use, the next-tool counts) in ``ctx``.
+        A nested-field context is taken only when its lower bound beats the best other
+        context: many nested fields vary at random and a few look decisive by chance."""
+        best = self._best_context(context_keys(ctx))
+        nested = self._best_context(feature_keys(ctx), _NESTED_Z)
+        if nested is not None and (best is None or nested[2] > best[2] + 1e-9):
+            return (best[0] if best else None), nested[1]
+        return (best[0], best[1]) if best else None
 
     def tool_distribution(self, ctx: Context) -> dict[str, float]:
         """P(next tool | best context), empty if no context has support."""
-        best = self._best_context([*context_keys(ctx), *feature_keys(ctx)])
+        best = self._choose_context(ctx)
         if best is None:
             return {}
         n = sum(best[1].values())
@@ -296,23 +309,19 @@ class PatternLibrary:
         """The ``k`` most likely next calls in ``ctx``. A tool whose usual derivations do not
         apply now (the loop's list is used up, the source is missing) loses that share of
         its probability, and the others gain it."""
-        arg_keys = context_keys(ctx)
-        best = self._best_context([*arg_keys, *feature_keys(ctx)])
+        best = self._choose_context(ctx)
         if best is None:
             return []
-        key, counter = best
-        if not key.startswith('["N"'):
-            arg_key: str | None = key
-        else:  # nested-feature contexts count tools only; arguments from the best other one
-            other = self._best_context(arg_keys)
-            arg_key = other[0] if other else None
+        arg_key, counter = best
         mass = float(sum(counter.values()))
         found = []
         for tool, c in counter.most_common(k + 4):
             argsets, derivable = self._arguments(tool, ctx, arg_key)
             mass -= c * (1.0 - derivable)
-            if argsets:
+            if argsets and derivable > 0:
                 found.append((tool, c, argsets))
+        if mass <= 0:
+            return []
         out: dict[str, Prediction] = {}
         for tool, c, argsets in found:
             for values, p in argsets:
@@ -405,6 +414,12 @@ class PatternLibrary:
                              "`rtagent spec mine TRACES.jsonl -o PATTERNS.json`")
         try:
             data = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise TraceError(f"{p}: not JSON ({exc.msg})") from exc
-        return cls.from_json(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise TraceError(f"{p}: not JSON ({exc})") from exc
+        if not isinstance(data, Mapping):
+            raise TraceError(f"{p}: expected a pattern library (a JSON object)")
+        try:
+            return cls.from_json(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise TraceError(f"{p}: a damaged pattern library ({type(exc).__name__}: {exc}); "
+                             "mine it again with `rtagent spec mine`") from exc

@@ -27,7 +27,7 @@ from speculation.patterns import PatternLibrary
 from speculation.predictors import PatternPredictor
 from speculation.replay import OraclePredictor, replay_run
 from speculation.toolsets import make_toolset
-from speculation.traces import Episode, Step, load_jsonl
+from speculation.traces import Episode, Step, TraceError, load_jsonl
 from speculation.vtime import run_virtual
 from speculation.workloads import load_specs
 
@@ -62,6 +62,11 @@ def test_miner_learns_loop_positions_deep_paths_and_the_end_of_a_loop() -> None:
     ctx = Context(ep.steps[:-1], ep.observation)
     top = lib.predict(ctx, 2)
     assert top[0].call == ToolCall("tag", {"id": "f99-6"}) and top[0].probability > 0.95
+    # a loop that ends its episodes: nothing is predicted once its list is used up
+    untagged = PatternLibrary()
+    untagged.update([Episode(e.id, e.steps[:-1], e.observation)
+                     for e in (_loop_episode(i, 2 + i % 5) for i in range(30))])
+    assert untagged.predict(ctx, 2) == []
 
 
 def test_miner_learns_an_item_matched_by_a_request_field_and_an_earlier_call() -> None:
@@ -93,6 +98,9 @@ def test_new_derivations_round_trip_through_the_library_file(tmp_path: Path) -> 
     assert again.deriv_table == lib.deriv_table
     ctx = Context(_loop_episode(7, 3).steps[:2], {"team": "t7"})
     assert [p.call for p in again.predict(ctx, 2)] == [p.call for p in lib.predict(ctx, 2)]
+    (tmp_path / "bad.json").write_text('{"format": "rtagent-patterns/2", "next_tool": []}')
+    with pytest.raises(TraceError, match="damaged pattern library"):
+        PatternLibrary.load(tmp_path / "bad.json")
     loop = Derivation("result", "list", ("xs", 1, "id"), loop_at=1, counter="get")
     assert loop.apply(Context((Step("list", {}, {"xs": [{"id": 1}, {"id": 2}]}),))) == (True, 2)
 

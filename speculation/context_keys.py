@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from speculation.derive import UNKNOWN, Context, leaves
+from speculation.context import UNKNOWN, Context, leaves
 from speculation.traces import Step
 
 __all__ = ["context_keys", "feature_keys", "features", "lower_bound", "nested_features"]
