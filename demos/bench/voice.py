@@ -31,6 +31,7 @@ import dataclasses
 import json
 import re
 import statistics
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--early-silence-ms", type=float, default=200.0,
                         help="early endpoint on a finished-sounding partial (0: off)")
     parser.add_argument("--only", choices=("spec", "plain"), help="run one mode only")
+    parser.add_argument("--spec-store", type=Path, metavar="DIR",
+                        help="speculation's trace store and library (default: a new empty one, "
+                             "so the run learns from itself only)")
     model_options(parser)
     json_output(parser, "every figure and turn")
     trace_output(parser, 'both modes (process names "speculation/decision", ...)')
@@ -208,8 +212,10 @@ def run(args: argparse.Namespace) -> int:
                                   model=args.model, lora=lora_choice(args),
                                   trace_label=name.replace(" ", "-") if trace.enabled else "")
             print(f"running {len(items)} requests with {name} ...", flush=True)
-            result = VoiceSession(cfg, items, via=args.via, gap_s=args.gap_s, env=trace.env(),
-                                  tracer=trace.tracer).run()
+            with tempfile.TemporaryDirectory() as fresh:  # speculation learns from this run only
+                store = {"RTAGENT_SPEC_DIR": str(args.spec_store or fresh)}
+                result = VoiceSession(cfg, items, via=args.via, gap_s=args.gap_s,
+                                      env={**trace.env(), **store}, tracer=trace.tracer).run()
             results[name] = score(reqs, result)
         trace.write(modes=list(modes))
         written = trace.describe()
