@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--early-silence-ms", type=float, default=200.0,
                         help="early endpoint on a finished-sounding partial (0: off)")
     parser.add_argument("--only", choices=("spec", "plain"), help="run one mode only")
+    parser.add_argument("--spec-store", type=Path, metavar="DIR",
+                        help="speculation's trace store and library (default: a new empty one, "
+                             "so the run learns from itself only)")
     model_options(parser)
     parser.add_argument("--requests", metavar="JSONL", help="the spoken requests (default: "
                         "audio/voice_requests.jsonl; audio/voice_open_requests.jsonl holds 49 "
@@ -235,16 +238,18 @@ def run(args: argparse.Namespace) -> int:
                                   model=args.model, lora=lora_choice(args),
                                   trace_label=name.replace(" ", "-") if trace.enabled else "")
             print(f"running {len(items)} requests with {name} ...", flush=True)
-            session = VoiceSession(cfg, items, via=args.via, gap_s=args.gap_s, env=trace.env(),
-                                   tracer=trace.tracer)
-            monkey = monkey_for(session, args, VOICE_VICTIMS)
-            # under chaos a turn whose request was spoken to a dead decision never comes
-            audio_s = sum(len(i.samples) / 16_000 + args.gap_s for i in items)
-            try:
-                result = session.run(timeout_s=audio_s + 300 if monkey else None)
-            finally:
-                if monkey is not None:
-                    monkey.stop()
+            with tempfile.TemporaryDirectory() as fresh:  # speculation learns from this run only
+                store = {"RTAGENT_SPEC_DIR": str(args.spec_store or fresh)}
+                session = VoiceSession(cfg, items, via=args.via, gap_s=args.gap_s,
+                                       env={**trace.env(), **store}, tracer=trace.tracer)
+                monkey = monkey_for(session, args, VOICE_VICTIMS)
+                # under chaos a turn whose request was spoken to a dead decision never comes
+                audio_s = sum(len(i.samples) / 16_000 + args.gap_s for i in items)
+                try:
+                    result = session.run(timeout_s=audio_s + 300 if monkey else None)
+                finally:
+                    if monkey is not None:
+                        monkey.stop()
             results[name] = score(reqs, result)
             if monkey is not None:
                 results[name]["chaos"] = voice_figures(monkey, result, home, Path(
