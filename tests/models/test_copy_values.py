@@ -4,44 +4,19 @@ is in tests/models/test_decoder_schema.py)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from models.argspec import ArgKind, ArgSpec
 from models.constraints import StringMatcher
 from models.copyspans import CopySpans
 from models.simpletool.said import request_numbers
+from tests.helpers.fake_vocab import FakeVocab
 
 PIECES = ["=", '="', '"', "San", " Francisco", " Fr", "ancisco", " and", " Sydney", "Syd",
           "ney", "s", "an", "pet", " friendly", "Pet", "P", "e", "t", "x", " "]
 
 
-class FakeVocab:
-    def __init__(self) -> None:
-        self.texts = list(PIECES)
-        self.plain_mask = np.array(['"' not in t for t in PIECES])
-        self.plain_len = np.array([len(t) for t in PIECES])
-        self.assign_ids = np.array([0, 1], dtype=np.int64)
-        self.open_ids = np.array([2], dtype=np.int64)
-
-    def lower_index(self) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
-        for i, t in enumerate(PIECES):
-            if self.plain_mask[i]:
-                out.setdefault(t.lower(), []).append(i)
-        return out
-
-    def tokenize(self, text: str) -> list[int]:
-        out, i = [], 0
-        while i < len(text):
-            j = max((k for k, p in enumerate(PIECES) if text.startswith(p, i)),
-                    key=lambda k: len(PIECES[k]))
-            out.append(j)
-            i += len(PIECES[j])
-        return out
-
-
-V = FakeVocab()
+V = FakeVocab(PIECES)
 
 
 @pytest.mark.parametrize(("request_", "numbers"), [

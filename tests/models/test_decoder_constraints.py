@@ -8,38 +8,14 @@ import pytest
 
 from models.callformat import ArgKind, ArgSpec
 from models.constraints import EnumMatcher, NumberMatcher, StringMatcher
+from tests.helpers.fake_vocab import FakeVocab
 
 PIECES = ["=", "=-", "-", "0", "1", "2", "3", "5", "9", ".", "10", "=\"", "\"", "Os", "lo",
           "red", "_", "cube", "blue", "\"x", "a\"b", "\n", ",", "true", "false", "4", "6", "n",
           "ull", "null"]
 
 
-class FakeVocab:
-    """The parts of VocabIndex the matchers read."""
-
-    def __init__(self) -> None:
-        self.texts = list(PIECES)
-        self.numeric_ids = np.array([i for i, t in enumerate(PIECES)
-                                     if set(t) <= set("=-0123456789.")], dtype=np.int64)
-        bad = set('"\\\n')
-        self.plain_mask = np.array([not (set(t) & bad) for t in PIECES])
-        self.plain_len = np.array([len(t) for t in PIECES])
-        self.open_ids = np.array([i for i, t in enumerate(PIECES) if t.startswith('"')
-                                  and '"' not in t[1:]], dtype=np.int64)
-        self.assign_ids = np.array([i for i, t in enumerate(PIECES) if t in ("=", '="')],
-                                   dtype=np.int64)
-
-    def tokenize(self, text: str) -> list[int]:  # greedy longest match, enough here
-        out, i = [], 0
-        while i < len(text):
-            j = max((k for k, p in enumerate(PIECES) if text.startswith(p, i)),
-                    key=lambda k: len(PIECES[k]))
-            out.append(j)
-            i += len(PIECES[j])
-        return out
-
-
-V = FakeVocab()
+V = FakeVocab(PIECES)
 
 
 def _texts(ids: np.ndarray) -> set[str]:

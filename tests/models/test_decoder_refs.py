@@ -11,30 +11,13 @@ from models.callformat import ArgKind, ArgSpec, parse, render
 from models.constraints import EnumMatcher, NumberMatcher, UnionMatcher
 from models.prompts import system_prompt
 from models.simpletool.refs import reference_options, with_references
+from tests.helpers.fake_vocab import FakeVocab
 
 PIECES = ["=", "=-", "-", "0", "1", "2", "3", "5", "9", ".", "10", "$", "$1", "cel", "sius",
           "high", "_", "=$", "red", "cube", "x", "kitchen", "office", "wind", "speed"]
 
 
-class FakeVocab:
-    """The parts of VocabIndex the matchers read."""
-
-    def __init__(self) -> None:
-        self.texts = list(PIECES)
-        self.numeric_ids = np.array([i for i, t in enumerate(PIECES)
-                                     if set(t) <= set("=-0123456789.")], dtype=np.int64)
-
-    def tokenize(self, text: str) -> list[int]:  # greedy longest match
-        out, i = [], 0
-        while i < len(text):
-            j = max((k for k, p in enumerate(PIECES) if text.startswith(p, i)),
-                    key=lambda k: len(PIECES[k]))
-            out.append(j)
-            i += len(PIECES[j])
-        return out
-
-
-V = FakeVocab()
+V = FakeVocab(PIECES)
 WEATHER = ToolSpec("get_weather", parameters={
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     returns={"type": "object", "properties": {

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import string
 
-import numpy as np
-
 from models.callformat import ArgKind, ArgSpec
 from models.constraints import EnumMatcher, NumberMatcher, StringMatcher
 from models.simpletool.drafts import (
@@ -26,36 +24,13 @@ from models.simpletool.drafts import (
 )
 
 # a few merged pieces as real vocabularies have them, then every single character
+from tests.helpers.fake_vocab import FakeVocab
+
 PIECES = ["=-", '="', "=", "0.", "10", "red", "blue", "_cube", "kitchen", "living", "_room",
           "Os", "lo", "true", "false", ", ", "move", "_to", *string.printable[:95]]
 
 
-class FakeVocab:
-    """The parts of VocabIndex the matchers and drafts read; greedy longest-match tokens."""
-
-    def __init__(self) -> None:
-        self.texts: list[str | None] = list(PIECES)
-        self.numeric_ids = np.array([i for i, t in enumerate(PIECES)
-                                     if set(t) <= set("=-0123456789.")], dtype=np.int64)
-        bad = set('"\\\n')
-        self.plain_mask = np.array([not (set(t) & bad) for t in PIECES])
-        self.plain_len = np.array([len(t) for t in PIECES])
-        self.open_ids = np.array([i for i, t in enumerate(PIECES) if t.startswith('"')
-                                  and '"' not in t[1:]], dtype=np.int64)
-        self.assign_ids = np.array([i for i, t in enumerate(PIECES) if t in ("=", '="')],
-                                   dtype=np.int64)
-
-    def tokenize(self, text: str) -> list[int]:
-        out, i = [], 0
-        while i < len(text):
-            j = max((k for k, p in enumerate(PIECES) if text.startswith(p, i)),
-                    key=lambda k: len(PIECES[k]))
-            out.append(j)
-            i += len(PIECES[j])
-        return out
-
-
-V = FakeVocab()
+V = FakeVocab(PIECES)
 
 
 def _number(name: str, lo: float | None = None, hi: float | None = None,
