@@ -7,29 +7,9 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
 
-from realtime.supervisor import ProcessSpec, ProcState, Supervisor
-
-NODES = str(Path(__file__).resolve().parents[1] / "helpers" / "bus_nodes.py")
-
-
-def spec(name: str, role: str, *args: str, **kw: object) -> ProcessSpec:
-    kw.setdefault("backoff_initial_ms", 50.0)
-    kw.setdefault("heartbeat_timeout_ms", 1500.0)
-    return ProcessSpec(name=name, argv=(sys.executable, NODES, role, *args), **kw)  # type: ignore[arg-type]
-
-
-def step_until(sup: Supervisor, cond: Callable[[], bool], limit_s: float = 60.0) -> None:
-    """Drive the supervisor until ``cond()``; the limit only guards against a hang."""
-    end = time.monotonic() + limit_s
-    while not cond():
-        assert time.monotonic() < end, f"condition not reached; events: {sup.report.events}"
-        sup.step()
-        time.sleep(0.02)
+from realtime.supervisor import ProcState, Supervisor
+from tests.realtime.test_supervisor import spec, step_until
 
 
 def test_a_node_that_beats_while_its_loop_is_stuck_is_restarted() -> None:
