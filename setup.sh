@@ -109,12 +109,12 @@ fi
 
 say "checking the embedded models"
 .venv/bin/python - <<'EOF'
-from models.adapters import default_adapter
-from models.artifacts import GGUF_MODELS, resolve_gguf, resolve_whisper, runtime_gguf
+from models.artifacts import GGUF_MODELS, embedded_gguf, resolve_whisper
+from models.resolve import resolve_model
 for name in GGUF_MODELS:
-    print(f"  {name:14s} {resolve_gguf(name=name)}")
+    print(f"  {name:14s} {embedded_gguf(name)}")
 # The default model runs re-encoded, with its shipped adapter merged (made once, ~6 s).
-run = runtime_gguf(resolve_gguf(), default_adapter())
+run = resolve_model().run_file
 print(f"  {'runs as':14s} {run.path}")
 print(f"  {'tiny.en':14s} {resolve_whisper()}")
 EOF
