@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from control.tools import ToolCall
@@ -22,7 +22,7 @@ from models.callformat import ArgKind, ArgSpec, format_number
 from models.constraints import Matcher, NumberMatcher, StringMatcher, UnionMatcher, VocabIndex
 from models.copyspans import CopySpans
 
-__all__ = ["RequestValues", "request_numbers"]
+__all__ = ["RequestValues", "request_numbers", "request_spellings"]
 
 _DIGITS = re.compile(r"(-?)(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(\s*(?:%|percent\b))?")
 _WORDS = {w: n for n, w in enumerate([
@@ -49,6 +49,20 @@ def request_numbers(request: str) -> list[str]:
     return [text for _, text in sorted(out, key=lambda p: p[0])]
 
 
+def request_spellings(request: str) -> dict[str, tuple[str, ...]]:
+    """Other ways the request writes a number than the format's own (``0.0`` for 0,
+    ``2.50`` for 2.5): a model copying the request writes them, and a matcher that
+    offered only ``0`` would turn the copied ``0.`` into the next number (``0.3``)."""
+    out: dict[str, set[str]] = {}
+    for m in _DIGITS.finditer(request):
+        sign = m.group(1) if m.start() == 0 or not request[m.start() - 1].isalnum() else ""
+        written = sign + m.group(2).replace(",", "") + (m.group(3) or "")
+        canonical = format_number(float(written))
+        if written != canonical:
+            out.setdefault(canonical, set()).add(written)
+    return {k: tuple(sorted(v)) for k, v in out.items()}
+
+
 def _leaves(value: Any) -> list[Any]:
     if isinstance(value, Mapping):
         return [x for v in value.values() for x in _leaves(v)]
@@ -67,13 +81,15 @@ class RequestValues:
     numbers: list[str]
     spans: CopySpans | None = None
     written: tuple[str, ...] = ()
+    spellings: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, request: str, vocab: VocabIndex,
            earlier: Sequence[ToolCall] = ()) -> RequestValues:
         """For the next call of an answer whose ``earlier`` calls are decoded."""
         written = request_numbers(request)
-        out = cls(list(written), CopySpans(request, vocab) if request else None, tuple(written))
+        out = cls(list(written), CopySpans(request, vocab) if request else None, tuple(written),
+                  request_spellings(request))
         for call in earlier:
             for v in _leaves(call.arguments):
                 if isinstance(v, int | float) and not isinstance(v, bool):
@@ -92,7 +108,8 @@ class RequestValues:
             return m
         for pool in (self.numbers, self.written):
             if pool:
-                narrowed = NumberMatcher(arg, m.vocab, prefix=m.prefix, choices=pool)
+                spelled = [w for n in dict.fromkeys(pool) for w in (n, *self.spellings.get(n, ()))]
+                narrowed = NumberMatcher(arg, m.vocab, prefix=m.prefix, choices=spelled)
                 if narrowed.choices:
                     return narrowed
         return m

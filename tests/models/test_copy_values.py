@@ -67,3 +67,21 @@ def test_numbers_an_earlier_call_used_go_to_later_calls_only_where_none_else_fit
     both = RequestValues.of("stock prices of Microsoft and Apple over 30 days", V,  # type: ignore[arg-type]
                             [ToolCall("stock", {"days": 30})])
     assert both.numbers == [] and both.written == ("30",)  # (taken again: the only one)
+
+
+def test_a_number_written_with_trailing_zeros_is_offered_as_written_and_used_up_as_its_value(
+        ) -> None:
+    """"y 0.0": a model copying it writes ``0.`` next; offering only ``0`` forced that on
+    to the request's next number (``0.3``), the arm went to the wrong place."""
+    from models.constraints import NumberMatcher
+    from models.simpletool.said import RequestValues, request_spellings
+
+    request = "move the gripper to x 0.5 y 0.0 z 0.30"
+    assert request_spellings(request) == {"0": ("0.0",), "0.3": ("0.30",)}
+    said = RequestValues.of(request, V)  # type: ignore[arg-type]
+    y = ArgSpec("y", ArgKind.NUMBER, True)
+    m = said.narrow(NumberMatcher(y, V), y)  # type: ignore[arg-type]
+    assert m.complete("=0.0") and m.complete("=0") and m.complete("=0.30")
+    assert m.value("=0.0") == 0.0 and not m.complete("=0.7")
+    said.take(m, "=0.0")
+    assert said.numbers == ["0.5", "0.3"]  # the one occurrence is gone, in either spelling
