@@ -129,3 +129,25 @@ def test_demos_stay_thin() -> None:
     total = sum(len(p.read_text().splitlines()) for p in (ROOT / "demos").rglob("*.py")
                 if "bench" not in p.relative_to(ROOT / "demos").parts)
     assert total <= MAX_DEMOS_LINES, f"demos/ holds {total} lines (at most {MAX_DEMOS_LINES})"
+
+
+def test_every_named_import_names_something_that_exists() -> None:
+    """A lazy ``from models.x import y`` inside a function runs only when that path does:
+    a name that moved (``resolve_gguf`` left ``models.artifacts``) would fail a user, or CI's
+    set-up, long after the move. Every such import of the project is resolved here."""
+    import importlib
+
+    missing = []
+    for path in [*_modules().values(), *ROOT.joinpath("tests").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                    and node.module.split(".")[0] in (*PACKAGES, "tests")):
+                continue
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                if alias.name != "*" and not hasattr(module, alias.name):
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ModuleNotFoundError:
+                        missing.append(f"{path.relative_to(ROOT)}: {node.module}.{alias.name}")
+    assert not missing, missing
