@@ -17,12 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = re.findall(r"python - <<'EOF'\n(.*?)\nEOF\n", (ROOT / "setup.sh").read_text(), re.S)
 
 
-def test_setup_sh_has_its_model_check():
+def test_setup_sh_has_its_model_check() -> None:
     assert BLOCKS, "setup.sh's model check (a python heredoc) was not found"
 
 
 @pytest.mark.parametrize("code", BLOCKS)
-def test_setup_sh_python_block_runs(code):
+def test_setup_sh_python_block_runs(code: str) -> None:
     done = subprocess.run([sys.executable, "-"], input=code, text=True, cwd=ROOT,
                           capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr
