@@ -3,7 +3,7 @@
 A call's values nearly always come from the request as written (every number and text
 value of the project's eval sets does): a number argument (or element) takes one of the
 request's numbers where it has any that fit ("5 Ampere", "three", "8%" as 8 or 0.08;
-none that fits: the number is free), a string one of its spans
+none that fits: the number is free; ``0.0`` as written as well as ``0``), a string one of its spans
 (:mod:`models.copyspans`); each written occurrence gives one value per call, and an
 optional number is offered only while one is left for it. Numbers an earlier call of
 the answer used are left to later calls only where no other fits ("20 and 15 minutes
@@ -34,17 +34,27 @@ _WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 7
 _WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.IGNORECASE)
 
 
+def _digits(request: str) -> list[tuple[int, str, bool]]:
+    """Each number written in digits: where, as written (``1,500`` as 1500; a ``-`` only
+    where it is a sign, not in ``2022-2023``), and whether a percent follows."""
+    out = []
+    for m in _DIGITS.finditer(request):
+        sign = m.group(1) if m.start() == 0 or not request[m.start() - 1].isalnum() else ""
+        out.append((m.start(), sign + m.group(2).replace(",", "") + (m.group(3) or ""),
+                    bool(m.group(4))))
+    return out
+
+
 def request_numbers(request: str) -> list[str]:
     """The numbers a request writes, as the format writes them, in order: digits
     (``1,500`` as 1500; a ``-`` only where it is a sign, not in ``2022-2023``), a percent
     also as its fraction (``8%``: 8 and 0.08), and number words (``three``)."""
     out: list[tuple[int, str]] = []
-    for m in _DIGITS.finditer(request):
-        sign = m.group(1) if m.start() == 0 or not request[m.start() - 1].isalnum() else ""
-        value = float(sign + m.group(2).replace(",", "") + (m.group(3) or ""))
-        out.append((m.start(), format_number(value)))
-        if m.group(4):
-            out.append((m.start(), format_number(round(value / 100, 12))))
+    for start, written, percent in _digits(request):
+        value = float(written)
+        out.append((start, format_number(value)))
+        if percent:
+            out.append((start, format_number(round(value / 100, 12))))
     out += [(m.start(), str(_WORDS[m.group(1).lower()])) for m in _WORD.finditer(request)]
     return [text for _, text in sorted(out, key=lambda p: p[0])]
 
@@ -54,9 +64,7 @@ def request_spellings(request: str) -> dict[str, tuple[str, ...]]:
     ``2.50`` for 2.5): a model copying the request writes them, and a matcher that
     offered only ``0`` would turn the copied ``0.`` into the next number (``0.3``)."""
     out: dict[str, set[str]] = {}
-    for m in _DIGITS.finditer(request):
-        sign = m.group(1) if m.start() == 0 or not request[m.start() - 1].isalnum() else ""
-        written = sign + m.group(2).replace(",", "") + (m.group(3) or "")
+    for _, written, _ in _digits(request):
         canonical = format_number(float(written))
         if written != canonical:
             out.setdefault(canonical, set()).add(written)
